@@ -1,0 +1,168 @@
+"""Input validation shared by the toolbox (losses, miners).
+
+Every check raises an error that names the argument, what was wrong with it and how to fix it,
+before any computation starts. These helpers know nothing of losses or recipes.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+__all__ = [
+    "check_choice",
+    "check_embeddings",
+    "check_ids",
+    "check_pair_inputs",
+    "check_positive",
+    "check_probability",
+    "compute_dtype",
+]
+
+
+def compute_dtype(*tensors: Tensor | None) -> torch.dtype:
+    """The floating dtype a loss computes in: float64 if any input is float64, else float32.
+
+    Half-precision inputs (bf16, fp16) are upcast so that log-sum-exp and the reductions are
+    accurate; the returned loss is then float32 even under autocast.
+    """
+    dtype = torch.float32
+    for t in tensors:
+        if t is not None and t.dtype == torch.float64:
+            dtype = torch.float64
+    return dtype
+
+
+def check_embeddings(x: Tensor, name: str, *, allow_empty: bool = False) -> None:
+    """Check that ``x`` is a finite floating (N, D) tensor with N ≥ 1 and D ≥ 1."""
+    if not isinstance(x, Tensor):
+        raise TypeError(
+            f"{name} must be a torch.Tensor of shape (N, D), got {type(x).__name__}; "
+            f"convert it with torch.as_tensor({name})."
+        )
+    if x.dim() != 2:
+        raise ValueError(
+            f"{name} must be 2-D (N, D) embeddings, got shape {tuple(x.shape)}; "
+            f"flatten per-sample features first, e.g. {name}.flatten(1)."
+        )
+    if not torch.is_floating_point(x):
+        raise TypeError(
+            f"{name} must be a floating-point tensor, got dtype {x.dtype}; "
+            f"cast it with {name}.float()."
+        )
+    if x.shape[1] == 0:
+        raise ValueError(f"{name} has embedding dimension D=0; embeddings need D ≥ 1.")
+    if x.shape[0] == 0 and not allow_empty:
+        raise ValueError(
+            f"{name} is an empty batch (N=0); a contrastive loss needs at least one row."
+        )
+    if x.numel() > 0:
+        finite = torch.isfinite(x)
+        if not bool(finite.all()):
+            bad_rows = (~finite).any(dim=1).nonzero().flatten()
+            n_nan = int(torch.isnan(x).sum())
+            n_inf = int(torch.isinf(x).sum())
+            shown = bad_rows[:5].tolist()
+            raise ValueError(
+                f"{name} contains non-finite values ({n_nan} NaN, {n_inf} inf) in "
+                f"{bad_rows.numel()} row(s), first rows {shown}. The encoder diverged or the "
+                f"input was bad: lower the learning rate, enable gradient clipping, or check "
+                f"the data feeding those rows."
+            )
+
+
+def check_ids(ids: Tensor | None, n: int, name: str, rows_name: str) -> Tensor:
+    """Check that ``ids`` is an integer (or bool) 1-D tensor of length ``n``; return it as int64."""
+    if ids is None:
+        raise ValueError(
+            f"{name} is required: pass one integer id per row of {rows_name} "
+            f"(rows with equal ids are positives), e.g. torch.arange(N) for instance ids."
+        )
+    if not isinstance(ids, Tensor):
+        ids = torch.as_tensor(ids)
+    if ids.dim() != 1:
+        raise ValueError(
+            f"{name} must be 1-D with one id per row of {rows_name}, got shape "
+            f"{tuple(ids.shape)}; use {name}.flatten() if it is (N, 1)."
+        )
+    if torch.is_floating_point(ids) or torch.is_complex(ids):
+        raise TypeError(
+            f"{name} must hold integer ids, got dtype {ids.dtype}; floating ids compare "
+            f"unreliably. Convert class labels or instance indices with {name}.long()."
+        )
+    if ids.shape[0] != n:
+        raise ValueError(
+            f"{name} has {ids.shape[0]} ids but {rows_name} has {n} rows; give exactly one "
+            f"id per row."
+        )
+    return ids.long()
+
+
+def check_pair_inputs(
+    query: Tensor,
+    key: Tensor | None,
+    query_ids: Tensor | None,
+    key_ids: Tensor | None,
+) -> tuple[Tensor, Tensor | None, Tensor, Tensor | None]:
+    """Validate the (query, key, query_ids, key_ids) contract shared by every loss and miner.
+
+    Returns the ids as int64 tensors on the query's device. ``key_ids`` defaults to
+    ``query_ids`` when ``key`` has as many rows as ``query``.
+    """
+    check_embeddings(query, "query")
+    qids = check_ids(query_ids, query.shape[0], "query_ids", "query").to(query.device)
+    if key is None:
+        if key_ids is not None:
+            raise ValueError(
+                "key_ids was given without key; with key=None the query is contrasted with "
+                "itself and query_ids serve both sides. Drop key_ids or pass key."
+            )
+        return query, None, qids, None
+    check_embeddings(key, "key")
+    if key.shape[1] != query.shape[1]:
+        raise ValueError(
+            f"query and key must have the same embedding dimension, got query D="
+            f"{query.shape[1]} and key D={key.shape[1]}; project both to a shared "
+            f"dimension first."
+        )
+    if key.device != query.device:
+        raise ValueError(
+            f"query is on {query.device} but key is on {key.device}; move both to one device."
+        )
+    if key_ids is None:
+        if key.shape[0] != query.shape[0]:
+            raise ValueError(
+                f"key_ids is required when key has a different number of rows than query "
+                f"(query N={query.shape[0]}, key M={key.shape[0]}); pass one id per key row."
+            )
+        kids = qids
+    else:
+        kids = check_ids(key_ids, key.shape[0], "key_ids", "key").to(query.device)
+    return query, key, qids, kids
+
+
+def check_positive(value: float | Tensor, name: str, hint: str = "") -> None:
+    """Check that a scalar hyper-parameter (temperature, scale) is finite and > 0."""
+    v = value.detach() if isinstance(value, Tensor) else torch.as_tensor(value)
+    if v.numel() != 1:
+        raise ValueError(f"{name} must be a scalar, got shape {tuple(v.shape)}.")
+    if not bool(torch.isfinite(v)) or float(v) <= 0:
+        raise ValueError(f"{name} must be a finite number > 0, got {float(v)}. {hint}".rstrip())
+
+
+def check_probability(value: float, name: str, *, upper_open: bool = True) -> None:
+    """Check 0 ≤ value < 1 (or ≤ 1 when ``upper_open`` is False)."""
+    ok = 0.0 <= float(value) < 1.0 if upper_open else 0.0 <= float(value) <= 1.0
+    if not ok:
+        bound = "[0, 1)" if upper_open else "[0, 1]"
+        raise ValueError(f"{name} must lie in {bound}, got {value}.")
+
+
+def check_choice(value: str, name: str, choices: tuple[str, ...]) -> None:
+    """Check that a string option is one of ``choices``, suggesting the closest match."""
+    if value not in choices:
+        import difflib
+
+        close = difflib.get_close_matches(str(value), choices, n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        raise ValueError(f"{name} must be one of {list(choices)}, got {value!r}.{hint}")

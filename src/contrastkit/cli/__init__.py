@@ -1,0 +1,1 @@
+"""The command-line layer (typer). It parses arguments and calls the library; no logic lives here."""

@@ -1,0 +1,213 @@
+"""``contrastkit`` command-line entry point."""
+
+from __future__ import annotations
+
+import platform
+from pathlib import Path
+
+import typer
+
+import contrastkit
+
+app = typer.Typer(
+    name="contrastkit",
+    help=(
+        "Contrastive representation learning: exact losses and miners, recipes (SimCLR, "
+        "SupCon, MoCo, CLIP, SimCSE, ...), training, evaluation and search."
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(contrastkit.__version__)
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", callback=_print_version, is_eager=True, help="Print the version."
+    ),
+) -> None:
+    """Contrastive representation learning from the command line."""
+
+
+@app.command()
+def info() -> None:
+    """Show versions and the compute this machine offers (CUDA, bf16 on CPU)."""
+    import torch
+
+    bf16_cpu = getattr(torch.backends.cpu, "get_cpu_capability", lambda: "unknown")()
+    rows = {
+        "contrastkit": contrastkit.__version__,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "cuda available": str(torch.cuda.is_available()),
+        "cpu capability": str(bf16_cpu),
+        "threads": str(torch.get_num_threads()),
+    }
+    width = max(len(k) for k in rows)
+    for k, v in rows.items():
+        typer.echo(f"{k:<{width}}  {v}")
+
+
+@app.command()
+def losses() -> None:
+    """List the losses and miners in the toolbox, with the paper each one follows."""
+    import contrastkit.losses as L
+    import contrastkit.miners as M
+
+    for mod in (L, M):
+        for name in mod.__all__:
+            obj = getattr(mod, name)
+            if callable(obj) and name[0].islower() and obj.__doc__:
+                first = obj.__doc__.strip().splitlines()[0]
+                typer.echo(f"{mod.__name__.split('.')[-1]:>7}  {name:<28} {first}")
+
+
+@app.command()
+def train(
+    ctx: typer.Context,
+    recipe: str = typer.Option("simclr", help="simclr or supcon."),
+    data: str = typer.Option("digits", help="digits, mnist, fashion-mnist, or a folder."),
+    encoder: str = typer.Option("resnet18", help="resnet18/34/50, small_cnn or mlp."),
+    width: float = typer.Option(0.25, help="Channel multiplier (ResNet) / width (SmallCNN)."),
+    epochs: int = typer.Option(10, help="Training epochs."),
+    batch_size: int = typer.Option(256, help="Images per step."),
+    lr: float = typer.Option(0.3, help="Base learning rate (scaled by batch/256)."),
+    optimizer: str = typer.Option("sgd", help="sgd, lars, adamw or adam."),
+    temperature: float = typer.Option(None, help="Loss temperature (default: the recipe's)."),
+    out: str = typer.Option("runs/contrastkit", "--out", help="Output folder."),
+    config: str = typer.Option(None, help="JSON/TOML/YAML file of options (CLI flags win)."),
+    resume: bool = typer.Option(False, help="Continue from the checkpoint in --out."),
+    precision: str = typer.Option("auto", help="auto (bf16 where supported), bf16, fp32."),
+    seed: int = typer.Option(0, help="Random seed."),
+    max_minutes: float = typer.Option(None, help="Stop after this wall time."),
+    progress: bool = typer.Option(True, help="Show a progress bar."),
+    report: bool = typer.Option(True, help="Write report.html (t-SNE/UMAP maps, neighbours)."),
+    linear_probe: bool = typer.Option(True, help="Fit a linear probe on the frozen features."),
+) -> None:
+    """Train an encoder with a recipe, then evaluate it on the test split (results.json)."""
+    import json
+
+    from contrastkit.recipes.experiment import ExperimentConfig, run_experiment
+
+    values = {}
+    if config:
+        try:
+            values = dataclass_values(ExperimentConfig.from_file(config))
+        except (ValueError, FileNotFoundError) as err:
+            typer.secho(f"error: {err}", fg=typer.colors.RED, err=True)
+            raise typer.Exit(2) from err
+    given = {
+        "report": report,
+        "linear_probe": linear_probe,
+        "recipe": recipe,
+        "data": data,
+        "encoder": encoder,
+        "width": width,
+        "epochs": epochs,
+        "batch_size": batch_size,
+        "lr": lr,
+        "optimizer": optimizer,
+        "temperature": temperature,
+        "out_dir": out,
+        "precision": precision,
+        "seed": seed,
+        "max_minutes": max_minutes,
+        "progress": progress,
+    }
+    for key, value in given.items():
+        param = "out" if key == "out_dir" else key
+        if not config or ctx.get_parameter_source(param).name != "DEFAULT":
+            values[key] = value
+    try:
+        cfg = ExperimentConfig.from_dict(values)
+        results = run_experiment(cfg, resume=resume)
+    except (ValueError, FileNotFoundError) as err:
+        typer.secho(f"error: {err}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(2) from err
+    summary = {"out_dir": cfg.out_dir, "train_seconds": round(results["train_seconds"], 1)}
+    summary.update(results.get("test", {}))
+    typer.echo(json.dumps(summary, indent=2))
+
+
+@app.command()
+def demo(
+    out: str = typer.Option("runs/demo", "--out", help="Output folder."),
+    epochs: int = typer.Option(60, help="Training epochs."),
+    progress: bool = typer.Option(True, help="Show a progress bar."),
+) -> None:
+    """Train SimCLR on the built-in digits, evaluate on the test split, write the report."""
+    import dataclasses
+
+    from contrastkit.recipes.experiment import demo_config, run_experiment
+
+    cfg = dataclasses.replace(demo_config(out, epochs), progress=progress)
+    typer.echo(f"contrastkit demo: SimCLR, ResNet-18 (1/4 width), digits, {epochs} epochs -> {out}")
+    results = run_experiment(cfg)
+    test = results.get("test", {})
+    typer.echo(
+        f"test kNN accuracy {test.get('knn_acc', float('nan')):.3f} "
+        f"(raw pixels {test.get('raw_pixel_knn_acc', float('nan')):.3f}), "
+        f"linear probe {test.get('linear_probe_acc', float('nan')):.3f}, "
+        f"trained in {results['train_seconds']:.0f} s"
+    )
+    typer.echo(f"report: {Path(results['report']).resolve()}")
+    typer.echo(f"encoder: {Path(out).resolve() / 'encoder.safetensors'} (+ encoder.json)")
+
+
+@app.command()
+def evaluate(
+    encoder: str = typer.Option(..., help="Folder with encoder.safetensors + encoder.json."),
+    data: str = typer.Option(..., help="Labelled data set with a test split."),
+    knn_k: int = typer.Option(200, help="Neighbours of the weighted kNN."),
+    probe: bool = typer.Option(True, help="Also fit a linear probe."),
+    report: str = typer.Option(None, help="Write an HTML report here."),
+) -> None:
+    """Evaluate an exported encoder: kNN, linear probe, P/R/F1, precision@1, MAP@R."""
+    import json
+
+    from contrastkit.recipes.experiment import evaluate_encoder
+
+    try:
+        res = evaluate_encoder(encoder, data, knn_k=knn_k, probe=probe, report=report)
+    except (ValueError, FileNotFoundError) as err:
+        typer.secho(f"error: {err}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(2) from err
+    typer.echo(json.dumps(res, indent=2))
+
+
+@app.command()
+def embed(
+    encoder: str = typer.Option(..., help="Folder with encoder.safetensors + encoder.json."),
+    data: str = typer.Option(..., help="Data set name or folder."),
+    out: str = typer.Option(..., "--out", help="Output .npy or .parquet file."),
+    split: str = typer.Option("test", help="train or test."),
+) -> None:
+    """Write embeddings and ids (and labels) of a data split to .npy or .parquet."""
+    from contrastkit.recipes.experiment import embed_dataset
+
+    try:
+        path = embed_dataset(encoder, data, out, split=split)
+    except (ValueError, FileNotFoundError) as err:
+        typer.secho(f"error: {err}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(2) from err
+    typer.echo(f"wrote {path}")
+
+
+def dataclass_values(obj) -> dict:
+    import dataclasses
+
+    return dataclasses.asdict(obj)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

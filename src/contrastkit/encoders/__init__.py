@@ -1,0 +1,53 @@
+"""Encoders: backbones that map inputs to feature vectors, each with ``out_dim`` and ``config``.
+
+``build_encoder(name, **config)`` rebuilds any of them from the JSON config saved beside the
+weights, so an exported encoder loads without the training code.
+"""
+
+from __future__ import annotations
+
+from torch import nn
+
+from contrastkit.encoders.efficientnet import EfficientNetLite0
+from contrastkit.encoders.resnet import ResNet, resnet18, resnet34, resnet50
+from contrastkit.encoders.small import MLP, SmallCNN
+
+ENCODERS = {
+    "resnet18": resnet18,
+    "resnet34": resnet34,
+    "resnet50": resnet50,
+    "small_cnn": SmallCNN,
+    "mlp": MLP,
+    "efficientnet_lite0": EfficientNetLite0,
+}
+
+
+def build_encoder(name: str, **config) -> nn.Module:
+    """Build a registered encoder by name with its keyword configuration.
+
+    Example:
+        >>> from contrastkit.encoders import build_encoder
+        >>> build_encoder("resnet18", in_channels=1, small_input=True).out_dim
+        512
+    """
+    if name not in ENCODERS:
+        import difflib
+
+        close = difflib.get_close_matches(name, list(ENCODERS), n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        raise ValueError(f"unknown encoder {name!r}; available: {sorted(ENCODERS)}.{hint}")
+    if name.startswith("resnet"):
+        config = {k: v for k, v in config.items() if k not in ("block", "layers")}
+    return ENCODERS[name](**config)
+
+
+__all__ = [
+    "ENCODERS",
+    "MLP",
+    "ResNet",
+    "SmallCNN",
+    "build_encoder",
+    "resnet18",
+    "resnet34",
+    "resnet50",
+]

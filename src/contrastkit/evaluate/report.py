@@ -1,0 +1,284 @@
+"""A single self-contained HTML report: metrics, training curves, embedding maps, neighbours.
+
+Pictures are PNGs rendered with matplotlib (Agg) and embedded as base64, so the file opens in
+any browser with nothing beside it. Embedding maps use t-SNE (scikit-learn) and UMAP
+(umap-learn) on a class-stratified sample of points.
+
+Example:
+    >>> import tempfile, torch
+    >>> from contrastkit.evaluate.report import write_report
+    >>> feats, labels = torch.randn(60, 8), torch.arange(60) % 3
+    >>> imgs = torch.randint(0, 256, (60, 1, 8, 8), dtype=torch.uint8)
+    >>> path = write_report(tempfile.mkdtemp() + "/report.html", metrics={"knn_acc": 0.5},
+    ...                     history=[{"epoch": 1, "loss": 3.0}], features=feats, labels=labels,
+    ...                     images=imgs, maps=("tsne",))
+    >>> path.exists()
+    True
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from contrastkit._io import atomic_write_bytes
+
+__all__ = [
+    "embedding_map",
+    "plot_confusion",
+    "plot_embedding",
+    "plot_neighbours",
+    "plot_training_curves",
+    "write_report",
+]
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _png(fig) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    _plt().close(fig)
+    return buf.getvalue()
+
+
+def plot_training_curves(history: Sequence[dict[str, float]]) -> bytes:
+    """Loss and (when logged) kNN accuracy and embedding spread per epoch, as PNG bytes."""
+    plt = _plt()
+    keys = [k for k in ("loss", "knn_acc", "emb_std_ratio", "lr") if any(k in h for h in history)]
+    fig, axes = plt.subplots(1, len(keys), figsize=(3.6 * len(keys), 3.0), squeeze=False)
+    for ax, key in zip(axes[0], keys):
+        pts = [(h["epoch"], h[key]) for h in history if key in h]
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", ms=3)
+        ax.set_title(key)
+        ax.set_xlabel("epoch")
+        ax.grid(alpha=0.3)
+    return _png(fig)
+
+
+def _sample(labels: Tensor | None, n: int, max_points: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    if n <= max_points:
+        return np.arange(n)
+    if labels is None:
+        return np.sort(rng.choice(n, max_points, replace=False))
+    lab = np.asarray(labels)
+    idx = []
+    classes = np.unique(lab)
+    per = max(1, max_points // len(classes))
+    for c in classes:
+        members = np.flatnonzero(lab == c)
+        idx.append(rng.choice(members, min(per, len(members)), replace=False))
+    return np.sort(np.concatenate(idx))
+
+
+def embedding_map(features: Tensor, method: str = "tsne", seed: int = 0) -> np.ndarray:
+    """2-D coordinates (N, 2) of L2-normalised features by t-SNE or UMAP (cosine metric)."""
+    x = F.normalize(features.float(), dim=1).numpy()
+    if method == "tsne":
+        from sklearn.manifold import TSNE
+
+        perplexity = float(min(30, max(5, (len(x) - 1) // 3)))
+        return TSNE(2, perplexity=perplexity, init="pca", random_state=seed).fit_transform(x)
+    if method == "umap":
+        import umap
+
+        return umap.UMAP(n_components=2, metric="cosine", random_state=seed).fit_transform(x)
+    raise ValueError(f"method must be 'tsne' or 'umap', got {method!r}.")
+
+
+def plot_embedding(
+    coords: np.ndarray, labels: Tensor | None, classes: Sequence[str] | None, title: str
+) -> bytes:
+    """Scatter plot of 2-D coordinates coloured by class, as PNG bytes."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6.0, 5.2))
+    if labels is None:
+        ax.scatter(coords[:, 0], coords[:, 1], s=4, alpha=0.6)
+    else:
+        lab = np.asarray(labels)
+        cmap = plt.get_cmap("tab10" if lab.max() < 10 else "tab20")
+        for c in np.unique(lab):
+            m = lab == c
+            name = classes[c] if classes and c < len(classes) else str(c)
+            ax.scatter(
+                coords[m, 0], coords[m, 1], s=4, alpha=0.7, color=cmap(c % cmap.N), label=name
+            )
+        ax.legend(markerscale=3, fontsize=7, loc="best", frameon=False)
+    ax.set_title(title)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    return _png(fig)
+
+
+def plot_neighbours(
+    images: Tensor,
+    features: Tensor,
+    labels: Tensor | None,
+    *,
+    n_queries: int = 8,
+    k: int = 6,
+    seed: int = 0,
+) -> bytes:
+    """Rows of (query, its k nearest neighbours by cosine similarity); a red frame marks a
+    neighbour of another class."""
+    plt = _plt()
+    g = torch.Generator().manual_seed(seed)
+    q_idx = torch.randperm(len(images), generator=g)[:n_queries]
+    z = F.normalize(features.float(), dim=1)
+    sim = z[q_idx] @ z.T
+    sim[torch.arange(len(q_idx)), q_idx] = -float("inf")
+    nn_idx = sim.topk(k, dim=1).indices
+    fig, axes = plt.subplots(len(q_idx), k + 1, figsize=(1.1 * (k + 1), 1.15 * len(q_idx)))
+    axes = np.atleast_2d(axes)
+    for r, qi in enumerate(q_idx.tolist()):
+        for c, idx in enumerate([qi, *nn_idx[r].tolist()]):
+            ax = axes[r, c]
+            img = images[idx].float() / (255.0 if images.dtype == torch.uint8 else 1.0)
+            if img.shape[0] == 1:
+                ax.imshow(img[0].numpy(), cmap="gray", vmin=0, vmax=1)
+            else:
+                ax.imshow(img.permute(1, 2, 0).clamp(0, 1).numpy())
+            ax.set_xticks([])
+            ax.set_yticks([])
+            wrong = labels is not None and c > 0 and int(labels[idx]) != int(labels[qi])
+            for spine in ax.spines.values():
+                spine.set_edgecolor("red" if wrong else ("black" if c == 0 else "#bbb"))
+                spine.set_linewidth(2.5 if wrong or c == 0 else 0.8)
+    axes[0, 0].set_title("query", fontsize=8)
+    for c in range(1, k + 1):
+        axes[0, c].set_title(f"nn {c}", fontsize=8)
+    return _png(fig)
+
+
+def plot_confusion(cm: np.ndarray, classes: Sequence[str] | None) -> bytes:
+    """Row-normalised confusion matrix (true class × predicted class), as PNG bytes."""
+    plt = _plt()
+    norm = cm / np.maximum(cm.sum(1, keepdims=True), 1)
+    fig, ax = plt.subplots(figsize=(5.2, 4.6))
+    ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
+    names = list(classes) if classes else [str(i) for i in range(len(cm))]
+    ax.set_xticks(range(len(names)), names, rotation=60, ha="right", fontsize=7)
+    ax.set_yticks(range(len(names)), names, fontsize=7)
+    for i in range(len(cm)):
+        for j in range(len(cm)):
+            if cm[i, j]:
+                ax.text(
+                    j,
+                    i,
+                    int(cm[i, j]),
+                    ha="center",
+                    va="center",
+                    fontsize=6,
+                    color="white" if norm[i, j] > 0.5 else "black",
+                )
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    return _png(fig)
+
+
+def _img_tag(png: bytes, alt: str) -> str:
+    data = base64.b64encode(png).decode()
+    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:.4f}"
+    return html.escape(str(v))
+
+
+def write_report(
+    path: str | os.PathLike,
+    *,
+    title: str = "contrastkit report",
+    metrics: dict[str, Any],
+    history: Sequence[dict[str, float]] = (),
+    features: Tensor | None = None,
+    labels: Tensor | None = None,
+    images: Tensor | None = None,
+    classes: Sequence[str] | None = None,
+    confusion: np.ndarray | None = None,
+    maps: Sequence[str] = ("tsne", "umap"),
+    max_points: int = 2000,
+    notes: str = "",
+    seed: int = 0,
+) -> Path:
+    """Write the HTML report; every section is optional except the metrics table.
+
+    Args:
+        path: output .html file (written atomically).
+        metrics: name → value rows of the table (e.g. test kNN and linear-probe accuracy).
+        history: per-epoch rows from the trainer (curves).
+        features, labels, images: test-set embeddings, labels and images (maps, neighbours).
+        classes: class names. confusion: confusion matrix (C, C).
+        maps: which embedding maps to draw (``tsne``, ``umap``).
+        max_points: class-stratified sample size for the maps.
+    """
+    sections = [
+        "<h2>Metrics</h2><table>"
+        + "".join(
+            f"<tr><th>{html.escape(k)}</th><td>{_fmt(v)}</td></tr>" for k, v in metrics.items()
+        )
+        + "</table>"
+    ]
+    if notes:
+        sections.append(f"<p>{html.escape(notes)}</p>")
+    if history:
+        sections.append(
+            "<h2>Training curves</h2>" + _img_tag(plot_training_curves(history), "curves")
+        )
+    if features is not None:
+        idx = _sample(labels, len(features), max_points, seed)
+        sub_labels = None if labels is None else labels[idx]
+        pics = []
+        for method in maps:
+            coords = embedding_map(features[idx], method, seed)
+            pics.append(
+                _img_tag(
+                    plot_embedding(
+                        coords,
+                        sub_labels,
+                        classes,
+                        f"{method.upper()} of {len(idx)} test embeddings",
+                    ),
+                    method,
+                )
+            )
+        if pics:
+            sections.append("<h2>Embedding maps</h2>" + "".join(pics))
+        if images is not None:
+            sections.append(
+                "<h2>Nearest neighbours</h2><p>Each row: a test image and its nearest test "
+                "neighbours by cosine similarity; red frames mark another class.</p>"
+                + _img_tag(plot_neighbours(images, features, labels, seed=seed), "neighbours")
+            )
+    if confusion is not None:
+        sections.append(
+            "<h2>Confusion matrix</h2>" + _img_tag(plot_confusion(confusion, classes), "confusion")
+        )
+    page = f"""<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(title)}</title>
+<style>body{{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;color:#222}}
+table{{border-collapse:collapse}}th,td{{border:1px solid #ccc;padding:4px 10px;text-align:left}}
+img{{max-width:100%;margin:6px 0}}h2{{border-bottom:1px solid #eee;padding-bottom:4px}}</style>
+</head><body><h1>{html.escape(title)}</h1>{"".join(sections)}</body></html>"""
+    path = Path(path)
+    atomic_write_bytes(path, page.encode())
+    return path

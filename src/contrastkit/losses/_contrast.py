@@ -1,0 +1,138 @@
+"""The shared core of every id-based contrastive loss: who is a candidate, who is a positive.
+
+Positives are defined by integer ids: query row ``i`` and key column ``j`` are a positive pair
+when ``query_ids[i] == key_ids[j]``. With ``key=None`` the query set is contrasted with itself
+and the self-pair ``(i, i)`` is removed from both the positives and the candidates. Extra
+negatives (a queue, a memory bank, mined hard negatives) are appended as columns that are never
+positives; when ``negative_ids`` are given, extra negatives that share the row's id are removed
+from the candidates (a stale copy of the same instance or class is never a false negative).
+
+This module is private: the public surface is the loss functions built on it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from contrastkit._checks import (
+    check_choice,
+    check_embeddings,
+    check_ids,
+    check_pair_inputs,
+    check_positive,
+    compute_dtype,
+)
+from contrastkit.distances import METRICS, pairwise_similarity
+
+REDUCTIONS = ("mean", "sum", "none")
+
+
+@dataclass
+class PairScores:
+    """Scaled similarities of each query row to every candidate column.
+
+    Attributes:
+        logits: (N, C) similarity / temperature; entries that are not candidates hold -inf.
+        positive: (N, C) bool, True where the column is a positive of the row.
+        candidate: (N, C) bool, True where the column takes part in the row's contrast.
+        n_key: number of leading columns that come from ``key`` (the rest are extra negatives).
+    """
+
+    logits: Tensor
+    positive: Tensor
+    candidate: Tensor
+    n_key: int
+
+
+def pair_scores(
+    query: Tensor,
+    key: Tensor | None,
+    *,
+    query_ids: Tensor,
+    key_ids: Tensor | None,
+    temperature: float | Tensor,
+    similarity: str = "cosine",
+    negatives: Tensor | None = None,
+    negative_ids: Tensor | None = None,
+) -> PairScores:
+    """Validate the inputs and build the (N, M [+ K]) scaled similarity table with its masks."""
+    query, key, qids, kids = check_pair_inputs(query, key, query_ids, key_ids)
+    check_positive(temperature, "temperature", "Typical values are 0.05–0.5.")
+    check_choice(similarity, "similarity", METRICS)
+    dtype = compute_dtype(query, key, negatives)
+    q = query.to(dtype)
+    if key is None:
+        k, kids = q, qids
+    else:
+        k = key.to(dtype)
+    if isinstance(temperature, Tensor):
+        temperature = temperature.to(dtype)
+    logits = pairwise_similarity(q, k, similarity) / temperature
+    positive = qids[:, None] == kids[None, :]
+    candidate = torch.ones_like(positive)
+    if key is None:
+        eye = torch.eye(q.shape[0], dtype=torch.bool, device=q.device)
+        positive = positive & ~eye
+        candidate = ~eye
+    n_key = logits.shape[1]
+    if negatives is not None:
+        check_embeddings(negatives, "negatives", allow_empty=True)
+        if negatives.shape[1] != q.shape[1]:
+            raise ValueError(
+                f"negatives must have the query's embedding dimension D={q.shape[1]}, got "
+                f"D={negatives.shape[1]}."
+            )
+        neg_logits = pairwise_similarity(q, negatives.to(dtype), similarity) / temperature
+        neg_candidate = torch.ones_like(neg_logits, dtype=torch.bool)
+        if negative_ids is not None:
+            nids = check_ids(negative_ids, negatives.shape[0], "negative_ids", "negatives")
+            neg_candidate = qids[:, None] != nids.to(qids.device)[None, :]
+        logits = torch.cat([logits, neg_logits], dim=1)
+        positive = torch.cat([positive, torch.zeros_like(neg_candidate)], dim=1)
+        candidate = torch.cat([candidate, neg_candidate], dim=1)
+    elif negative_ids is not None:
+        raise ValueError("negative_ids was given without negatives; pass both or neither.")
+    logits = logits.masked_fill(~candidate, float("-inf"))
+    return PairScores(logits=logits, positive=positive, candidate=candidate, n_key=n_key)
+
+
+def rows_with_positive(
+    positive: Tensor, *, ignore_rows_without_positive: bool, loss_name: str
+) -> Tensor:
+    """Count positives per row; raise (or mark rows to skip) where a row has none.
+
+    Returns the (N,) number of positives per row.
+    """
+    n_pos = positive.sum(dim=1)
+    missing = n_pos == 0
+    if bool(missing.any()) and not ignore_rows_without_positive:
+        rows = missing.nonzero().flatten()
+        raise ValueError(
+            f"{loss_name}: {rows.numel()} of {positive.shape[0]} query rows have no positive "
+            f"(first rows {rows[:8].tolist()}): no key shares their id, and a row's own "
+            f"self-pair never counts. Give every row a positive (e.g. two views per sample "
+            f"with the same instance id, or at least two samples per class), or pass "
+            f"ignore_rows_without_positive=True to leave such rows out of the loss."
+        )
+    return n_pos
+
+
+def reduce_rows(per_row: Tensor, keep: Tensor, reduction: str) -> Tensor:
+    """Reduce (N,) per-row losses over the rows in ``keep``; ``"none"`` zeroes the others."""
+    per_row = torch.where(keep, per_row, torch.zeros_like(per_row))
+    if reduction == "none":
+        return per_row
+    if reduction == "sum":
+        return per_row.sum()
+    n = keep.sum()
+    if int(n) == 0:
+        # Every row was skipped: a zero loss that still connects to the graph.
+        return per_row.sum() * 0.0
+    return per_row.sum() / n
+
+
+def validate_reduction(reduction: str) -> None:
+    check_choice(reduction, "reduction", REDUCTIONS)

@@ -1,0 +1,67 @@
+"""Shared pieces of the distance-and-margin losses (contrastive, triplet)."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from contrastkit._checks import check_choice, check_pair_inputs, compute_dtype
+from contrastkit.distances import METRICS, pairwise_distance
+
+MARGIN_REDUCTIONS = ("mean", "mean_nonzero", "sum", "none")
+
+
+def distance_table(
+    query: Tensor,
+    key: Tensor | None,
+    query_ids: Tensor,
+    key_ids: Tensor | None,
+    distance: str,
+    normalize_embeddings: bool,
+) -> tuple[Tensor, Tensor, Tensor | None, Tensor | None]:
+    """Validate inputs; return the (N, M) distance table, query ids, key ids and the key tensor."""
+    check_choice(distance, "distance", METRICS)
+    query, key, qids, kids = check_pair_inputs(query, key, query_ids, key_ids)
+    dtype = compute_dtype(query, key)
+    q = query.to(dtype)
+    k = q if key is None else key.to(dtype)
+    dist = pairwise_distance(q, k, distance, normalize_embeddings=normalize_embeddings)
+    return dist, qids, kids, k
+
+
+def check_indices(indices: tuple[Tensor, ...], n_rows: int, n_cols: int, what: str) -> None:
+    """Check mined indices: anchors index query rows, the others index key rows."""
+    for j, idx in enumerate(indices):
+        if not isinstance(idx, Tensor) or idx.dim() != 1:
+            raise ValueError(f"{what}[{j}] must be a 1-D index tensor, got {type(idx).__name__}.")
+        if idx.dtype not in (torch.int64, torch.int32):
+            raise TypeError(f"{what}[{j}] must hold integer indices, got dtype {idx.dtype}.")
+    lengths = [int(i.numel()) for i in indices]
+    if len(set(lengths)) > 1 and len(indices) == 3:
+        raise ValueError(
+            f"{what} index tensors must have equal lengths, got {sorted(set(lengths))}."
+        )
+    if len(indices) == 4 and (lengths[0] != lengths[1] or lengths[2] != lengths[3]):
+        # unequal lengths would otherwise broadcast silently when indexing the distance table
+        raise ValueError(
+            f"{what}: anchor_pos and positive, and anchor_neg and negative, must have equal "
+            f"lengths, got {lengths[0]} and {lengths[1]}, {lengths[2]} and {lengths[3]}."
+        )
+    for j, idx in enumerate(indices):
+        bound = n_rows if j == 0 or (len(indices) == 4 and j == 2) else n_cols
+        if idx.numel() and (int(idx.min()) < 0 or int(idx.max()) >= bound):
+            raise ValueError(
+                f"{what}[{j}] has indices outside [0, {bound}); were they mined on another batch?"
+            )
+
+
+def reduce_terms(terms: Tensor, reduction: str) -> Tensor:
+    """Reduce per-pair or per-triplet losses; empty inputs give a zero still on the graph."""
+    if reduction == "none":
+        return terms
+    if reduction == "sum" or terms.numel() == 0:
+        return terms.sum()
+    if reduction == "mean":
+        return terms.mean()
+    nonzero = (terms > 0).sum()
+    return terms.sum() / nonzero.clamp_min(1)

@@ -1,0 +1,213 @@
+"""Debiased InfoNCE (Chuang et al. 2020): correct the negative term for sampling bias.
+
+Reference:
+    Chuang, Robinson, Lin, Torralba, Jegelka 2020, "Debiased Contrastive Learning", NeurIPS.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+
+from contrastkit._checks import check_probability
+from contrastkit.losses._contrast import (
+    pair_scores,
+    reduce_rows,
+    rows_with_positive,
+    validate_reduction,
+)
+
+__all__ = ["DebiasedInfoNCELoss", "debiased_info_nce", "reweighted_info_nce"]
+
+
+def reweighted_info_nce(
+    query: Tensor,
+    key: Tensor | None,
+    *,
+    query_ids: Tensor,
+    key_ids: Tensor | None,
+    temperature: float | Tensor,
+    tau_plus: float,
+    beta: float,
+    negatives: Tensor | None,
+    negative_ids: Tensor | None,
+    ignore_rows_without_positive: bool,
+    reduction: str,
+    loss_name: str,
+) -> Tensor:
+    """Shared core of the debiased (β = 0) and hard-negative (β > 0) estimators.
+
+    For row ``i`` and each positive ``p``, the other candidates ``A(i) \\ {p}`` (``n`` of them)
+    act as the negatives. With ``e_a = exp(s_ia/τ)`` and importance weights ``w_a ∝ e_a^β``::
+
+        R  = n · Σ_a w_a e_a / Σ_a w_a                      (β = 0: R = Σ_a e_a)
+        Ng = max( (R − τ⁺ · n · e_p) / (1 − τ⁺),  n · exp(−1/τ) )
+        loss_ip = −log( e_p / (e_p + Ng) )
+
+    averaged over the row's positives, then over rows. With τ⁺ = 0 and β = 0 this is exactly
+    :func:`~contrastkit.losses.functional.info_nce`. Computed in log-space, shifted by the row
+    maximum, so small temperatures do not overflow. Cosine similarity only: the clamp uses its
+    lower bound −1.
+    """
+    validate_reduction(reduction)
+    check_probability(tau_plus, "tau_plus")
+    if not (math.isfinite(beta) and beta >= 0):
+        raise ValueError(f"beta must be a finite number ≥ 0, got {beta}.")
+    s = pair_scores(
+        query,
+        key,
+        query_ids=query_ids,
+        key_ids=key_ids,
+        temperature=temperature,
+        similarity="cosine",
+        negatives=negatives,
+        negative_ids=negative_ids,
+    )
+    n_pos = rows_with_positive(
+        s.positive,
+        ignore_rows_without_positive=ignore_rows_without_positive,
+        loss_name=loss_name,
+    )
+    keep = n_pos > 0
+    logits = s.logits.masked_fill(~keep[:, None], 0.0)
+    candidate = s.candidate & keep[:, None]
+    positive = s.positive
+    zero = torch.zeros((), dtype=logits.dtype, device=logits.device)
+    # Shift by the row maximum (a constant per row: the loss is invariant to it).
+    shift = logits.detach().amax(dim=1, keepdim=True)
+    centred = torch.where(candidate, logits - shift, zero)  # finite everywhere
+    neg_only = candidate & ~positive
+
+    def split_sums(scale: float) -> Tensor:
+        """Σ over the row's candidates of exp(scale · centred), for each (i, p) without p."""
+        terms = torch.where(candidate, torch.exp(scale * centred), zero)
+        neg_sum = torch.where(neg_only, terms, zero).sum(dim=1, keepdim=True)
+        pos_sum = torch.where(positive, terms, zero).sum(dim=1, keepdim=True)
+        # Other positives of the row; exactly zero when the row has a single positive.
+        others = (pos_sum - terms).clamp_min(0.0)
+        return neg_sum + others
+
+    n_others = (candidate.sum(dim=1, keepdim=True) - 1).clamp_min(0).to(logits.dtype)
+    sum1 = split_sums(1.0 + beta)
+    if beta == 0:
+        reweighted = sum1
+    else:
+        sum0 = split_sums(beta)
+        reweighted = n_others * sum1 / sum0.clamp_min(torch.finfo(logits.dtype).tiny)
+    e_pos = torch.exp(centred)
+    if isinstance(temperature, Tensor):
+        temperature = temperature.to(logits.dtype)
+    floor = n_others * torch.exp(-1.0 / temperature - shift)
+    ng = ((reweighted - tau_plus * n_others * e_pos) / (1.0 - tau_plus)).maximum(floor)
+    # −log(e_p / (e_p + Ng)) = log(e_p + Ng) − centred_p
+    # Only (i, p) entries are used; elsewhere log(1) keeps values and gradients finite.
+    inner = torch.where(positive, e_pos + ng, torch.ones_like(ng))
+    pair_loss = torch.where(positive, torch.log(inner) - centred, zero)
+    per_row = pair_loss.sum(dim=1) / n_pos.clamp_min(1).to(logits.dtype)
+    return reduce_rows(per_row, keep, reduction)
+
+
+def debiased_info_nce(
+    query: Tensor,
+    key: Tensor | None = None,
+    *,
+    query_ids: Tensor,
+    key_ids: Tensor | None = None,
+    temperature: float | Tensor = 0.1,
+    tau_plus: float = 0.1,
+    negatives: Tensor | None = None,
+    negative_ids: Tensor | None = None,
+    ignore_rows_without_positive: bool = False,
+    reduction: str = "mean",
+) -> Tensor:
+    """Debiased contrastive loss (Chuang et al. 2020) with id-defined positives.
+
+    Unlabelled "negatives" contain same-class samples with probability ``tau_plus``; the
+    estimator subtracts their expected contribution from the negative term::
+
+        Ng = max( (Σ_{a≠p} e_a − τ⁺ · n · e_p) / (1 − τ⁺),  n · exp(−1/τ) )
+        loss_ip = −log( e_p / (e_p + Ng) ),   e_a = exp(cos(q_i, k_a)/τ)
+
+    where the sum runs over the row's other ``n`` candidates. ``tau_plus=0`` gives exactly
+    :func:`info_nce`.
+
+    Args:
+        query, key, query_ids, key_ids, temperature, negatives, negative_ids,
+        ignore_rows_without_positive, reduction: as in :func:`info_nce` (cosine similarity).
+        tau_plus: class prior τ⁺ ∈ [0, 1), the probability that a random sample shares the
+            anchor's class (0.1 for CIFAR-10 in the paper).
+
+    Returns:
+        A scalar, or (N,) per-row losses with ``reduction="none"``.
+
+    Example:
+        >>> import torch
+        >>> from contrastkit.losses.functional import debiased_info_nce
+        >>> z = torch.randn(16, 32)
+        >>> loss = debiased_info_nce(z, query_ids=torch.arange(8).repeat(2), tau_plus=0.1)
+    """
+    return reweighted_info_nce(
+        query,
+        key,
+        query_ids=query_ids,
+        key_ids=key_ids,
+        temperature=temperature,
+        tau_plus=tau_plus,
+        beta=0.0,
+        negatives=negatives,
+        negative_ids=negative_ids,
+        ignore_rows_without_positive=ignore_rows_without_positive,
+        reduction=reduction,
+        loss_name="debiased_info_nce",
+    )
+
+
+class DebiasedInfoNCELoss(nn.Module):
+    """Module form of :func:`debiased_info_nce`.
+
+    Example:
+        >>> import torch
+        >>> from contrastkit.losses import DebiasedInfoNCELoss
+        >>> loss = DebiasedInfoNCELoss(tau_plus=0.1)(torch.randn(8, 4), query_ids=torch.arange(4).repeat(2))
+    """
+
+    def __init__(
+        self,
+        temperature: float = 0.1,
+        *,
+        tau_plus: float = 0.1,
+        ignore_rows_without_positive: bool = False,
+        reduction: str = "mean",
+    ) -> None:
+        super().__init__()
+        check_probability(tau_plus, "tau_plus")
+        validate_reduction(reduction)
+        self.temperature = temperature
+        self.tau_plus = tau_plus
+        self.ignore_rows_without_positive = ignore_rows_without_positive
+        self.reduction = reduction
+
+    def forward(
+        self,
+        query: Tensor,
+        key: Tensor | None = None,
+        *,
+        query_ids: Tensor,
+        key_ids: Tensor | None = None,
+        negatives: Tensor | None = None,
+        negative_ids: Tensor | None = None,
+    ) -> Tensor:
+        return debiased_info_nce(
+            query,
+            key,
+            query_ids=query_ids,
+            key_ids=key_ids,
+            temperature=self.temperature,
+            tau_plus=self.tau_plus,
+            negatives=negatives,
+            negative_ids=negative_ids,
+            ignore_rows_without_positive=self.ignore_rows_without_positive,
+            reduction=self.reduction,
+        )

@@ -1,0 +1,387 @@
+"""InfoNCE with id-defined positives: one implementation for NT-Xent, SupCon, CLIP and queues.
+
+References:
+    van den Oord et al. 2018, "Representation Learning with Contrastive Predictive Coding".
+    Chen et al. 2020, "A Simple Framework for Contrastive Learning" (NT-Xent, SimCLR).
+    Khosla et al. 2020, "Supervised Contrastive Learning" (SupCon, the L_out form).
+    Radford et al. 2021, "Learning Transferable Visual Models From Natural Language Supervision".
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from contrastkit.losses._contrast import (
+    pair_scores,
+    reduce_rows,
+    rows_with_positive,
+    validate_reduction,
+)
+
+__all__ = ["InfoNCELoss", "NTXentLoss", "SupConLoss", "info_nce", "nt_xent", "sup_con"]
+
+
+def _one_direction(
+    query: Tensor,
+    key: Tensor | None,
+    *,
+    query_ids: Tensor,
+    key_ids: Tensor | None,
+    temperature: float | Tensor,
+    similarity: str,
+    negatives: Tensor | None,
+    negative_ids: Tensor | None,
+    ignore_rows_without_positive: bool,
+    reduction: str,
+) -> Tensor:
+    s = pair_scores(
+        query,
+        key,
+        query_ids=query_ids,
+        key_ids=key_ids,
+        temperature=temperature,
+        similarity=similarity,
+        negatives=negatives,
+        negative_ids=negative_ids,
+    )
+    n_pos = rows_with_positive(
+        s.positive,
+        ignore_rows_without_positive=ignore_rows_without_positive,
+        loss_name="info_nce",
+    )
+    keep = n_pos > 0
+    # Rows that are skipped may have no candidate at all (-inf everywhere); give them finite
+    # logits so that neither the value nor the gradient becomes NaN.
+    logits = s.logits.masked_fill(~keep[:, None], 0.0)
+    log_denominator = torch.logsumexp(logits, dim=1, keepdim=True)
+    log_prob = logits - log_denominator
+    pos_log_prob = torch.where(s.positive, log_prob, torch.zeros_like(log_prob)).sum(dim=1)
+    per_row = -pos_log_prob / n_pos.clamp_min(1).to(log_prob.dtype)
+    return reduce_rows(per_row, keep, reduction)
+
+
+def info_nce(
+    query: Tensor,
+    key: Tensor | None = None,
+    *,
+    query_ids: Tensor,
+    key_ids: Tensor | None = None,
+    temperature: float | Tensor = 0.1,
+    similarity: str = "cosine",
+    negatives: Tensor | None = None,
+    negative_ids: Tensor | None = None,
+    symmetric: bool = False,
+    ignore_rows_without_positive: bool = False,
+    reduction: str = "mean",
+) -> Tensor:
+    """InfoNCE / NT-Xent / SupCon loss with positives given by integer ids.
+
+    For query row ``i`` with positives ``P(i)`` (keys whose id equals ``query_ids[i]``) and
+    candidates ``A(i)`` (all keys, minus the self-pair when ``key is None``, plus the extra
+    ``negatives``)::
+
+        loss_i = −(1/|P(i)|) Σ_{p∈P(i)} log( exp(s_ip/τ) / Σ_{a∈A(i)} exp(s_ia/τ) )
+
+    and the result is the mean of ``loss_i`` over rows.
+
+    Args:
+        query: (N, D) embeddings. Any float dtype; bf16/fp16 are upcast to float32 inside.
+        key: (M, D) embeddings, or ``None`` to contrast ``query`` with itself (SimCLR, SupCon),
+            in which case each row's self-pair is excluded from positives and candidates.
+        query_ids: (N,) integer ids. Rows with equal ids are positives: instance indices for
+            views of one sample (NT-Xent), class labels (SupCon), ``arange(N)`` for paired data.
+        key_ids: (M,) integer ids of the keys; defaults to ``query_ids`` when M == N.
+        temperature: τ > 0, a float or a scalar tensor (learnable temperatures work).
+        similarity: ``"cosine"`` (default; rows are L2-normalised inside), ``"dot"``,
+            ``"euclidean"`` or ``"squared_euclidean"`` (negated distances).
+        negatives: optional (K, D) extra negatives shared by every row (a queue, a memory bank,
+            mined hard negatives). They are never positives.
+        negative_ids: optional (K,) ids of ``negatives``; an extra negative whose id equals the
+            row's id is removed from that row's candidates (no false negatives from a queue).
+        symmetric: also contrast keys against queries and average both directions (CLIP). Needs
+            ``key``; the extra negatives only enter the query→key direction.
+        ignore_rows_without_positive: leave rows without any positive out of the loss instead of
+            raising (the mean is over the remaining rows).
+        reduction: ``"mean"`` (default), ``"sum"`` or ``"none"`` (per-row (N,) losses, zero for
+            ignored rows); ``symmetric`` needs ``"mean"``.
+
+    Returns:
+        A scalar (float32, or float64 for float64 inputs), or (N,) with ``reduction="none"``.
+
+    Raises:
+        ValueError: on mismatched shapes, ids of the wrong length or dtype, NaN/inf embeddings,
+            a temperature ≤ 0, an empty batch, or rows without a positive.
+
+    Example:
+        >>> import torch
+        >>> from contrastkit.losses.functional import info_nce
+        >>> z1, z2 = torch.randn(4, 8), torch.randn(4, 8)       # two views of 4 samples
+        >>> ids = torch.arange(4)
+        >>> nt_xent = info_nce(torch.cat([z1, z2]), query_ids=ids.repeat(2))
+        >>> clip = info_nce(z1, z2, query_ids=ids, key_ids=ids, symmetric=True)
+        >>> labels = torch.tensor([0, 1, 0, 1, 1, 0, 0, 1])
+        >>> sup_con = info_nce(torch.cat([z1, z2]), query_ids=labels)
+    """
+    validate_reduction(reduction)
+    if symmetric and key is None:
+        raise ValueError(
+            "symmetric=True needs key: the symmetric (CLIP) form contrasts two different sets "
+            "(e.g. images and texts). With key=None the loss is already symmetric."
+        )
+    if symmetric and reduction != "mean":
+        raise ValueError(
+            f"reduction={reduction!r} is not defined for symmetric=True (the two directions "
+            f"have different rows); use reduction='mean' or call info_nce once per direction."
+        )
+    common = dict(
+        temperature=temperature,
+        similarity=similarity,
+        ignore_rows_without_positive=ignore_rows_without_positive,
+        reduction=reduction,
+    )
+    forward = _one_direction(
+        query,
+        key,
+        query_ids=query_ids,
+        key_ids=key_ids,
+        negatives=negatives,
+        negative_ids=negative_ids,
+        **common,
+    )
+    if not symmetric:
+        return forward
+    backward = _one_direction(
+        key,
+        query,
+        query_ids=query_ids if key_ids is None else key_ids,
+        key_ids=query_ids,
+        negatives=None,
+        negative_ids=None,
+        **common,
+    )
+    return 0.5 * (forward + backward)
+
+
+def nt_xent(
+    view1: Tensor,
+    view2: Tensor,
+    *,
+    temperature: float | Tensor = 0.1,
+    similarity: str = "cosine",
+    reduction: str = "mean",
+) -> Tensor:
+    """NT-Xent (SimCLR): two views per sample, each view's positive is the other view.
+
+    Equivalent to ``info_nce(cat([view1, view2]), query_ids=arange(N).repeat(2))``: the 2N
+    views are contrasted with each other, each has one positive and 2N−2 negatives.
+
+    Args:
+        view1: (N, D) embeddings of the first view of N samples.
+        view2: (N, D) embeddings of the second view, row-aligned with ``view1``.
+        temperature, similarity, reduction: as in :func:`info_nce`; ``"none"`` returns (2N,).
+
+    Example:
+        >>> import torch
+        >>> from contrastkit.losses.functional import nt_xent
+        >>> loss = nt_xent(torch.randn(16, 32), torch.randn(16, 32), temperature=0.5)
+    """
+    if isinstance(view1, Tensor) and isinstance(view2, Tensor) and view1.shape != view2.shape:
+        raise ValueError(
+            f"view1 and view2 must have the same shape (N, D), got {tuple(view1.shape)} and "
+            f"{tuple(view2.shape)}; pair each sample's two views row by row."
+        )
+    n = view1.shape[0]
+    ids = torch.arange(n, device=view1.device).repeat(2)
+    return info_nce(
+        torch.cat([view1, view2], dim=0),
+        query_ids=ids,
+        temperature=temperature,
+        similarity=similarity,
+        reduction=reduction,
+    )
+
+
+def sup_con(
+    features: Tensor,
+    labels: Tensor,
+    *,
+    temperature: float | Tensor = 0.1,
+    similarity: str = "cosine",
+    ignore_rows_without_positive: bool = False,
+    reduction: str = "mean",
+) -> Tensor:
+    """Supervised contrastive loss (Khosla et al. 2020, L_out): class labels as ids.
+
+    Args:
+        features: (N, D) embeddings, or (B, V, D) with V views per sample (as in the paper's
+            reference code); views are flattened view-major to (V·B, D).
+        labels: (N,) or (B,) integer class labels.
+        temperature, similarity, ignore_rows_without_positive, reduction: as in
+            :func:`info_nce`.
+
+    Example:
+        >>> import torch
+        >>> from contrastkit.losses.functional import sup_con
+        >>> feats = torch.randn(8, 2, 16)                      # 8 samples, 2 views each
+        >>> loss = sup_con(feats, torch.tensor([0, 1, 2, 0, 1, 2, 0, 1]))
+    """
+    if isinstance(features, Tensor) and features.dim() == 3:
+        b, v, _ = features.shape
+        if not isinstance(labels, Tensor):
+            labels = torch.as_tensor(labels)
+        if labels.dim() != 1 or labels.shape[0] != b:
+            raise ValueError(
+                f"features has shape (B={b}, V={v}, D); labels must be (B,)={b} class labels, "
+                f"got shape {tuple(labels.shape)}."
+            )
+        features = features.transpose(0, 1).reshape(b * v, -1)
+        labels = labels.repeat(v)
+    return info_nce(
+        features,
+        query_ids=labels,
+        temperature=temperature,
+        similarity=similarity,
+        ignore_rows_without_positive=ignore_rows_without_positive,
+        reduction=reduction,
+    )
+
+
+class _TemperatureMixin(nn.Module):
+    """Holds a fixed temperature, or a learnable one stored as its logarithm."""
+
+    def _init_temperature(self, temperature: float, learn_temperature: bool) -> None:
+        if not temperature > 0:
+            raise ValueError(f"temperature must be > 0, got {temperature}.")
+        if learn_temperature:
+            self.log_temperature = nn.Parameter(torch.tensor(float(temperature)).log())
+        else:
+            self.register_buffer("log_temperature", torch.tensor(float(temperature)).log())
+        self.learn_temperature = learn_temperature
+
+    @property
+    def temperature(self) -> Tensor:
+        return self.log_temperature.exp()
+
+
+class InfoNCELoss(_TemperatureMixin):
+    """Module form of :func:`info_nce`, optionally with a learnable temperature (CLIP).
+
+    Example:
+        >>> import torch
+        >>> from contrastkit.losses import InfoNCELoss
+        >>> loss_fn = InfoNCELoss(temperature=0.07, symmetric=True, learn_temperature=True)
+        >>> img, txt, ids = torch.randn(8, 32), torch.randn(8, 32), torch.arange(8)
+        >>> loss = loss_fn(img, txt, query_ids=ids, key_ids=ids)
+    """
+
+    def __init__(
+        self,
+        temperature: float = 0.1,
+        *,
+        similarity: str = "cosine",
+        symmetric: bool = False,
+        learn_temperature: bool = False,
+        ignore_rows_without_positive: bool = False,
+        reduction: str = "mean",
+    ) -> None:
+        super().__init__()
+        self._init_temperature(temperature, learn_temperature)
+        validate_reduction(reduction)
+        self.similarity = similarity
+        self.symmetric = symmetric
+        self.ignore_rows_without_positive = ignore_rows_without_positive
+        self.reduction = reduction
+
+    def forward(
+        self,
+        query: Tensor,
+        key: Tensor | None = None,
+        *,
+        query_ids: Tensor,
+        key_ids: Tensor | None = None,
+        negatives: Tensor | None = None,
+        negative_ids: Tensor | None = None,
+    ) -> Tensor:
+        return info_nce(
+            query,
+            key,
+            query_ids=query_ids,
+            key_ids=key_ids,
+            temperature=self.temperature,
+            similarity=self.similarity,
+            negatives=negatives,
+            negative_ids=negative_ids,
+            symmetric=self.symmetric,
+            ignore_rows_without_positive=self.ignore_rows_without_positive,
+            reduction=self.reduction,
+        )
+
+
+class NTXentLoss(_TemperatureMixin):
+    """Module form of :func:`nt_xent` (SimCLR): ``loss_fn(view1, view2)``.
+
+    Example:
+        >>> import torch
+        >>> from contrastkit.losses import NTXentLoss
+        >>> loss = NTXentLoss(temperature=0.5)(torch.randn(16, 32), torch.randn(16, 32))
+    """
+
+    def __init__(
+        self,
+        temperature: float = 0.1,
+        *,
+        similarity: str = "cosine",
+        learn_temperature: bool = False,
+        reduction: str = "mean",
+    ) -> None:
+        super().__init__()
+        self._init_temperature(temperature, learn_temperature)
+        validate_reduction(reduction)
+        self.similarity = similarity
+        self.reduction = reduction
+
+    def forward(self, view1: Tensor, view2: Tensor) -> Tensor:
+        return nt_xent(
+            view1,
+            view2,
+            temperature=self.temperature,
+            similarity=self.similarity,
+            reduction=self.reduction,
+        )
+
+
+class SupConLoss(_TemperatureMixin):
+    """Module form of :func:`sup_con`: ``loss_fn(features, labels)``.
+
+    Example:
+        >>> import torch
+        >>> from contrastkit.losses import SupConLoss
+        >>> loss = SupConLoss(temperature=0.1)(torch.randn(8, 16), torch.tensor([0, 0, 1, 1] * 2))
+    """
+
+    def __init__(
+        self,
+        temperature: float = 0.1,
+        *,
+        similarity: str = "cosine",
+        learn_temperature: bool = False,
+        ignore_rows_without_positive: bool = False,
+        reduction: str = "mean",
+    ) -> None:
+        super().__init__()
+        self._init_temperature(temperature, learn_temperature)
+        validate_reduction(reduction)
+        self.similarity = similarity
+        self.ignore_rows_without_positive = ignore_rows_without_positive
+        self.reduction = reduction
+
+    def forward(self, features: Tensor, labels: Tensor) -> Tensor:
+        return sup_con(
+            features,
+            labels,
+            temperature=self.temperature,
+            similarity=self.similarity,
+            ignore_rows_without_positive=self.ignore_rows_without_positive,
+            reduction=self.reduction,
+        )

@@ -1,0 +1,107 @@
+"""Multi-class N-pair loss.
+
+Reference: Sohn 2016, "Improved Deep Metric Learning with Multi-class N-pair Loss Objective".
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from contrastkit.losses._contrast import validate_reduction
+from contrastkit.losses.info_nce import info_nce
+
+__all__ = ["NPairLoss", "n_pair"]
+
+
+def n_pair(
+    anchor: Tensor,
+    positive: Tensor,
+    *,
+    anchor_ids: Tensor | None = None,
+    positive_ids: Tensor | None = None,
+    l2_reg: float = 0.0,
+    reduction: str = "mean",
+) -> Tensor:
+    """N-pair loss: each anchor against its own positive and the other anchors' positives.
+
+    For N pairs ``(f_i, f_i⁺)`` from N different classes, with raw inner products::
+
+        loss_i = log(1 + Σ_{j≠i} exp(f_i·f_j⁺ − f_i·f_i⁺))  =  −log softmax_j(f_i·f_j⁺)[i]
+
+    plus ``l2_reg · mean_i(|f_i|² + |f_i⁺|²)``: the embeddings are not normalised, so Sohn
+    regularises their norm. This is :func:`info_nce` with ``similarity="dot"`` and τ = 1.
+
+    Args:
+        anchor: (N, D) anchors, one per class. positive: (N, D) positives, row-aligned.
+        anchor_ids, positive_ids: optional (N,) class ids; default ``arange(N)``. If a class
+            occurs more than once, every positive of the anchor's class counts (as in
+            :func:`info_nce`).
+        l2_reg: weight λ ≥ 0 of the squared-norm penalty.
+        reduction: ``"mean"``, ``"sum"`` or ``"none"`` (N,).
+
+    Example:
+        >>> import torch
+        >>> from contrastkit.losses.functional import n_pair
+        >>> loss = n_pair(torch.randn(6, 8), torch.randn(6, 8), l2_reg=0.002)
+    """
+    validate_reduction(reduction)
+    if not l2_reg >= 0:
+        raise ValueError(f"l2_reg must be ≥ 0, got {l2_reg}.")
+    if isinstance(anchor, Tensor) and isinstance(positive, Tensor):
+        if anchor.dim() == 2 and positive.dim() == 2 and anchor.shape[0] != positive.shape[0]:
+            raise ValueError(
+                f"anchor and positive must have the same number of rows (one positive per "
+                f"anchor), got {anchor.shape[0]} and {positive.shape[0]}."
+            )
+    if anchor_ids is None:
+        anchor_ids = torch.arange(anchor.shape[0], device=anchor.device)
+    if positive_ids is None:
+        positive_ids = anchor_ids
+    loss = info_nce(
+        anchor,
+        positive,
+        query_ids=anchor_ids,
+        key_ids=positive_ids,
+        temperature=1.0,
+        similarity="dot",
+        reduction=reduction,
+    )
+    if l2_reg > 0:
+        sq = anchor.to(loss.dtype).pow(2).sum(-1) + positive.to(loss.dtype).pow(2).sum(-1)
+        reg = l2_reg * (sq if reduction == "none" else sq.mean())
+        loss = loss + (reg * anchor.shape[0] if reduction == "sum" else reg)
+    return loss
+
+
+class NPairLoss(nn.Module):
+    """Module form of :func:`n_pair`.
+
+    Example:
+        >>> import torch
+        >>> from contrastkit.losses import NPairLoss
+        >>> loss = NPairLoss(l2_reg=0.002)(torch.randn(6, 8), torch.randn(6, 8))
+    """
+
+    def __init__(self, *, l2_reg: float = 0.0, reduction: str = "mean") -> None:
+        super().__init__()
+        validate_reduction(reduction)
+        self.l2_reg = l2_reg
+        self.reduction = reduction
+
+    def forward(
+        self,
+        anchor: Tensor,
+        positive: Tensor,
+        *,
+        anchor_ids: Tensor | None = None,
+        positive_ids: Tensor | None = None,
+    ) -> Tensor:
+        return n_pair(
+            anchor,
+            positive,
+            anchor_ids=anchor_ids,
+            positive_ids=positive_ids,
+            l2_reg=self.l2_reg,
+            reduction=self.reduction,
+        )

@@ -1,0 +1,418 @@
+"""One experiment end to end: data → recipe → training → test-set evaluation → results.json.
+
+This is what ``contrastkit train`` runs. A held-out validation split is carved from the
+training data for the online kNN monitor; the official test split is only touched once, at the
+end, for the reported numbers.
+
+Example:
+    >>> import tempfile
+    >>> from contrastkit.recipes.experiment import ExperimentConfig, run_experiment
+    >>> cfg = ExperimentConfig(data="digits", encoder="resnet18", epochs=1, batch_size=128,
+    ...                        out_dir=tempfile.mkdtemp(), progress=False, linear_probe=False,
+    ...                        report=False)
+    >>> results = run_experiment(cfg)
+    >>> sorted(results["test"])
+    ['knn_acc', 'raw_pixel_knn_acc']
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from contrastkit.data import load_dataset
+from contrastkit.data.datasets import DataSplits, ImageSet
+from contrastkit.encoders import build_encoder
+from contrastkit.evaluate import (
+    classification_report,
+    extract_features,
+    knn_accuracy,
+    linear_probe,
+)
+from contrastkit.evaluate.report import write_report
+from contrastkit.recipes import RECIPES
+from contrastkit.train import TrainConfig, Trainer
+from contrastkit.train.checkpoint import atomic_write_bytes
+
+__all__ = [
+    "RECIPES",
+    "ExperimentConfig",
+    "build_recipe",
+    "demo_config",
+    "embed_dataset",
+    "evaluate_encoder",
+    "run_experiment",
+    "split_validation",
+]
+
+
+@dataclass
+class ExperimentConfig:
+    """Everything one run needs; every field is also a ``contrastkit train`` option.
+
+    Data: ``data`` (a built-in name or a folder), ``val_size`` (images held out of training
+    for the monitor; a fraction if < 1). Model: ``encoder``, ``width`` (channel multiplier or
+    SmallCNN width), ``small_input`` (auto: images ≤ 64 px). Recipe: ``recipe``,
+    ``temperature`` (None: the recipe's default), ``proj_hidden``, ``proj_dim``, ``flip``.
+    Evaluation: ``knn_k``, ``knn_temperature``, ``linear_probe``. The remaining fields are
+    :class:`~contrastkit.train.TrainConfig`'s.
+    """
+
+    recipe: str = "simclr"
+    data: str = "digits"
+    init_encoder: str | None = None
+    report: bool = True
+    report_maps: tuple[str, ...] = ("tsne", "umap")
+    val_size: float = 0.1
+    encoder: str = "resnet18"
+    width: float = 0.25
+    small_input: bool | None = None
+    temperature: float | None = None
+    proj_hidden: int = 512
+    proj_dim: int = 128
+    flip: float = 0.5
+    crop_min_scale: float = 0.2
+    linear_probe: bool = True
+    epochs: int = 10
+    batch_size: int = 256
+    optimizer: str = "sgd"
+    lr: float = 0.3
+    lr_scaling: str = "linear"
+    weight_decay: float = 5e-4
+    momentum: float = 0.9
+    lars_eta: float = 0.02
+    warmup_epochs: float = 1.0
+    final_lr_fraction: float = 0.0
+    precision: str = "auto"
+    channels_last: bool = True
+    seed: int = 0
+    out_dir: str = "runs/contrastkit"
+    monitor_every: int = 1
+    knn_k: int = 200
+    knn_temperature: float = 0.1
+    max_minutes: float | None = None
+    progress: bool = True
+    device: str = "auto"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.recipe not in RECIPES:
+            _unknown("recipe", self.recipe, list(RECIPES))
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> ExperimentConfig:
+        """Build from a mapping, rejecting unknown keys with the closest valid name."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        for key in values:
+            if key not in names:
+                _unknown("config key", key, sorted(names))
+        return cls(**values)
+
+    @classmethod
+    def from_file(cls, path: str | os.PathLike) -> ExperimentConfig:
+        """Read a JSON, TOML or YAML file of options."""
+        p = Path(path)
+        text = p.read_text()
+        if p.suffix == ".json":
+            values = json.loads(text)
+        elif p.suffix == ".toml":
+            import tomllib
+
+            values = tomllib.loads(text)
+        elif p.suffix in (".yaml", ".yml"):
+            import yaml
+
+            values = yaml.safe_load(text)
+        else:
+            raise ValueError(f"config file {p} must end in .json, .toml, .yaml or .yml.")
+        if not isinstance(values, dict):
+            raise ValueError(f"config file {p} must hold a mapping of options.")
+        return cls.from_dict(values)
+
+    def train_config(self) -> TrainConfig:
+        names = {f.name for f in dataclasses.fields(TrainConfig)}
+        return TrainConfig(**{k: v for k, v in dataclasses.asdict(self).items() if k in names})
+
+
+def _unknown(what: str, value: str, choices: list[str]) -> None:
+    import difflib
+
+    close = difflib.get_close_matches(str(value), choices, n=1)
+    hint = f" Did you mean {close[0]!r}?" if close else ""
+    raise ValueError(f"unknown {what} {value!r}; valid: {choices}.{hint}")
+
+
+def split_validation(train: ImageSet, val_size: float, seed: int) -> tuple[ImageSet, ImageSet]:
+    """Hold ``val_size`` images (or that fraction) out of ``train``, stratified by label."""
+    n = len(train)
+    n_val = int(round(val_size * n)) if val_size < 1 else int(val_size)
+    if not 0 < n_val < n:
+        raise ValueError(f"val_size={val_size} leaves no training or no validation images.")
+    g = torch.Generator().manual_seed(seed + 17)
+    if train.labels is None:
+        perm = torch.randperm(n, generator=g)
+        return train.subset(perm[n_val:].sort().values), train.subset(perm[:n_val].sort().values)
+    val_idx = []
+    for c in torch.unique(train.labels):
+        idx = (train.labels == c).nonzero().flatten()
+        take = int(round(n_val * len(idx) / n))
+        val_idx.append(idx[torch.randperm(len(idx), generator=g)[:take]])
+    val = torch.cat(val_idx).sort().values
+    mask = torch.ones(n, dtype=torch.bool)
+    mask[val] = False
+    return train.subset(mask.nonzero().flatten()), train.subset(val)
+
+
+def build_recipe(
+    cfg: ExperimentConfig, image_shape: tuple[int, int, int], num_classes: int | None = None
+) -> tuple[Any, str]:
+    """Build the encoder and recipe for images of shape (C, H, W); return (recipe, encoder name).
+
+    With ``cfg.init_encoder`` the encoder is loaded from an exported folder (fine-tuning).
+    """
+    c, h, _ = image_shape
+    small = cfg.small_input if cfg.small_input is not None else h <= 64
+    if cfg.init_encoder:
+        from contrastkit.train import load_encoder
+
+        enc = load_encoder(cfg.init_encoder).train()
+        name = json.loads((Path(cfg.init_encoder) / "encoder.json").read_text())["encoder"]
+    elif cfg.encoder.startswith("resnet"):
+        enc = build_encoder(cfg.encoder, in_channels=c, small_input=small, width=cfg.width)
+    elif cfg.encoder == "small_cnn":
+        enc = build_encoder(cfg.encoder, in_channels=c, width=int(max(8, cfg.width * 128)))
+    elif cfg.encoder == "mlp":
+        enc = build_encoder(cfg.encoder, in_dim=c * h * h, hidden=(512,), out_dim=256)
+    else:
+        enc = build_encoder(cfg.encoder, in_channels=c)
+    name = name if cfg.init_encoder else cfg.encoder
+    cls, config_cls = RECIPES[cfg.recipe]
+    options: dict[str, Any] = dict(image_size=h, channels=c, flip=cfg.flip)
+    if cfg.recipe == "supervised":
+        options.update(
+            num_classes=num_classes or 10, crop_scale=(max(cfg.crop_min_scale, 0.5), 1.0)
+        )
+    else:
+        options.update(
+            proj_hidden=cfg.proj_hidden,
+            proj_dim=cfg.proj_dim,
+            crop_scale=(cfg.crop_min_scale, 1.0),
+        )
+    rc = config_cls(**options)
+    if cfg.temperature is not None and hasattr(rc, "temperature"):
+        rc.temperature = cfg.temperature
+    return cls(enc, rc), name
+
+
+def run_experiment(cfg: ExperimentConfig, resume: bool = False) -> dict[str, Any]:
+    """Train and evaluate; write ``results.json`` (and the encoder) into ``cfg.out_dir``."""
+    t_start = time.time()
+    torch.manual_seed(cfg.seed)
+    data: DataSplits = load_dataset(cfg.data)
+    train, val = split_validation(data.train, cfg.val_size, cfg.seed)
+    recipe, enc_name = build_recipe(cfg, train.image_shape, len(data.train.classes) or None)
+    monitor = (train, val) if train.labels is not None else None
+    trainer = Trainer(recipe, train, cfg.train_config(), monitor=monitor, encoder_name=enc_name)
+    history = trainer.fit(resume=resume)
+    train_seconds = time.time() - t_start
+    results: dict[str, Any] = {
+        "config": dataclasses.asdict(cfg),
+        "data": {"name": data.name, "train": len(train), "val": len(val)},
+        "precision": trainer.precision,
+        "train_seconds": train_seconds,
+        "history": history,
+    }
+    test = data.test
+    if test is not None and test.labels is not None and train.labels is not None:
+        kw = dict(device=trainer.device, bf16=trainer.precision == "bf16")
+        f_train = extract_features(recipe.encoder, train.images, **kw)
+        f_test = extract_features(recipe.encoder, test.images, **kw)
+        knn = dict(k=cfg.knn_k, temperature=cfg.knn_temperature)
+        res = {"knn_acc": knn_accuracy(f_train, train.labels, f_test, test.labels, **knn)}
+        confusion = None
+        if hasattr(recipe, "classifier"):  # supervised / fine-tuned: the trained classifier
+            net = torch.nn.Sequential(recipe.encoder, recipe.classifier)
+            pred = extract_features(net, test.images, **kw).argmax(1)
+            rep = classification_report(pred, test.labels, len(test.classes))
+            res["classifier_acc"] = rep["accuracy"]
+            res["classifier_macro_f1"] = rep["macro_f1"]
+            confusion = rep["confusion_matrix"]
+        if cfg.linear_probe:
+            probe = linear_probe(f_train, train.labels, f_test, test.labels)
+            res["linear_probe_acc"] = probe["accuracy"]
+            rep = classification_report(probe["predictions"], test.labels, len(test.classes))
+            res["linear_probe_macro_f1"] = rep["macro_f1"]
+            confusion = rep["confusion_matrix"]
+        # the same kNN on raw pixels, the baseline every number should be read against
+        res["raw_pixel_knn_acc"] = knn_accuracy(
+            train.images.flatten(1).float(),
+            train.labels,
+            test.images.flatten(1).float(),
+            test.labels,
+            **knn,
+        )
+        results["test"] = res
+        if cfg.report:
+            metrics = {f"test {k}": v for k, v in res.items()}
+            metrics.update(
+                {
+                    "recipe": cfg.recipe,
+                    "data": f"{data.name} (train {len(train)}, val {len(val)}, test {len(test)})",
+                    "encoder": f"{cfg.encoder} width {cfg.width}",
+                    "epochs": trainer.epoch,
+                    "precision": trainer.precision,
+                    "train minutes": train_seconds / 60,
+                }
+            )
+            results["report"] = str(
+                write_report(
+                    Path(cfg.out_dir) / "report.html",
+                    title=f"contrastkit {cfg.recipe} on {data.name}",
+                    metrics=metrics,
+                    history=history,
+                    features=f_test,
+                    labels=test.labels,
+                    images=test.images,
+                    classes=test.classes,
+                    confusion=confusion,
+                    maps=cfg.report_maps,
+                    seed=cfg.seed,
+                )
+            )
+    results["total_seconds"] = time.time() - t_start
+    out = Path(cfg.out_dir)
+    atomic_write_bytes(out / "results.json", json.dumps(results, indent=2).encode())
+    return results
+
+
+def demo_config(out_dir: str = "runs/demo", epochs: int = 60) -> ExperimentConfig:
+    """The ``contrastkit demo`` run: SimCLR on scikit-learn's digits (ships with scikit-learn),
+    a quarter-width ResNet-18 with the small-image stem, LARS, 60 epochs (about a minute on 2
+    CPU cores), then test kNN / linear probe and the HTML report."""
+    return ExperimentConfig(
+        recipe="simclr",
+        data="digits",
+        encoder="resnet18",
+        width=0.25,
+        epochs=epochs,
+        batch_size=128,
+        optimizer="lars",
+        lr=0.8,
+        weight_decay=1e-5,
+        temperature=0.2,
+        flip=0.0,
+        monitor_every=10,
+        out_dir=out_dir,
+    )
+
+
+def evaluate_encoder(
+    encoder_dir: str | os.PathLike,
+    data: str,
+    *,
+    knn_k: int = 200,
+    knn_temperature: float = 0.1,
+    probe: bool = True,
+    report: str | os.PathLike | None = None,
+    device: str = "cpu",
+) -> dict[str, float]:
+    """Evaluate an exported encoder on a data set's test split (features fitted on train).
+
+    Returns test kNN accuracy, linear-probe accuracy and macro F1, precision@1 and MAP@R of the
+    test embeddings, and the raw-pixel kNN baseline; optionally writes an HTML report.
+    """
+    from contrastkit.evaluate import map_at_r, precision_at_k
+    from contrastkit.train import load_encoder
+
+    splits = load_dataset(data)
+    if splits.test is None or splits.test.labels is None or splits.train.labels is None:
+        raise ValueError(f"{data} needs labelled train and test splits for evaluation.")
+    enc = load_encoder(encoder_dir, device=device)
+    f_train = extract_features(enc, splits.train.images, device=device)
+    f_test = extract_features(enc, splits.test.images, device=device)
+    tr_y, te_y = splits.train.labels, splits.test.labels
+    knn = dict(k=knn_k, temperature=knn_temperature)
+    res: dict[str, float] = {
+        "knn_acc": knn_accuracy(f_train, tr_y, f_test, te_y, **knn),
+        "precision_at_1": precision_at_k(f_test, te_y, 1),
+        "map_at_r": map_at_r(f_test, te_y),
+        "raw_pixel_knn_acc": knn_accuracy(
+            splits.train.images.flatten(1).float(),
+            tr_y,
+            splits.test.images.flatten(1).float(),
+            te_y,
+            **knn,
+        ),
+    }
+    confusion = None
+    if probe:
+        out = linear_probe(f_train, tr_y, f_test, te_y)
+        rep = classification_report(out["predictions"], te_y, len(splits.test.classes))
+        res.update(
+            linear_probe_acc=out["accuracy"],
+            linear_probe_macro_precision=rep["macro_precision"],
+            linear_probe_macro_recall=rep["macro_recall"],
+            linear_probe_macro_f1=rep["macro_f1"],
+        )
+        confusion = rep["confusion_matrix"]
+    if report:
+        write_report(
+            report,
+            title=f"contrastkit evaluation on {splits.name}",
+            metrics={f"test {k}": v for k, v in res.items()},
+            features=f_test,
+            labels=te_y,
+            images=splits.test.images,
+            classes=splits.test.classes,
+            confusion=confusion,
+        )
+    return res
+
+
+def embed_dataset(
+    encoder_dir: str | os.PathLike,
+    data: str,
+    out: str | os.PathLike,
+    *,
+    split: str = "test",
+    device: str = "cpu",
+) -> Path:
+    """Write embeddings of one split: ``.npy`` (an (N, D) array, with ``<name>.ids.npy`` and
+    ``<name>.labels.npy`` beside it) or ``.parquet`` (columns id, label, embedding)."""
+    import numpy as np
+
+    from contrastkit.train import load_encoder
+
+    splits = load_dataset(data)
+    part = splits.train if split == "train" else splits.test
+    if part is None:
+        raise ValueError(f"{data} has no {split!r} split.")
+    enc = load_encoder(encoder_dir, device=device)
+    feats = extract_features(enc, part.images, device=device).numpy()
+    ids = np.arange(len(part)) if part.paths is None else np.array(part.paths)
+    labels = None if part.labels is None else part.labels.numpy()
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.suffix == ".parquet":
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        cols = {"id": ids, "embedding": list(feats)}
+        if labels is not None:
+            cols["label"] = labels
+        pq.write_table(pa.table(cols), out)
+    elif out.suffix == ".npy":
+        np.save(out, feats)
+        np.save(out.with_suffix(".ids.npy"), ids)
+        if labels is not None:
+            np.save(out.with_suffix(".labels.npy"), labels)
+    else:
+        raise ValueError(f"--out must end in .npy or .parquet, got {out.name}.")
+    return out

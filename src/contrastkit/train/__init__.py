@@ -1,0 +1,28 @@
+"""Training: the loop, optimisers and schedules, precision, checkpoints."""
+
+from contrastkit.train.checkpoint import load_state, save_state
+from contrastkit.train.optim import LARS, build_optimizer, param_groups, warmup_cosine
+from contrastkit.train.precision import bf16_supported, resolve_precision
+from contrastkit.train.trainer import (
+    CollapseWarning,
+    TrainConfig,
+    Trainer,
+    export_encoder,
+    load_encoder,
+)
+
+__all__ = [
+    "LARS",
+    "CollapseWarning",
+    "TrainConfig",
+    "Trainer",
+    "bf16_supported",
+    "build_optimizer",
+    "export_encoder",
+    "load_encoder",
+    "load_state",
+    "param_groups",
+    "resolve_precision",
+    "save_state",
+    "warmup_cosine",
+]

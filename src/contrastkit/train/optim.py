@@ -1,0 +1,151 @@
+"""Optimisers and schedules for contrastive pre-training.
+
+- Weight decay is not applied to biases and normalisation parameters (all 1-D parameters), the
+  standard practice of SimCLR, MoCo v3, BYOL and DINO.
+- :class:`LARS` (You et al. 2017) for large-batch SGD, with the adaptation skipped for those
+  same parameters, as in SimCLR.
+- :func:`warmup_cosine`: linear warm-up then cosine decay, per step.
+
+Example:
+    >>> import torch
+    >>> from contrastkit.train.optim import build_optimizer, warmup_cosine
+    >>> model = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.BatchNorm1d(4))
+    >>> opt = build_optimizer(model, "lars", lr=0.3, weight_decay=1e-6)
+    >>> sched = warmup_cosine(opt, total_steps=100, warmup_steps=10)
+    >>> [len(g["params"]) for g in opt.param_groups]
+    [1, 3]
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+
+__all__ = ["LARS", "OPTIMIZERS", "build_optimizer", "param_groups", "warmup_cosine"]
+
+OPTIMIZERS = ("sgd", "lars", "adamw", "adam")
+
+
+def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
+    """Two groups: weights with ``weight_decay``, and biases / norm parameters without it.
+
+    The second group is marked ``lars_exclude=True`` so that LARS skips its trust ratio.
+    """
+    decay, no_decay = [], []
+    for _, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        (no_decay if p.ndim <= 1 else decay).append(p)
+    groups = [{"params": decay, "weight_decay": weight_decay, "lars_exclude": False}]
+    if no_decay:
+        groups.append({"params": no_decay, "weight_decay": 0.0, "lars_exclude": True})
+    return groups
+
+
+class LARS(torch.optim.Optimizer):
+    """SGD with momentum and layer-wise trust ratios (You et al. 2017; SimCLR's variant).
+
+    For each parameter not excluded: ``g ← g + wd·w``, ``g ← η·|w|/|g| · g`` (when both norms
+    are > 0), then momentum SGD. Groups with ``lars_exclude=True`` are plain momentum SGD.
+    """
+
+    def __init__(
+        self,
+        params,
+        lr: float,
+        momentum: float = 0.9,
+        weight_decay: float = 0.0,
+        trust_coefficient: float = 0.001,
+        eps: float = 1e-8,
+    ) -> None:
+        if lr <= 0:
+            raise ValueError(f"lr must be > 0, got {lr}.")
+        defaults = dict(
+            lr=lr,
+            momentum=momentum,
+            weight_decay=weight_decay,
+            trust_coefficient=trust_coefficient,
+            eps=eps,
+            lars_exclude=False,
+        )
+        super().__init__(params, defaults)
+
+    @torch.no_grad()
+    def step(self, closure=None):  # type: ignore[override]
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                g: Tensor = p.grad
+                if group["weight_decay"] != 0:
+                    g = g.add(p, alpha=group["weight_decay"])
+                if not group["lars_exclude"]:
+                    w_norm, g_norm = torch.linalg.vector_norm(p), torch.linalg.vector_norm(g)
+                    trust = torch.where(
+                        (w_norm > 0) & (g_norm > 0),
+                        group["trust_coefficient"] * w_norm / (g_norm + group["eps"]),
+                        torch.ones_like(w_norm),
+                    )
+                    g = g.mul(trust)
+                state = self.state[p]
+                if "momentum_buffer" not in state:
+                    state["momentum_buffer"] = torch.clone(g).detach()
+                else:
+                    state["momentum_buffer"].mul_(group["momentum"]).add_(g)
+                p.add_(state["momentum_buffer"], alpha=-group["lr"])
+        return loss
+
+
+def build_optimizer(
+    model: nn.Module,
+    name: str = "sgd",
+    *,
+    lr: float,
+    weight_decay: float = 0.0,
+    momentum: float = 0.9,
+    betas: tuple[float, float] = (0.9, 0.999),
+    lars_eta: float = 0.02,
+) -> torch.optim.Optimizer:
+    """Build ``sgd`` / ``lars`` / ``adamw`` / ``adam`` with the decay exclusion above."""
+    if name not in OPTIMIZERS:
+        raise ValueError(f"optimizer must be one of {list(OPTIMIZERS)}, got {name!r}.")
+    groups = param_groups(model, weight_decay)
+    if name == "lars":
+        return LARS(
+            groups, lr=lr, momentum=momentum, weight_decay=weight_decay, trust_coefficient=lars_eta
+        )
+    for g in groups:
+        g.pop("lars_exclude")
+    if name == "sgd":
+        return torch.optim.SGD(groups, lr=lr, momentum=momentum)
+    if name == "adamw":
+        return torch.optim.AdamW(groups, lr=lr, betas=betas)
+    return torch.optim.Adam(groups, lr=lr, betas=betas)
+
+
+def warmup_cosine(
+    optimizer: torch.optim.Optimizer,
+    total_steps: int,
+    warmup_steps: int = 0,
+    final_lr_fraction: float = 0.0,
+) -> torch.optim.lr_scheduler.LambdaLR:
+    """Per-step schedule: linear warm-up from ~0 to the base lr, then cosine to
+    ``final_lr_fraction`` × base lr at ``total_steps``."""
+    if total_steps <= 0:
+        raise ValueError(f"total_steps must be > 0, got {total_steps}.")
+    warmup_steps = min(warmup_steps, total_steps)
+
+    def factor(step: int) -> float:
+        if step < warmup_steps:
+            return (step + 1) / warmup_steps
+        t = (step - warmup_steps) / max(1, total_steps - warmup_steps)
+        t = min(t, 1.0)
+        return final_lr_fraction + (1 - final_lr_fraction) * 0.5 * (1 + math.cos(math.pi * t))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)

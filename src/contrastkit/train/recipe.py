@@ -1,0 +1,60 @@
+"""The recipe contract the trainer consumes: ``step(batch) -> LossOutput``.
+
+A recipe is one ``nn.Module`` holding the encoder, its head(s), the view pipelines and the loss.
+The trainer only calls :meth:`Recipe.step` on batches ``{"images": uint8 (B, C, H, W),
+"labels": (B,) int64 or absent}`` and :meth:`Recipe.on_step_end` after each optimiser step.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from torch import Tensor, nn
+
+__all__ = ["LossOutput", "Recipe"]
+
+
+@dataclass
+class LossOutput:
+    """The result of one training step.
+
+    Attributes:
+        loss: scalar tensor to back-propagate.
+        embeddings: (B, D) projections of one view (detached), for collapse monitoring.
+        metrics: extra scalars to log (floats).
+    """
+
+    loss: Tensor
+    embeddings: Tensor | None = None
+    metrics: dict[str, float] = field(default_factory=dict)
+
+
+class Recipe(nn.Module):
+    """Base class. Subclasses set ``self.encoder`` and implement :meth:`step`."""
+
+    encoder: nn.Module
+    name: str = "recipe"
+    needs_labels: bool = False
+
+    def step(self, batch: dict[str, Tensor]) -> LossOutput:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def forward(self, batch: dict[str, Tensor]) -> LossOutput:
+        return self.step(batch)
+
+    def on_step_end(self, step: int, total_steps: int) -> None:
+        """Hook after each optimiser step (momentum updates, schedules)."""
+
+    @property
+    def feature_dim(self) -> int:
+        return int(self.encoder.out_dim)
+
+    @staticmethod
+    def _require_labels(batch: dict[str, Tensor], name: str) -> Tensor:
+        labels = batch.get("labels")
+        if labels is None:
+            raise ValueError(
+                f"the {name} recipe needs class labels, but the batch has none; use a labelled "
+                f"data set or a self-supervised recipe such as simclr."
+            )
+        return labels

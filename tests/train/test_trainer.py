@@ -1,0 +1,148 @@
+"""Trainer: exact resume, atomic checkpoints, export, monitor, collapse warning, precision."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+import torch
+
+from contrastkit.data import load_digits
+from contrastkit.encoders import SmallCNN
+from contrastkit.recipes import SimCLR, SimCLRConfig, SupCon, SupConConfig
+from contrastkit.train import (
+    CollapseWarning,
+    TrainConfig,
+    Trainer,
+    load_encoder,
+    load_state,
+    resolve_precision,
+    save_state,
+)
+from contrastkit.train import checkpoint as ckpt_mod
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load_digits()
+
+
+def _recipe(kind="simclr", seed=0):
+    torch.manual_seed(seed)
+    enc = SmallCNN(in_channels=1, width=8, stages=2)
+    if kind == "supcon":
+        return SupCon(enc, SupConConfig(image_size=8, channels=1, flip=0, proj_hidden=32))
+    return SimCLR(enc, SimCLRConfig(image_size=8, channels=1, flip=0, proj_hidden=32))
+
+
+def _cfg(tmp, **kw):
+    base = dict(epochs=3, batch_size=128, lr=0.2, out_dir=str(tmp), progress=False, monitor_every=0)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_resume_ends_with_the_weights_of_an_uninterrupted_run(digits, tmp_path, precision):
+    train = digits.train.subset(range(640))
+    full = Trainer(_recipe(), train, _cfg(tmp_path / "full", precision=precision))
+    full.fit()
+    part = Trainer(_recipe(), train, _cfg(tmp_path / "part", precision=precision))
+    part.fit(stop_after_epoch=1)
+    assert part.epoch == 1
+    # a new process would build everything again from scratch, then resume
+    resumed = Trainer(_recipe(seed=123), train, _cfg(tmp_path / "part", precision=precision))
+    resumed.fit(resume=True)
+    assert resumed.epoch == 3 and resumed.step == full.step
+    a, b = full.recipe.state_dict(), resumed.recipe.state_dict()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    assert [round(h["loss"], 10) for h in full.history] == [
+        round(h["loss"], 10) for h in resumed.history
+    ]
+
+
+def test_resume_refuses_a_different_configuration(digits, tmp_path):
+    train = digits.train.subset(range(256))
+    Trainer(_recipe(), train, _cfg(tmp_path, epochs=2)).fit(stop_after_epoch=1)
+    other = Trainer(_recipe(), train, _cfg(tmp_path, epochs=2, batch_size=64))
+    with pytest.raises(ValueError, match="batch_size=128"):
+        other.fit(resume=True)
+
+
+def test_checkpoint_is_atomic_and_loads_without_pickle(tmp_path, monkeypatch):
+    path = tmp_path / "c.safetensors"
+    save_state(path, {"w": torch.arange(3.0), "epoch": 1, "nested": {0: [1, (2, 3)]}})
+    before = path.read_bytes()
+
+    def crash(tensors, filename, metadata=None):
+        with open(filename, "wb") as f:
+            f.write(b"partial")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(ckpt_mod, "save_file", crash)
+    with pytest.raises(OSError, match="disk full"):
+        save_state(path, {"w": torch.zeros(3), "epoch": 2})
+    assert path.read_bytes() == before  # the old checkpoint is intact
+    assert [p.name for p in tmp_path.iterdir()] == ["c.safetensors"]  # no temp file left
+    state = load_state(path)
+    assert state["epoch"] == 1 and state["nested"] == {0: [1, (2, 3)]}
+    assert torch.equal(state["w"], torch.arange(3.0))
+    with pytest.raises(TypeError, match="no pickles"):
+        save_state(tmp_path / "x.safetensors", {"bad": object()})
+
+
+def test_export_and_load_encoder_without_recipe(digits, tmp_path):
+    train = digits.train.subset(range(256))
+    trainer = Trainer(_recipe(), train, _cfg(tmp_path, epochs=1), encoder_name="small_cnn")
+    trainer.fit()
+    meta = json.loads((tmp_path / "encoder.json").read_text())
+    assert meta["encoder"] == "small_cnn" and meta["out_dim"] == 16
+    enc = load_encoder(tmp_path)
+    x = torch.rand(4, 1, 8, 8)
+    trainer.recipe.encoder.eval()
+    torch.testing.assert_close(enc(x), trainer.recipe.encoder.float()(x))
+    assert not any("head" in k for k in load_state(tmp_path / "encoder.safetensors")["state_dict"])
+
+
+def test_log_monitor_and_checkpoint_every_epoch(digits, tmp_path):
+    trainer = Trainer(
+        _recipe("supcon"),
+        digits.train,
+        _cfg(tmp_path, epochs=2, monitor_every=1, knn_k=20),
+        monitor=(digits.train, digits.test),
+    )
+    history = trainer.fit()
+    rows = (tmp_path / "log.csv").read_text().strip().splitlines()
+    assert len(rows) == 3 and "knn_acc" in rows[0] and "emb_std_ratio" in rows[0]
+    assert 0.5 < history[-1]["knn_acc"] <= 1.0  # supervised: well above chance (0.1)
+    assert load_state(tmp_path / "checkpoint.safetensors")["epoch"] == 2
+
+
+def test_collapse_warning(digits, tmp_path):
+    class Collapsed(SimCLR):
+        def step(self, batch):
+            out = super().step(batch)
+            out.embeddings = torch.ones_like(out.embeddings) + 1e-6 * out.embeddings
+            return out
+
+    torch.manual_seed(0)
+    recipe = Collapsed(
+        SmallCNN(1, width=8, stages=2), SimCLRConfig(image_size=8, channels=1, proj_hidden=32)
+    )
+    with pytest.warns(CollapseWarning, match="collapsed"):
+        Trainer(recipe, digits.train.subset(range(256)), _cfg(tmp_path, epochs=1)).fit()
+
+
+def test_errors(digits, tmp_path):
+    unlabelled = digits.train.subset(range(256))
+    unlabelled.labels = None
+    with pytest.raises(ValueError, match="needs labels"):
+        Trainer(_recipe("supcon"), unlabelled, _cfg(tmp_path))
+    with pytest.raises(ValueError, match="lower batch_size"):
+        Trainer(_recipe(), digits.train.subset(range(64)), _cfg(tmp_path))
+    with pytest.raises(ValueError, match="precision"):
+        resolve_precision("fp8", torch.device("cpu"))
+    with pytest.raises(ValueError, match="batch_size must be"):
+        TrainConfig(batch_size=1)
+    assert not os.path.exists(tmp_path / "checkpoint.safetensors")
