@@ -12,7 +12,13 @@ from typer.testing import CliRunner
 
 from contrastkit.cli.main import app
 from contrastkit.data import load_digits
-from contrastkit.recipes.experiment import ExperimentConfig, run_experiment, split_validation
+from contrastkit.evaluate import knn_accuracy, select_knn_k
+from contrastkit.recipes.experiment import (
+    ExperimentConfig,
+    knn_protocol,
+    run_experiment,
+    split_validation,
+)
 
 
 def test_split_validation_is_stratified_disjoint_and_seeded():
@@ -60,12 +66,12 @@ def test_run_experiment_writes_results_encoder_and_report(tmp_path):
     res = run_experiment(cfg)
     saved = json.loads((tmp_path / "results.json").read_text())
     assert saved["test"] == pytest.approx(res["test"])
-    assert set(res["test"]) == {
-        "knn_acc",
+    knn_keys = {"knn_acc", "knn_k", "knn_val_acc", "knn_acc_k200"}
+    assert set(res["test"]) == knn_keys | {f"raw_pixel_{k}" for k in knn_keys} | {
         "linear_probe_acc",
         "linear_probe_macro_f1",
-        "raw_pixel_knn_acc",
     }
+    assert res["test"]["knn_k"] in cfg.knn_select_k
     assert 0.1 < res["test"]["linear_probe_acc"] <= 1.0
     page = (tmp_path / "report.html").read_text()
     assert len(re.findall(r"data:image/png;base64,", page)) == 4  # curves, map, neighbours, cm
@@ -134,3 +140,28 @@ def test_supervised_recipe_learns_and_fine_tunes_an_exported_encoder(tmp_path):
     )
     # a new linear head on the trained encoder: three short epochs reach a good classifier
     assert tuned["test"]["classifier_acc"] > 0.7
+
+
+def test_knn_protocol_chooses_k_on_validation_only():
+    g = torch.Generator().manual_seed(0)
+    centers = torch.randn(5, 16, generator=g)
+
+    def sample(n):
+        y = torch.arange(n) % 5
+        return centers[y] + 0.9 * torch.randn(n, 16, generator=g), y
+
+    (ft, yt), (fv, yv), (fs, ys) = sample(300), sample(100), sample(200)
+    res = knn_protocol(ft, yt, fv, yv, fs, ys, ks=(1, 10, 50), k_fixed=200)
+    k, accs = select_knn_k(ft, yt, fv, yv, ks=(1, 10, 50))
+    assert res["knn_k"] == k and res["knn_val_acc"] == accs[k]
+    bank, bank_y = torch.cat([ft, fv]), torch.cat([yt, yv])
+    assert res["knn_acc"] == knn_accuracy(bank, bank_y, fs, ys, k=k)
+    assert res["knn_acc_k200"] == knn_accuracy(bank, bank_y, fs, ys, k=200)
+    # scrambling the test labels changes the test accuracy, never the chosen k
+    shuffled = knn_protocol(
+        ft, yt, fv, yv, fs, ys[torch.randperm(200, generator=g)], ks=(1, 10, 50)
+    )
+    assert shuffled["knn_k"] == k and shuffled["knn_acc"] < res["knn_acc"]
+    # an empty grid reports the fixed k
+    fixed = knn_protocol(ft, yt, fv, yv, fs, ys, ks=(), k_fixed=10)
+    assert fixed["knn_k"] == 10 and fixed["knn_acc"] == fixed["knn_acc_k10"]

@@ -119,6 +119,36 @@ def test_log_monitor_and_checkpoint_every_epoch(digits, tmp_path):
     assert load_state(tmp_path / "checkpoint.safetensors")["epoch"] == 2
 
 
+def test_tensorboard_event_files_hold_the_epoch_scalars(digits, tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    cfg = _cfg(tmp_path, epochs=2, monitor_every=1, knn_k=20)
+    cfg.tensorboard = True
+    Trainer(_recipe(), digits.train, cfg, monitor=(digits.train, digits.test)).fit()
+    acc = EventAccumulator(str(tmp_path / "tensorboard"))
+    acc.Reload()
+    tags = set(acc.Tags()["scalars"])
+    assert {"epoch/loss", "epoch/lr", "epoch/knn_acc", "step/loss"} <= tags
+    assert [e.step for e in acc.Scalars("epoch/loss")] == [1, 2]
+    cfg.tensorboard = False
+    cfg.out_dir = str(tmp_path / "off")
+    Trainer(_recipe(), digits.train, cfg).fit()
+    assert not (tmp_path / "off" / "tensorboard").exists()
+
+
+def test_csv_log_columns_line_up_when_the_monitor_skips_epochs(digits, tmp_path):
+    import csv
+
+    cfg = _cfg(tmp_path, epochs=3, monitor_every=2, knn_k=20)
+    Trainer(_recipe(), digits.train, cfg, monitor=(digits.train, digits.test)).fit()
+    with open(tmp_path / "log.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["epoch"] for r in rows] == ["1", "2", "3"]
+    assert rows[0]["knn_acc"] == "" and float(rows[1]["knn_acc"]) > 0.3
+    assert float(rows[2]["knn_acc"]) > 0.3  # the last epoch is always monitored
+    assert all(float(r["lr"]) >= 0 and float(r["loss"]) > 0 for r in rows)
+
+
 def test_collapse_warning(digits, tmp_path):
     class Collapsed(SimCLR):
         def step(self, batch):

@@ -164,7 +164,13 @@ def demo(
 def evaluate(
     encoder: str = typer.Option(..., help="Folder with encoder.safetensors + encoder.json."),
     data: str = typer.Option(..., help="Labelled data set with a test split."),
-    knn_k: int = typer.Option(200, help="Neighbours of the weighted kNN."),
+    knn_k: int = typer.Option(200, help="Fixed neighbour count, reported beside the chosen k."),
+    knn_select_k: str = typer.Option(
+        "1,5,10,20,50,100,200",
+        help="Comma-separated k grid; the test kNN uses the best k on --val-size held-out "
+        "training images ('' to use --knn-k).",
+    ),
+    val_size: float = typer.Option(0.1, help="Training images (or fraction) held out to choose k."),
     probe: bool = typer.Option(True, help="Also fit a linear probe."),
     report: str = typer.Option(None, help="Write an HTML report here."),
 ) -> None:
@@ -174,7 +180,16 @@ def evaluate(
     from contrastkit.recipes.experiment import evaluate_encoder
 
     try:
-        res = evaluate_encoder(encoder, data, knn_k=knn_k, probe=probe, report=report)
+        ks = tuple(int(k) for k in knn_select_k.replace(" ", "").split(",") if k)
+        res = evaluate_encoder(
+            encoder,
+            data,
+            knn_k=knn_k,
+            knn_select_k=ks,
+            val_size=val_size,
+            probe=probe,
+            report=report,
+        )
     except (ValueError, FileNotFoundError) as err:
         typer.secho(f"error: {err}", fg=typer.colors.RED, err=True)
         raise typer.Exit(2) from err

@@ -2,7 +2,13 @@
 
 from contrastkit.evaluate.collapse import collapse_stats, effective_rank, embedding_std
 from contrastkit.evaluate.features import extract_features
-from contrastkit.evaluate.knn import knn_accuracy, knn_predict, knn_scores
+from contrastkit.evaluate.knn import (
+    DEFAULT_K_GRID,
+    knn_accuracy,
+    knn_predict,
+    knn_scores,
+    select_knn_k,
+)
 from contrastkit.evaluate.linear import fit_logistic, linear_probe
 from contrastkit.evaluate.metrics import (
     alignment,
@@ -14,6 +20,7 @@ from contrastkit.evaluate.metrics import (
 )
 
 __all__ = [
+    "DEFAULT_K_GRID",
     "alignment",
     "classification_report",
     "collapse_stats",
@@ -28,5 +35,6 @@ __all__ = [
     "map_at_r",
     "precision_at_k",
     "recall_at_k",
+    "select_knn_k",
     "uniformity",
 ]

@@ -19,7 +19,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["knn_accuracy", "knn_predict", "knn_scores"]
+__all__ = ["DEFAULT_K_GRID", "knn_accuracy", "knn_predict", "knn_scores", "select_knn_k"]
+
+#: the neighbour counts :func:`select_knn_k` tries by default
+DEFAULT_K_GRID: tuple[int, ...] = (1, 5, 10, 20, 50, 100, 200)
 
 
 def knn_scores(
@@ -84,3 +87,48 @@ def knn_accuracy(
     """Top-1 accuracy of :func:`knn_predict` against ``query_labels``."""
     pred = knn_predict(train_features, train_labels, query_features, **kw)
     return float((pred.cpu() == query_labels.cpu()).float().mean())
+
+
+def select_knn_k(
+    train_features: Tensor,
+    train_labels: Tensor,
+    val_features: Tensor,
+    val_labels: Tensor,
+    *,
+    ks: tuple[int, ...] = DEFAULT_K_GRID,
+    temperature: float = 0.1,
+) -> tuple[int, dict[int, float]]:
+    """Choose k for the weighted kNN on a validation split; never pass the test split here.
+
+    Args:
+        train_features (N, D), train_labels (N,): the neighbour bank.
+        val_features (V, D), val_labels (V,): held-out labelled queries (a part of the
+            training data that is not in the bank).
+        ks: candidate neighbour counts. temperature: the vote temperature.
+
+    Returns:
+        (best k, {k: validation accuracy}); ties go to the larger k (smoother vote).
+
+    Example:
+        >>> import torch
+        >>> x = torch.eye(4).repeat(5, 1) + 0.01 * torch.randn(20, 4)
+        >>> y = torch.arange(4).repeat(5)
+        >>> k, accs = select_knn_k(x[:16], y[:16], x[16:], y[16:], ks=(1, 3))
+        >>> k, accs[1]
+        (3, 1.0)
+    """
+    if not ks:
+        raise ValueError("ks is empty; give at least one neighbour count, e.g. ks=(20, 200).")
+    accs = {
+        int(k): knn_accuracy(
+            train_features,
+            train_labels,
+            val_features,
+            val_labels,
+            k=int(k),
+            temperature=temperature,
+        )
+        for k in ks
+    }
+    best = max(accs, key=lambda k: (accs[k], k))
+    return best, accs

@@ -31,10 +31,12 @@ from contrastkit.data import load_dataset
 from contrastkit.data.datasets import DataSplits, ImageSet
 from contrastkit.encoders import build_encoder
 from contrastkit.evaluate import (
+    DEFAULT_K_GRID,
     classification_report,
     extract_features,
     knn_accuracy,
     linear_probe,
+    select_knn_k,
 )
 from contrastkit.evaluate.report import write_report
 from contrastkit.recipes import RECIPES
@@ -48,6 +50,7 @@ __all__ = [
     "demo_config",
     "embed_dataset",
     "evaluate_encoder",
+    "knn_protocol",
     "run_experiment",
     "split_validation",
 ]
@@ -61,7 +64,9 @@ class ExperimentConfig:
     for the monitor; a fraction if < 1). Model: ``encoder``, ``width`` (channel multiplier or
     SmallCNN width), ``small_input`` (auto: images ≤ 64 px). Recipe: ``recipe``,
     ``temperature`` (None: the recipe's default), ``proj_hidden``, ``proj_dim``, ``flip``.
-    Evaluation: ``knn_k``, ``knn_temperature``, ``linear_probe``. The remaining fields are
+    Evaluation: ``knn_k`` (the monitor's k, also reported on test), ``knn_temperature``,
+    ``knn_select_k`` (the test kNN uses the k of this grid that is best on the validation
+    split; empty: use ``knn_k``), ``linear_probe``. The remaining fields are
     :class:`~contrastkit.train.TrainConfig`'s.
     """
 
@@ -97,7 +102,9 @@ class ExperimentConfig:
     monitor_every: int = 1
     knn_k: int = 200
     knn_temperature: float = 0.1
+    knn_select_k: tuple[int, ...] = DEFAULT_K_GRID
     max_minutes: float | None = None
+    tensorboard: bool | str = "auto"
     progress: bool = True
     device: str = "auto"
     extra: dict[str, Any] = field(default_factory=dict)
@@ -211,6 +218,61 @@ def build_recipe(
     return cls(enc, rc), name
 
 
+def knn_protocol(
+    f_train: torch.Tensor,
+    y_train: torch.Tensor,
+    f_val: torch.Tensor,
+    y_val: torch.Tensor,
+    f_test: torch.Tensor,
+    y_test: torch.Tensor,
+    *,
+    ks: tuple[int, ...] = DEFAULT_K_GRID,
+    k_fixed: int = 200,
+    temperature: float = 0.1,
+    prefix: str = "",
+) -> dict[str, float]:
+    """Test kNN accuracy with k chosen on a validation split, and with a fixed k beside it.
+
+    k is selected with the training part as the bank and the validation part as queries; the
+    test queries then use the whole training data (training part + validation part) as the bank.
+    The test split plays no part in any choice.
+
+    Returns ``{prefix}knn_acc`` (selected k), ``{prefix}knn_k``, ``{prefix}knn_val_acc`` and
+    ``{prefix}knn_acc_k{k_fixed}``.
+    """
+    bank = torch.cat([f_train, f_val])
+    bank_y = torch.cat([y_train, y_val])
+    out: dict[str, float] = {}
+    if ks:
+        k, accs = select_knn_k(
+            f_train, y_train, f_val, y_val, ks=tuple(ks), temperature=temperature
+        )
+        out[f"{prefix}knn_acc"] = knn_accuracy(
+            bank, bank_y, f_test, y_test, k=k, temperature=temperature
+        )
+        out[f"{prefix}knn_k"] = k
+        out[f"{prefix}knn_val_acc"] = accs[k]
+    fixed = knn_accuracy(bank, bank_y, f_test, y_test, k=k_fixed, temperature=temperature)
+    out[f"{prefix}knn_acc_k{k_fixed}"] = fixed
+    if not ks:
+        out[f"{prefix}knn_acc"], out[f"{prefix}knn_k"] = fixed, k_fixed
+    return out
+
+
+def raw_pixel_knn(train: ImageSet, val: ImageSet, test: ImageSet, **knn: Any) -> dict[str, float]:
+    """:func:`knn_protocol` on flattened raw pixels (keys prefixed ``raw_pixel_``): the baseline."""
+    return knn_protocol(
+        train.images.flatten(1).float(),
+        train.labels,
+        val.images.flatten(1).float(),
+        val.labels,
+        test.images.flatten(1).float(),
+        test.labels,
+        prefix="raw_pixel_",
+        **knn,
+    )
+
+
 def run_experiment(cfg: ExperimentConfig, resume: bool = False) -> dict[str, Any]:
     """Train and evaluate; write ``results.json`` (and the encoder) into ``cfg.out_dir``."""
     t_start = time.time()
@@ -233,9 +295,14 @@ def run_experiment(cfg: ExperimentConfig, resume: bool = False) -> dict[str, Any
     if test is not None and test.labels is not None and train.labels is not None:
         kw = dict(device=trainer.device, bf16=trainer.precision == "bf16")
         f_train = extract_features(recipe.encoder, train.images, **kw)
+        f_val = extract_features(recipe.encoder, val.images, **kw)
         f_test = extract_features(recipe.encoder, test.images, **kw)
-        knn = dict(k=cfg.knn_k, temperature=cfg.knn_temperature)
-        res = {"knn_acc": knn_accuracy(f_train, train.labels, f_test, test.labels, **knn)}
+        knn = dict(ks=cfg.knn_select_k, k_fixed=cfg.knn_k, temperature=cfg.knn_temperature)
+        res: dict[str, Any] = knn_protocol(
+            f_train, train.labels, f_val, val.labels, f_test, test.labels, **knn
+        )
+        # the linear probe and the reported features use the whole official training split
+        f_full, y_full = torch.cat([f_train, f_val]), torch.cat([train.labels, val.labels])
         confusion = None
         if hasattr(recipe, "classifier"):  # supervised / fine-tuned: the trained classifier
             net = torch.nn.Sequential(recipe.encoder, recipe.classifier)
@@ -245,19 +312,13 @@ def run_experiment(cfg: ExperimentConfig, resume: bool = False) -> dict[str, Any
             res["classifier_macro_f1"] = rep["macro_f1"]
             confusion = rep["confusion_matrix"]
         if cfg.linear_probe:
-            probe = linear_probe(f_train, train.labels, f_test, test.labels)
+            probe = linear_probe(f_full, y_full, f_test, test.labels)
             res["linear_probe_acc"] = probe["accuracy"]
             rep = classification_report(probe["predictions"], test.labels, len(test.classes))
             res["linear_probe_macro_f1"] = rep["macro_f1"]
             confusion = rep["confusion_matrix"]
-        # the same kNN on raw pixels, the baseline every number should be read against
-        res["raw_pixel_knn_acc"] = knn_accuracy(
-            train.images.flatten(1).float(),
-            train.labels,
-            test.images.flatten(1).float(),
-            test.labels,
-            **knn,
-        )
+        # the same kNN protocol on raw pixels, the baseline every number should be read against
+        res.update(raw_pixel_knn(train, val, test, **knn))
         results["test"] = res
         if cfg.report:
             metrics = {f"test {k}": v for k, v in res.items()}
@@ -319,12 +380,17 @@ def evaluate_encoder(
     *,
     knn_k: int = 200,
     knn_temperature: float = 0.1,
+    knn_select_k: tuple[int, ...] = DEFAULT_K_GRID,
+    val_size: float = 0.1,
+    seed: int = 0,
     probe: bool = True,
     report: str | os.PathLike | None = None,
     device: str = "cpu",
 ) -> dict[str, float]:
     """Evaluate an exported encoder on a data set's test split (features fitted on train).
 
+    The kNN's k is chosen on ``val_size`` images held out of the training split (see
+    :func:`knn_protocol`); the test split is only used for the reported numbers.
     Returns test kNN accuracy, linear-probe accuracy and macro F1, precision@1 and MAP@R of the
     test embeddings, and the raw-pixel kNN baseline; optionally writes an HTML report.
     """
@@ -335,22 +401,19 @@ def evaluate_encoder(
     if splits.test is None or splits.test.labels is None or splits.train.labels is None:
         raise ValueError(f"{data} needs labelled train and test splits for evaluation.")
     enc = load_encoder(encoder_dir, device=device)
-    f_train = extract_features(enc, splits.train.images, device=device)
+    part, val = split_validation(splits.train, val_size, seed)
+    f_part = extract_features(enc, part.images, device=device)
+    f_val = extract_features(enc, val.images, device=device)
     f_test = extract_features(enc, splits.test.images, device=device)
-    tr_y, te_y = splits.train.labels, splits.test.labels
-    knn = dict(k=knn_k, temperature=knn_temperature)
-    res: dict[str, float] = {
-        "knn_acc": knn_accuracy(f_train, tr_y, f_test, te_y, **knn),
-        "precision_at_1": precision_at_k(f_test, te_y, 1),
-        "map_at_r": map_at_r(f_test, te_y),
-        "raw_pixel_knn_acc": knn_accuracy(
-            splits.train.images.flatten(1).float(),
-            tr_y,
-            splits.test.images.flatten(1).float(),
-            te_y,
-            **knn,
-        ),
-    }
+    f_train = torch.cat([f_part, f_val])
+    tr_y, te_y = torch.cat([part.labels, val.labels]), splits.test.labels
+    knn = dict(ks=knn_select_k, k_fixed=knn_k, temperature=knn_temperature)
+    res: dict[str, float] = knn_protocol(
+        f_part, part.labels, f_val, val.labels, f_test, te_y, **knn
+    )
+    res.update(raw_pixel_knn(part, val, splits.test, **knn))
+    res["precision_at_1"] = precision_at_k(f_test, te_y, 1)
+    res["map_at_r"] = map_at_r(f_test, te_y)
     confusion = None
     if probe:
         out = linear_probe(f_train, tr_y, f_test, te_y)

@@ -2,8 +2,9 @@
 
 Features: SGD/LARS/AdamW with warm-up + cosine schedule, bf16 autocast and channels_last
 where the hardware supports them, atomic safetensors checkpoints every epoch and exact resume,
-a progress bar (loss, lr, images/s), a CSV log, an online kNN monitor on a held-out split, and
-a collapse warning.
+a progress bar (loss, lr, images/s), a CSV log (and TensorBoard event files when the
+``tensorboard`` package is installed), an online kNN monitor on a held-out split, and a collapse
+warning.
 
 Example:
     >>> import tempfile, torch
@@ -22,6 +23,7 @@ Example:
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 import os
@@ -72,6 +74,8 @@ class TrainConfig:
         knn_k, knn_temperature: the monitor's kNN.
         collapse_std_ratio, collapse_rank: thresholds of the collapse warning.
         max_minutes: stop after this wall time (checkpoint kept; None: no limit).
+        tensorboard: ``"auto"`` writes TensorBoard event files to ``out_dir/tensorboard`` when
+            the ``tensorboard`` package is installed; True requires it; False never.
         progress: show a progress bar.
         device: ``auto`` (cuda if available) or a torch device string.
     """
@@ -96,6 +100,7 @@ class TrainConfig:
     collapse_std_ratio: float = 0.1
     collapse_rank: float = 2.0
     max_minutes: float | None = None
+    tensorboard: bool | str = "auto"
     progress: bool = True
     device: str = "auto"
     extra: dict[str, Any] = field(default_factory=dict)
@@ -206,6 +211,7 @@ class Trainer:
         self.epoch = 0
         self.step = 0
         self.history: list[dict[str, float]] = []
+        self._tb: Any = None
 
     # ----------------------------------------------------------------- state
     def state_dict(self) -> dict[str, Any]:
@@ -300,13 +306,37 @@ class Trainer:
             )
 
     def _log(self, row: dict[str, float]) -> None:
-        path = self.out_dir / "log.csv"
-        new = not path.exists()
-        with open(path, "a", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=list(row))
-            if new:
-                w.writeheader()
-            w.writerow(row)
+        # Rewritten whole from the history each epoch: rows differ in their columns (the monitor
+        # runs every few epochs), so the header is the union of all keys, in first-seen order.
+        fields: dict[str, None] = {}
+        for r in self.history:
+            fields.update(dict.fromkeys(r))
+        buf = io.StringIO()
+        w = csv.DictWriter(buf, fieldnames=list(fields), restval="")
+        w.writeheader()
+        w.writerows(self.history)
+        atomic_write_bytes(self.out_dir / "log.csv", buf.getvalue().encode())
+        if self._tb is not None:
+            for key, value in row.items():
+                if key not in ("epoch", "step"):
+                    self._tb.add_scalar(f"epoch/{key}", value, int(row["epoch"]))
+            self._tb.flush()
+
+    def _open_tensorboard(self) -> Any:
+        """A SummaryWriter in ``out_dir/tensorboard``, or None (see ``TrainConfig.tensorboard``)."""
+        want = self.config.tensorboard
+        if want is False or want == "off":
+            return None
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError as err:
+            if want is True:
+                raise ImportError(
+                    "TrainConfig(tensorboard=True) needs the tensorboard package: "
+                    "pip install tensorboard (or leave tensorboard='auto')."
+                ) from err
+            return None
+        return SummaryWriter(log_dir=str(self.out_dir / "tensorboard"), purge_step=self.step)
 
     def fit(
         self, resume: bool = False, stop_after_epoch: int | None = None
@@ -328,6 +358,7 @@ class Trainer:
             torch.manual_seed(self.config.seed)
             if (self.out_dir / "log.csv").exists():
                 (self.out_dir / "log.csv").unlink()
+        self._tb = self._open_tensorboard()
         start_time = time.time()
         bar = tqdm(
             total=self.total_steps,
@@ -369,6 +400,9 @@ class Trainer:
                 if out.embeddings is not None and len(embeds) < 8:
                     embeds.append(out.embeddings.float().cpu())
                 lr = self.optimizer.param_groups[0]["lr"]
+                if self._tb is not None and self.step % 10 == 0:
+                    self._tb.add_scalar("step/loss", loss_value, self.step)
+                    self._tb.add_scalar("step/lr", lr, self.step)
                 bar.update(1)
                 bar.set_postfix(
                     epoch=self.epoch + 1,
@@ -407,6 +441,9 @@ class Trainer:
                 )
                 bar.write(f"epoch {self.epoch}: {shown}")
         bar.close()
+        if self._tb is not None:
+            self._tb.close()
+            self._tb = None
         if self.encoder_name and self.epoch >= self.config.epochs:
             export_encoder(self.recipe.encoder, self.out_dir, self.encoder_name)
         return self.history
