@@ -138,7 +138,7 @@ def train(
 @app.command()
 def demo(
     out: str = typer.Option("runs/demo", "--out", help="Output folder."),
-    epochs: int = typer.Option(60, help="Training epochs."),
+    epochs: int = typer.Option(150, help="Training epochs."),
     progress: bool = typer.Option(True, help="Show a progress bar."),
 ) -> None:
     """Train SimCLR on the built-in digits, evaluate on the test split, write the report."""
