@@ -165,3 +165,17 @@ def test_knn_protocol_chooses_k_on_validation_only():
     # an empty grid reports the fixed k
     fixed = knn_protocol(ft, yt, fv, yv, fs, ys, ks=(), k_fixed=10)
     assert fixed["knn_k"] == 10 and fixed["knn_acc"] == fixed["knn_acc_k10"]
+
+
+def test_every_train_config_field_is_an_experiment_option():
+    """ExperimentConfig is flat: each TrainConfig field must be settable from a run's config file."""
+    import dataclasses
+
+    from contrastkit.train import TrainConfig
+
+    train = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
+    exp = {f.name for f in dataclasses.fields(ExperimentConfig)}
+    assert set(train) <= exp, sorted(set(train) - exp)
+    cfg = ExperimentConfig(collapse_rank=3.0, tensorboard=False, lars_eta=0.01)
+    tc = cfg.train_config()
+    assert (tc.collapse_rank, tc.tensorboard, tc.lars_eta) == (3.0, False, 0.01)

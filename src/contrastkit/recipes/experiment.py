@@ -103,6 +103,8 @@ class ExperimentConfig:
     knn_k: int = 200
     knn_temperature: float = 0.1
     knn_select_k: tuple[int, ...] = DEFAULT_K_GRID
+    collapse_std_ratio: float = 0.1
+    collapse_rank: float = 2.0
     max_minutes: float | None = None
     tensorboard: bool | str = "auto"
     progress: bool = True
