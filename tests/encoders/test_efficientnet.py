@@ -54,15 +54,8 @@ def test_pretrained_features_recognise_imagenet_photos():
             if pretrained:
                 torch.testing.assert_close(logits, ref((x - 0.5) / 0.5), rtol=1e-4, atol=1e-4)
         probs[pretrained] = logits.softmax(-1)
-    buildings = {
-        442,
-        449,
-        483,
-        497,
-        538,
-        698,
-        832,
-    }  # bell cote, boathouse, castle, church, dome, palace, stupa
+    # bell cote, boathouse, castle, church, dome, palace, stupa
+    buildings = {442, 449, 483, 497, 538, 698, 832}
     top5 = probs[True].topk(5).indices.tolist()
     assert top5[0][0] in buildings, top5
     assert 985 in top5[1], top5

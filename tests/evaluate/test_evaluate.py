@@ -14,6 +14,8 @@ from contrastkit.evaluate import (
     collapse_stats,
     effective_rank,
     extract_features,
+    knn_accuracies,
+    knn_accuracy,
     knn_predict,
     knn_scores,
     linear_probe,
@@ -46,6 +48,22 @@ def test_knn_scores_match_explicit_loop():
         for s, j in sims[:k]:
             expect[int(y[j])] += math.exp(s / t)
         torch.testing.assert_close(got[i], torch.tensor(expect), rtol=1e-4, atol=1e-4)
+
+
+def test_knn_accuracies_equal_one_search_per_k():
+    g = torch.Generator().manual_seed(3)
+    train, query = torch.randn(300, 8, generator=g), torch.randn(70, 8, generator=g)
+    y_train, y_query = (
+        torch.randint(0, 4, (300,), generator=g),
+        torch.randint(0, 4, (70,), generator=g),
+    )
+    ks = (1, 7, 50, 400)  # 400 > N: capped like knn_accuracy
+    accs = knn_accuracies(train, y_train, query, y_query, ks=ks, temperature=0.2, chunk_size=32)
+    for k in ks:
+        assert accs[k] == knn_accuracy(train, y_train, query, y_query, k=k, temperature=0.2)
+    assert len(set(accs.values())) > 1  # the ks really differ on this data
+    with pytest.raises(ValueError, match="ks is empty"):
+        knn_accuracies(train, y_train, query, y_query, ks=())
 
 
 def test_knn_leave_one_out_excludes_self():

@@ -151,19 +151,19 @@ def test_knn_protocol_chooses_k_on_validation_only():
         return centers[y] + 0.9 * torch.randn(n, 16, generator=g), y
 
     (ft, yt), (fv, yv), (fs, ys) = sample(300), sample(100), sample(200)
-    res = knn_protocol(ft, yt, fv, yv, fs, ys, ks=(1, 10, 50), k_fixed=200)
+    bank, bank_y = torch.cat([ft, fv]), torch.cat([yt, yv])  # the validation rows come last
+    res = knn_protocol(bank, bank_y, fs, ys, n_val=100, ks=(1, 10, 50), k_fixed=200)
     k, accs = select_knn_k(ft, yt, fv, yv, ks=(1, 10, 50))
     assert res["knn_k"] == k and res["knn_val_acc"] == accs[k]
-    bank, bank_y = torch.cat([ft, fv]), torch.cat([yt, yv])
     assert res["knn_acc"] == knn_accuracy(bank, bank_y, fs, ys, k=k)
     assert res["knn_acc_k200"] == knn_accuracy(bank, bank_y, fs, ys, k=200)
     # scrambling the test labels changes the test accuracy, never the chosen k
     shuffled = knn_protocol(
-        ft, yt, fv, yv, fs, ys[torch.randperm(200, generator=g)], ks=(1, 10, 50)
+        bank, bank_y, fs, ys[torch.randperm(200, generator=g)], n_val=100, ks=(1, 10, 50)
     )
     assert shuffled["knn_k"] == k and shuffled["knn_acc"] < res["knn_acc"]
     # an empty grid reports the fixed k
-    fixed = knn_protocol(ft, yt, fv, yv, fs, ys, ks=(), k_fixed=10)
+    fixed = knn_protocol(bank, bank_y, fs, ys, n_val=100, ks=(), k_fixed=10)
     assert fixed["knn_k"] == 10 and fixed["knn_acc"] == fixed["knn_acc_k10"]
 
 

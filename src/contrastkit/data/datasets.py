@@ -178,7 +178,9 @@ def load_idx_dir(
 
     Example:
         >>> from contrastkit.data import load_idx_dir
-        >>> data = load_idx_dir("/usr/share/datasets/fashion-mnist")  # doctest: +SKIP
+        >>> data = load_idx_dir("/usr/share/datasets/fashion-mnist")  # scripts/install-data
+        >>> len(data.train), len(data.test), tuple(data.test.images.shape[1:])
+        (60000, 10000, (1, 28, 28))
     """
     root = Path(root)
     name = name or root.name

@@ -11,8 +11,8 @@ model's own normalisation ((x − 0.5) / 0.5). Output: the 1280-d pooled feature
 Example:
     >>> import torch
     >>> from contrastkit.encoders import EfficientNetLite0
-    >>> enc = EfficientNetLite0(in_channels=1, input_size=64)   # doctest: +SKIP
-    >>> enc(torch.rand(2, 1, 28, 28)).shape                    # doctest: +SKIP
+    >>> enc = EfficientNetLite0(in_channels=1, input_size=64)
+    >>> enc(torch.rand(2, 1, 28, 28)).shape
     torch.Size([2, 1280])
 """
 

@@ -4,6 +4,7 @@ from contrastkit.evaluate.collapse import collapse_stats, effective_rank, embedd
 from contrastkit.evaluate.features import extract_features
 from contrastkit.evaluate.knn import (
     DEFAULT_K_GRID,
+    knn_accuracies,
     knn_accuracy,
     knn_predict,
     knn_scores,
@@ -28,6 +29,7 @@ __all__ = [
     "embedding_std",
     "extract_features",
     "fit_logistic",
+    "knn_accuracies",
     "knn_accuracy",
     "knn_predict",
     "knn_scores",

@@ -19,10 +19,52 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["DEFAULT_K_GRID", "knn_accuracy", "knn_predict", "knn_scores", "select_knn_k"]
+__all__ = [
+    "DEFAULT_K_GRID",
+    "knn_accuracies",
+    "knn_accuracy",
+    "knn_predict",
+    "knn_scores",
+    "select_knn_k",
+]
 
 #: the neighbour counts :func:`select_knn_k` tries by default
 DEFAULT_K_GRID: tuple[int, ...] = (1, 5, 10, 20, 50, 100, 200)
+
+
+def _neighbours(
+    train_features: Tensor,
+    train_labels: Tensor,
+    query_features: Tensor,
+    k: int,
+    chunk_size: int,
+    exclude_self: bool = False,
+):
+    """Yield (chunk start, similarities (q, k'), labels (q, k')) of the k' = min(k, N) nearest
+    training rows of each query block, most similar first (cosine)."""
+    if train_features.shape[0] != train_labels.shape[0]:
+        raise ValueError(
+            f"train_features has {train_features.shape[0]} rows but train_labels has "
+            f"{train_labels.shape[0]}."
+        )
+    if k < 1:
+        raise ValueError(f"k must be ≥ 1, got {k}.")
+    train = F.normalize(train_features.float(), dim=1)
+    labels = train_labels.long().to(train.device)
+    k_eff = min(k + int(exclude_self), train.shape[0]) - int(exclude_self)
+    for start in range(0, query_features.shape[0], chunk_size):
+        q = F.normalize(query_features[start : start + chunk_size].float().to(train.device), dim=1)
+        sim = q @ train.T
+        if exclude_self:
+            rows = torch.arange(q.shape[0], device=sim.device)
+            sim[rows, rows + start] = -float("inf")
+        top_sim, top_idx = sim.topk(k_eff, dim=1)
+        yield start, top_sim, labels[top_idx]
+
+
+def _votes(top_sim: Tensor, top_labels: Tensor, temperature: float, num_classes: int) -> Tensor:
+    scores = torch.zeros(top_sim.shape[0], num_classes, device=top_sim.device)
+    return scores.scatter_add_(1, top_labels, (top_sim / temperature).exp())
 
 
 def knn_scores(
@@ -44,30 +86,15 @@ def knn_scores(
         num_classes: C (default: max label + 1). chunk_size: queries per block (memory).
         exclude_self: skip a query's own row when queries are the training set (leave-one-out).
     """
-    if train_features.shape[0] != train_labels.shape[0]:
-        raise ValueError(
-            f"train_features has {train_features.shape[0]} rows but train_labels has "
-            f"{train_labels.shape[0]}."
-        )
-    if k < 1:
-        raise ValueError(f"k must be ≥ 1, got {k}.")
     c = int(num_classes or int(train_labels.max()) + 1)
-    train = F.normalize(train_features.float(), dim=1)
-    labels = train_labels.long().to(train.device)
-    k_eff = min(k + int(exclude_self), train.shape[0])
-    out = []
-    for start in range(0, query_features.shape[0], chunk_size):
-        q = F.normalize(query_features[start : start + chunk_size].float().to(train.device), dim=1)
-        sim = q @ train.T
-        if exclude_self:
-            rows = torch.arange(q.shape[0], device=sim.device)
-            sim[rows, rows + start] = -float("inf")
-        top_sim, top_idx = sim.topk(k_eff - int(exclude_self), dim=1)
-        weights = (top_sim / temperature).exp()
-        scores = torch.zeros(q.shape[0], c, device=sim.device)
-        scores.scatter_add_(1, labels[top_idx], weights)
-        out.append(scores)
-    return torch.cat(out)
+    return torch.cat(
+        [
+            _votes(top_sim, top_labels, temperature, c)
+            for _, top_sim, top_labels in _neighbours(
+                train_features, train_labels, query_features, k, chunk_size, exclude_self
+            )
+        ]
+    )
 
 
 def knn_predict(
@@ -87,6 +114,47 @@ def knn_accuracy(
     """Top-1 accuracy of :func:`knn_predict` against ``query_labels``."""
     pred = knn_predict(train_features, train_labels, query_features, **kw)
     return float((pred.cpu() == query_labels.cpu()).float().mean())
+
+
+def knn_accuracies(
+    train_features: Tensor,
+    train_labels: Tensor,
+    query_features: Tensor,
+    query_labels: Tensor,
+    *,
+    ks: tuple[int, ...],
+    temperature: float = 0.1,
+    chunk_size: int = 1024,
+) -> dict[int, float]:
+    """Top-1 accuracy of the weighted kNN for several k at the cost of one search.
+
+    The similarities and the top-max(ks) neighbours are computed once per query block; each k
+    votes with the first k of them. Equals ``{k: knn_accuracy(..., k=k)}`` (up to the order of
+    exactly tied similarities).
+
+    Args:
+        train_features (N, D), train_labels (N,), query_features (Q, D), query_labels (Q,).
+        ks: neighbour counts (each capped at N). temperature: vote weight ``exp(sim / t)``.
+
+    Example:
+        >>> import torch
+        >>> train = torch.tensor([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0]])
+        >>> knn_accuracies(train, torch.tensor([0, 0, 1]), torch.tensor([[0.1, 1.0]]),
+        ...                torch.tensor([1]), ks=(1, 3), temperature=10.0)
+        {1: 1.0, 3: 0.0}
+    """
+    if not ks:
+        raise ValueError("ks is empty; give at least one neighbour count, e.g. ks=(20, 200).")
+    c = int(train_labels.max()) + 1  # as knn_scores: labels the bank lacks are never predicted
+    preds: dict[int, list[Tensor]] = {int(k): [] for k in ks}
+    for _, top_sim, top_labels in _neighbours(
+        train_features, train_labels, query_features, max(preds), chunk_size
+    ):
+        for k, out in preds.items():
+            out.append(_votes(top_sim[:, :k], top_labels[:, :k], temperature, c).argmax(dim=1))
+    y = query_labels.cpu()
+    # the same reduction as knn_accuracy, so the two agree to the last bit
+    return {k: float((torch.cat(p).cpu() == y).float().mean()) for k, p in preds.items()}
 
 
 def select_knn_k(
@@ -117,18 +185,8 @@ def select_knn_k(
         >>> k, accs[1]
         (3, 1.0)
     """
-    if not ks:
-        raise ValueError("ks is empty; give at least one neighbour count, e.g. ks=(20, 200).")
-    accs = {
-        int(k): knn_accuracy(
-            train_features,
-            train_labels,
-            val_features,
-            val_labels,
-            k=int(k),
-            temperature=temperature,
-        )
-        for k in ks
-    }
+    accs = knn_accuracies(
+        train_features, train_labels, val_features, val_labels, ks=ks, temperature=temperature
+    )
     best = max(accs, key=lambda k: (accs[k], k))
     return best, accs

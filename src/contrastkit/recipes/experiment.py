@@ -34,7 +34,7 @@ from contrastkit.evaluate import (
     DEFAULT_K_GRID,
     classification_report,
     extract_features,
-    knn_accuracy,
+    knn_accuracies,
     linear_probe,
     select_knn_k,
 )
@@ -221,13 +221,12 @@ def build_recipe(
 
 
 def knn_protocol(
-    f_train: torch.Tensor,
-    y_train: torch.Tensor,
-    f_val: torch.Tensor,
-    y_val: torch.Tensor,
+    f_bank: torch.Tensor,
+    y_bank: torch.Tensor,
     f_test: torch.Tensor,
     y_test: torch.Tensor,
     *,
+    n_val: int,
     ks: tuple[int, ...] = DEFAULT_K_GRID,
     k_fixed: int = 200,
     temperature: float = 0.1,
@@ -235,41 +234,37 @@ def knn_protocol(
 ) -> dict[str, float]:
     """Test kNN accuracy with k chosen on a validation split, and with a fixed k beside it.
 
-    k is selected with the training part as the bank and the validation part as queries; the
-    test queries then use the whole training data (training part + validation part) as the bank.
+    ``f_bank`` (N, D) / ``y_bank`` (N,) hold the whole labelled training data, its last
+    ``n_val`` rows being the validation part. k is selected with the other rows as the bank
+    and the validation rows as queries; the test queries (T, D) then use all N rows as the bank.
     The test split plays no part in any choice.
 
     Returns ``{prefix}knn_acc`` (selected k), ``{prefix}knn_k``, ``{prefix}knn_val_acc`` and
     ``{prefix}knn_acc_k{k_fixed}``.
     """
-    bank = torch.cat([f_train, f_val])
-    bank_y = torch.cat([y_train, y_val])
+    knn = dict(temperature=temperature)
     out: dict[str, float] = {}
+    k = k_fixed
     if ks:
+        fit, val = slice(0, len(f_bank) - n_val), slice(len(f_bank) - n_val, None)
         k, accs = select_knn_k(
-            f_train, y_train, f_val, y_val, ks=tuple(ks), temperature=temperature
+            f_bank[fit], y_bank[fit], f_bank[val], y_bank[val], ks=tuple(ks), **knn
         )
-        out[f"{prefix}knn_acc"] = knn_accuracy(
-            bank, bank_y, f_test, y_test, k=k, temperature=temperature
-        )
-        out[f"{prefix}knn_k"] = k
         out[f"{prefix}knn_val_acc"] = accs[k]
-    fixed = knn_accuracy(bank, bank_y, f_test, y_test, k=k_fixed, temperature=temperature)
-    out[f"{prefix}knn_acc_k{k_fixed}"] = fixed
-    if not ks:
-        out[f"{prefix}knn_acc"], out[f"{prefix}knn_k"] = fixed, k_fixed
+    test_accs = knn_accuracies(f_bank, y_bank, f_test, y_test, ks=(k, k_fixed), **knn)
+    out[f"{prefix}knn_acc"], out[f"{prefix}knn_k"] = test_accs[k], k
+    out[f"{prefix}knn_acc_k{k_fixed}"] = test_accs[k_fixed]
     return out
 
 
-def raw_pixel_knn(train: ImageSet, val: ImageSet, test: ImageSet, **knn: Any) -> dict[str, float]:
+def raw_pixel_knn(train: ImageSet, test: ImageSet, *, n_val: int, **knn: Any) -> dict[str, float]:
     """:func:`knn_protocol` on flattened raw pixels (keys prefixed ``raw_pixel_``): the baseline."""
     return knn_protocol(
         train.images.flatten(1).float(),
         train.labels,
-        val.images.flatten(1).float(),
-        val.labels,
         test.images.flatten(1).float(),
         test.labels,
+        n_val=n_val,
         prefix="raw_pixel_",
         **knn,
     )
@@ -296,31 +291,33 @@ def run_experiment(cfg: ExperimentConfig, resume: bool = False) -> dict[str, Any
     test = data.test
     if test is not None and test.labels is not None and train.labels is not None:
         kw = dict(device=trainer.device, bf16=trainer.precision == "bf16")
-        f_train = extract_features(recipe.encoder, train.images, **kw)
-        f_val = extract_features(recipe.encoder, val.images, **kw)
-        f_test = extract_features(recipe.encoder, test.images, **kw)
-        knn = dict(ks=cfg.knn_select_k, k_fixed=cfg.knn_k, temperature=cfg.knn_temperature)
-        res: dict[str, Any] = knn_protocol(
-            f_train, train.labels, f_val, val.labels, f_test, test.labels, **knn
+        # the whole official training split (training part, then the validation part) is the
+        # kNN bank and the linear probe's training data; the validation part chooses k
+        full = ImageSet(
+            torch.cat([train.images, val.images]), torch.cat([train.labels, val.labels])
         )
-        # the linear probe and the reported features use the whole official training split
-        f_full, y_full = torch.cat([f_train, f_val]), torch.cat([train.labels, val.labels])
+        f_full = extract_features(recipe.encoder, full.images, **kw)
+        f_test = extract_features(recipe.encoder, test.images, **kw)
+        knn = dict(
+            n_val=len(val), ks=cfg.knn_select_k, k_fixed=cfg.knn_k, temperature=cfg.knn_temperature
+        )
+        res: dict[str, Any] = knn_protocol(f_full, full.labels, f_test, test.labels, **knn)
         confusion = None
-        if hasattr(recipe, "classifier"):  # supervised / fine-tuned: the trained classifier
-            net = torch.nn.Sequential(recipe.encoder, recipe.classifier)
-            pred = extract_features(net, test.images, **kw).argmax(1)
+        if hasattr(recipe, "classifier"):  # supervised / fine-tuned: the trained linear head
+            with torch.no_grad():
+                pred = recipe.classifier(f_test.to(trainer.device)).argmax(1).cpu()
             rep = classification_report(pred, test.labels, len(test.classes))
             res["classifier_acc"] = rep["accuracy"]
             res["classifier_macro_f1"] = rep["macro_f1"]
             confusion = rep["confusion_matrix"]
         if cfg.linear_probe:
-            probe = linear_probe(f_full, y_full, f_test, test.labels)
+            probe = linear_probe(f_full, full.labels, f_test, test.labels)
             res["linear_probe_acc"] = probe["accuracy"]
             rep = classification_report(probe["predictions"], test.labels, len(test.classes))
             res["linear_probe_macro_f1"] = rep["macro_f1"]
             confusion = rep["confusion_matrix"]
         # the same kNN protocol on raw pixels, the baseline every number should be read against
-        res.update(raw_pixel_knn(train, val, test, **knn))
+        res.update(raw_pixel_knn(full, test, **knn))
         results["test"] = res
         if cfg.report:
             metrics = {f"test {k}": v for k, v in res.items()}
@@ -404,16 +401,13 @@ def evaluate_encoder(
         raise ValueError(f"{data} needs labelled train and test splits for evaluation.")
     enc = load_encoder(encoder_dir, device=device)
     part, val = split_validation(splits.train, val_size, seed)
-    f_part = extract_features(enc, part.images, device=device)
-    f_val = extract_features(enc, val.images, device=device)
+    full = ImageSet(torch.cat([part.images, val.images]), torch.cat([part.labels, val.labels]))
+    f_train = extract_features(enc, full.images, device=device)
     f_test = extract_features(enc, splits.test.images, device=device)
-    f_train = torch.cat([f_part, f_val])
-    tr_y, te_y = torch.cat([part.labels, val.labels]), splits.test.labels
-    knn = dict(ks=knn_select_k, k_fixed=knn_k, temperature=knn_temperature)
-    res: dict[str, float] = knn_protocol(
-        f_part, part.labels, f_val, val.labels, f_test, te_y, **knn
-    )
-    res.update(raw_pixel_knn(part, val, splits.test, **knn))
+    tr_y, te_y = full.labels, splits.test.labels
+    knn = dict(n_val=len(val), ks=knn_select_k, k_fixed=knn_k, temperature=knn_temperature)
+    res: dict[str, float] = knn_protocol(f_train, tr_y, f_test, te_y, **knn)
+    res.update(raw_pixel_knn(full, splits.test, **knn))
     res["precision_at_1"] = precision_at_k(f_test, te_y, 1)
     res["map_at_r"] = map_at_r(f_test, te_y)
     confusion = None

@@ -325,7 +325,7 @@ class Trainer:
     def _open_tensorboard(self) -> Any:
         """A SummaryWriter in ``out_dir/tensorboard``, or None (see ``TrainConfig.tensorboard``)."""
         want = self.config.tensorboard
-        if want is False or want == "off":
+        if want is False:
             return None
         try:
             from torch.utils.tensorboard import SummaryWriter
