@@ -208,12 +208,18 @@ REDUCTIONS = ["mean", "sum", "none"]
 
 
 @pytest.mark.parametrize("reduction", REDUCTIONS)
-@pytest.mark.parametrize("similarity", SIMILARITIES)
+@pytest.mark.parametrize(
+    "similarity, chunked",
+    [(s, False) for s in SIMILARITIES] + [("cosine", True), ("dot", True)],
+)
 @pytest.mark.parametrize("name", SCENARIOS)
-def test_info_nce_matches_loop_reference(name, similarity, reduction):
+def test_info_nce_matches_loop_reference(name, similarity, chunked, reduction):
     kw = scenario(name)
+    path = dict(chunked=chunked, block_rows=3)  # several blocks, the last one short
     for temperature in (0.3, 1.7):
-        actual = info_nce(**kw, temperature=temperature, similarity=similarity, reduction=reduction)
+        actual = info_nce(
+            **kw, temperature=temperature, similarity=similarity, reduction=reduction, **path
+        )
         expected = ref_info_nce(
             **kw, temperature=temperature, similarity=similarity, reduction=reduction
         )

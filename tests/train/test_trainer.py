@@ -176,3 +176,26 @@ def test_errors(digits, tmp_path):
     with pytest.raises(ValueError, match="batch_size must be"):
         TrainConfig(batch_size=1)
     assert not os.path.exists(tmp_path / "checkpoint.safetensors")
+
+
+def test_compile_trains_like_eager_and_leaves_plain_modules(digits, tmp_path):
+    train = digits.train.subset(range(512))
+    monitor = (digits.train.subset(range(512)), digits.test.subset(range(128)))
+    runs = {}
+    for flag in (False, True):
+        cfg = _cfg(tmp_path / str(flag), epochs=2, precision="fp32", compile=flag, monitor_every=1)
+        trainer = Trainer(_recipe(), train, cfg, monitor=monitor, encoder_name="small_cnn")
+        runs[flag] = (trainer, trainer.fit())
+    (eager, h_eager), (comp, h_comp) = runs[False], runs[True]
+    # compiled kernels reorder float sums: the same training up to rounding
+    for a, b in zip(h_eager, h_comp):
+        assert abs(a["loss"] - b["loss"]) < 1e-3 and "knn_acc" in b
+    sa, sb = eager.recipe.state_dict(), comp.recipe.state_dict()
+    assert list(sa) == list(sb)  # no "_orig_mod." prefixes in checkpoints or exports
+    for k in sa:
+        torch.testing.assert_close(sa[k], sb[k], rtol=1e-2, atol=1e-3)
+    # after fit the modules are eager again; the export loads as a plain encoder
+    assert all(getattr(m, "_compiled_call_impl", None) is None for m in comp.recipe.modules())
+    x = torch.rand(4, 1, 8, 8)
+    comp.recipe.encoder.eval()
+    torch.testing.assert_close(load_encoder(tmp_path / "True")(x), comp.recipe.encoder(x))

@@ -25,7 +25,7 @@ from contrastkit._checks import (
     check_positive,
     compute_dtype,
 )
-from contrastkit.distances import METRICS, pairwise_similarity
+from contrastkit.distances import METRICS, normalize, pairwise_similarity
 
 REDUCTIONS = ("mean", "sum", "none")
 
@@ -47,6 +47,72 @@ class PairScores:
     n_key: int
 
 
+@dataclass
+class PairInputs:
+    """Validated inputs of an id-based loss, in the compute dtype.
+
+    Attributes:
+        q: (N, D) queries (L2-normalised for cosine similarity).
+        k: (M, D) keys; the queries themselves when ``self_contrast``.
+        qids, kids: (N,) and (M,) int64 ids.
+        negatives: (K, D) extra negatives (normalised like the keys) or None.
+        negative_ids: (K,) int64 ids of the extra negatives, or None.
+        temperature: float, or a scalar tensor in the compute dtype.
+        self_contrast: the query set is contrasted with itself (``key=None``).
+    """
+
+    q: Tensor
+    k: Tensor
+    qids: Tensor
+    kids: Tensor
+    negatives: Tensor | None
+    negative_ids: Tensor | None
+    temperature: float | Tensor
+    self_contrast: bool
+
+
+def prepare_pair_inputs(
+    query: Tensor,
+    key: Tensor | None,
+    *,
+    query_ids: Tensor,
+    key_ids: Tensor | None,
+    temperature: float | Tensor,
+    similarity: str,
+    negatives: Tensor | None,
+    negative_ids: Tensor | None,
+) -> PairInputs:
+    """Check every input of an id-based loss and bring it to the compute dtype.
+
+    Cosine similarity normalises queries, keys and negatives here; other metrics leave them.
+    """
+    query, key, qids, kids = check_pair_inputs(query, key, query_ids, key_ids)
+    check_positive(temperature, "temperature", "Typical values are 0.05–0.5.")
+    check_choice(similarity, "similarity", METRICS)
+    dtype = compute_dtype(query, key, negatives)
+    prep = normalize if similarity == "cosine" else (lambda x: x)
+    q = prep(query.to(dtype))
+    self_contrast = key is None
+    k, kids = (q, qids) if self_contrast else (prep(key.to(dtype)), kids)
+    if isinstance(temperature, Tensor):
+        temperature = temperature.to(dtype)
+    nids = None
+    if negatives is not None:
+        check_embeddings(negatives, "negatives", allow_empty=True)
+        if negatives.shape[1] != q.shape[1]:
+            raise ValueError(
+                f"negatives must have the query's embedding dimension D={q.shape[1]}, got "
+                f"D={negatives.shape[1]}."
+            )
+        negatives = prep(negatives.to(dtype))
+        if negative_ids is not None:
+            nids = check_ids(negative_ids, negatives.shape[0], "negative_ids", "negatives")
+            nids = nids.to(qids.device)
+    elif negative_ids is not None:
+        raise ValueError("negative_ids was given without negatives; pass both or neither.")
+    return PairInputs(q, k, qids, kids, negatives, nids, temperature, self_contrast)
+
+
 def pair_scores(
     query: Tensor,
     key: Tensor | None,
@@ -59,42 +125,40 @@ def pair_scores(
     negative_ids: Tensor | None = None,
 ) -> PairScores:
     """Validate the inputs and build the (N, M [+ K]) scaled similarity table with its masks."""
-    query, key, qids, kids = check_pair_inputs(query, key, query_ids, key_ids)
-    check_positive(temperature, "temperature", "Typical values are 0.05–0.5.")
-    check_choice(similarity, "similarity", METRICS)
-    dtype = compute_dtype(query, key, negatives)
-    q = query.to(dtype)
-    if key is None:
-        k, kids = q, qids
-    else:
-        k = key.to(dtype)
-    if isinstance(temperature, Tensor):
-        temperature = temperature.to(dtype)
-    logits = pairwise_similarity(q, k, similarity) / temperature
-    positive = qids[:, None] == kids[None, :]
+    x = prepare_pair_inputs(
+        query,
+        key,
+        query_ids=query_ids,
+        key_ids=key_ids,
+        temperature=temperature,
+        similarity=similarity,
+        negatives=negatives,
+        negative_ids=negative_ids,
+    )
+    return block_scores(x, similarity, 0, x.q.shape[0])
+
+
+def block_scores(x: PairInputs, similarity: str, r0: int, r1: int) -> PairScores:
+    """:class:`PairScores` of query rows ``r0:r1`` against every key and extra negative."""
+    # Inputs are already normalised for cosine: a plain inner product is the cosine.
+    metric = "dot" if similarity == "cosine" else similarity
+    q, qids = x.q[r0:r1], x.qids[r0:r1]
+    logits = pairwise_similarity(q, x.k, metric) / x.temperature
+    positive = qids[:, None] == x.kids[None, :]
     candidate = torch.ones_like(positive)
-    if key is None:
-        eye = torch.eye(q.shape[0], dtype=torch.bool, device=q.device)
-        positive = positive & ~eye
-        candidate = ~eye
+    if x.self_contrast:
+        rows = torch.arange(r1 - r0, device=q.device)
+        candidate[rows, rows + r0] = False
+        positive = positive & candidate
     n_key = logits.shape[1]
-    if negatives is not None:
-        check_embeddings(negatives, "negatives", allow_empty=True)
-        if negatives.shape[1] != q.shape[1]:
-            raise ValueError(
-                f"negatives must have the query's embedding dimension D={q.shape[1]}, got "
-                f"D={negatives.shape[1]}."
-            )
-        neg_logits = pairwise_similarity(q, negatives.to(dtype), similarity) / temperature
+    if x.negatives is not None:
+        neg_logits = pairwise_similarity(q, x.negatives, metric) / x.temperature
         neg_candidate = torch.ones_like(neg_logits, dtype=torch.bool)
-        if negative_ids is not None:
-            nids = check_ids(negative_ids, negatives.shape[0], "negative_ids", "negatives")
-            neg_candidate = qids[:, None] != nids.to(qids.device)[None, :]
+        if x.negative_ids is not None:
+            neg_candidate = qids[:, None] != x.negative_ids[None, :]
         logits = torch.cat([logits, neg_logits], dim=1)
         positive = torch.cat([positive, torch.zeros_like(neg_candidate)], dim=1)
         candidate = torch.cat([candidate, neg_candidate], dim=1)
-    elif negative_ids is not None:
-        raise ValueError("negative_ids was given without negatives; pass both or neither.")
     logits = logits.masked_fill(~candidate, float("-inf"))
     return PairScores(logits=logits, positive=positive, candidate=candidate, n_key=n_key)
 
@@ -106,12 +170,22 @@ def rows_with_positive(
 
     Returns the (N,) number of positives per row.
     """
-    n_pos = positive.sum(dim=1)
+    return check_positive_counts(
+        positive.sum(dim=1),
+        ignore_rows_without_positive=ignore_rows_without_positive,
+        loss_name=loss_name,
+    )
+
+
+def check_positive_counts(
+    n_pos: Tensor, *, ignore_rows_without_positive: bool, loss_name: str
+) -> Tensor:
+    """:func:`rows_with_positive` for (N,) positive counts; returns ``n_pos``."""
     missing = n_pos == 0
     if bool(missing.any()) and not ignore_rows_without_positive:
         rows = missing.nonzero().flatten()
         raise ValueError(
-            f"{loss_name}: {rows.numel()} of {positive.shape[0]} query rows have no positive "
+            f"{loss_name}: {rows.numel()} of {n_pos.shape[0]} query rows have no positive "
             f"(first rows {rows[:8].tolist()}): no key shares their id, and a row's own "
             f"self-pair never counts. Give every row a positive (e.g. two views per sample "
             f"with the same instance id, or at least two samples per class), or pass "

@@ -10,12 +10,16 @@ import math
 
 import torch
 from torch import Tensor, nn
+from torch.utils.checkpoint import checkpoint
 
 from contrastkit._checks import check_probability
+from contrastkit.losses._chunked import block_rows_for, positive_counts, table_shape, use_chunked
 from contrastkit.losses._contrast import (
-    pair_scores,
+    PairScores,
+    block_scores,
+    check_positive_counts,
+    prepare_pair_inputs,
     reduce_rows,
-    rows_with_positive,
     validate_reduction,
 )
 
@@ -36,6 +40,8 @@ def reweighted_info_nce(
     ignore_rows_without_positive: bool,
     reduction: str,
     loss_name: str,
+    chunked: bool | None = None,
+    block_rows: int | None = None,
 ) -> Tensor:
     """Shared core of the debiased (β = 0) and hard-negative (β > 0) estimators.
 
@@ -55,7 +61,7 @@ def reweighted_info_nce(
     check_probability(tau_plus, "tau_plus")
     if not (math.isfinite(beta) and beta >= 0):
         raise ValueError(f"beta must be a finite number ≥ 0, got {beta}.")
-    s = pair_scores(
+    x = prepare_pair_inputs(
         query,
         key,
         query_ids=query_ids,
@@ -65,12 +71,46 @@ def reweighted_info_nce(
         negatives=negatives,
         negative_ids=negative_ids,
     )
-    n_pos = rows_with_positive(
-        s.positive,
+    n_pos = check_positive_counts(
+        positive_counts(x.qids, x.kids, self_contrast=x.self_contrast),
         ignore_rows_without_positive=ignore_rows_without_positive,
         loss_name=loss_name,
     )
     keep = n_pos > 0
+
+    def rows(r0: int, r1: int) -> Tensor:
+        s = block_scores(x, "cosine", r0, r1)
+        return _reweighted_rows(s, keep[r0:r1], n_pos[r0:r1], x.temperature, tau_plus, beta)
+
+    n = x.q.shape[0]
+    if use_chunked(chunked, "cosine", *table_shape(query, key, negatives), loss_name):
+        # Row blocks under activation checkpointing: each block's table is rebuilt in the
+        # backward, so only one block is alive at a time; the rows are exact and independent.
+        block = block_rows_for(n, x.k.shape[0] + _n(x.negatives), block_rows)
+        per_row = torch.cat(
+            [
+                checkpoint(rows, r0, min(n, r0 + block), use_reentrant=False)
+                for r0 in range(0, n, block)
+            ]
+        )
+    else:
+        per_row = rows(0, n)
+    return reduce_rows(per_row, keep, reduction)
+
+
+def _n(t: Tensor | None) -> int:
+    return 0 if t is None else t.shape[0]
+
+
+def _reweighted_rows(
+    s: PairScores,
+    keep: Tensor,
+    n_pos: Tensor,
+    temperature: float | Tensor,
+    tau_plus: float,
+    beta: float,
+) -> Tensor:
+    """Per-row losses of the reweighted estimator for the rows of one table ``s``."""
     logits = s.logits.masked_fill(~keep[:, None], 0.0)
     candidate = s.candidate & keep[:, None]
     positive = s.positive
@@ -97,8 +137,6 @@ def reweighted_info_nce(
         sum0 = split_sums(beta)
         reweighted = n_others * sum1 / sum0.clamp_min(torch.finfo(logits.dtype).tiny)
     e_pos = torch.exp(centred)
-    if isinstance(temperature, Tensor):
-        temperature = temperature.to(logits.dtype)
     floor = n_others * torch.exp(-1.0 / temperature - shift)
     ng = ((reweighted - tau_plus * n_others * e_pos) / (1.0 - tau_plus)).maximum(floor)
     # −log(e_p / (e_p + Ng)) = log(e_p + Ng) − centred_p
@@ -106,7 +144,7 @@ def reweighted_info_nce(
     inner = torch.where(positive, e_pos + ng, torch.ones_like(ng))
     pair_loss = torch.where(positive, torch.log(inner) - centred, zero)
     per_row = pair_loss.sum(dim=1) / n_pos.clamp_min(1).to(logits.dtype)
-    return reduce_rows(per_row, keep, reduction)
+    return per_row
 
 
 def debiased_info_nce(
@@ -121,6 +159,8 @@ def debiased_info_nce(
     negative_ids: Tensor | None = None,
     ignore_rows_without_positive: bool = False,
     reduction: str = "mean",
+    chunked: bool | None = None,
+    block_rows: int | None = None,
 ) -> Tensor:
     """Debiased contrastive loss (Chuang et al. 2020) with id-defined positives.
 
@@ -135,7 +175,8 @@ def debiased_info_nce(
 
     Args:
         query, key, query_ids, key_ids, temperature, negatives, negative_ids,
-        ignore_rows_without_positive, reduction: as in :func:`info_nce` (cosine similarity).
+        ignore_rows_without_positive, reduction, chunked, block_rows: as in :func:`info_nce`
+            (cosine similarity; the chunked path rebuilds each row block's table in the backward).
         tau_plus: class prior τ⁺ ∈ [0, 1), the probability that a random sample shares the
             anchor's class (0.1 for CIFAR-10 in the paper).
 
@@ -160,6 +201,8 @@ def debiased_info_nce(
         negative_ids=negative_ids,
         ignore_rows_without_positive=ignore_rows_without_positive,
         reduction=reduction,
+        chunked=chunked,
+        block_rows=block_rows,
         loss_name="debiased_info_nce",
     )
 
@@ -180,8 +223,11 @@ class DebiasedInfoNCELoss(nn.Module):
         tau_plus: float = 0.1,
         ignore_rows_without_positive: bool = False,
         reduction: str = "mean",
+        chunked: bool | None = None,
+        block_rows: int | None = None,
     ) -> None:
         super().__init__()
+        self.chunked, self.block_rows = chunked, block_rows
         check_probability(tau_plus, "tau_plus")
         validate_reduction(reduction)
         self.temperature = temperature
@@ -210,4 +256,6 @@ class DebiasedInfoNCELoss(nn.Module):
             negative_ids=negative_ids,
             ignore_rows_without_positive=self.ignore_rows_without_positive,
             reduction=self.reduction,
+            chunked=self.chunked,
+            block_rows=self.block_rows,
         )

@@ -30,6 +30,8 @@ def hard_negative_info_nce(
     negative_ids: Tensor | None = None,
     ignore_rows_without_positive: bool = False,
     reduction: str = "mean",
+    chunked: bool | None = None,
+    block_rows: int | None = None,
 ) -> Tensor:
     """Hard-negative contrastive loss (Robinson et al. 2021) with id-defined positives.
 
@@ -44,7 +46,8 @@ def hard_negative_info_nce(
 
     Args:
         query, key, query_ids, key_ids, temperature, negatives, negative_ids,
-        ignore_rows_without_positive, reduction: as in :func:`info_nce` (cosine similarity).
+        ignore_rows_without_positive, reduction, chunked, block_rows: as in :func:`info_nce`
+            (cosine similarity; the chunked path rebuilds each row block's table in the backward).
         beta: concentration β ≥ 0 of the hard-negative distribution (0.5–1 in the paper).
         tau_plus: class prior τ⁺ ∈ [0, 1) as in :func:`debiased_info_nce`.
 
@@ -69,6 +72,8 @@ def hard_negative_info_nce(
         negative_ids=negative_ids,
         ignore_rows_without_positive=ignore_rows_without_positive,
         reduction=reduction,
+        chunked=chunked,
+        block_rows=block_rows,
         loss_name="hard_negative_info_nce",
     )
 
@@ -91,8 +96,11 @@ class HardNegativeInfoNCELoss(nn.Module):
         tau_plus: float = 0.1,
         ignore_rows_without_positive: bool = False,
         reduction: str = "mean",
+        chunked: bool | None = None,
+        block_rows: int | None = None,
     ) -> None:
         super().__init__()
+        self.chunked, self.block_rows = chunked, block_rows
         check_probability(tau_plus, "tau_plus")
         if not (math.isfinite(beta) and beta >= 0):
             raise ValueError(f"beta must be a finite number ≥ 0, got {beta}.")
@@ -125,4 +133,6 @@ class HardNegativeInfoNCELoss(nn.Module):
             negative_ids=negative_ids,
             ignore_rows_without_positive=self.ignore_rows_without_positive,
             reduction=self.reduction,
+            chunked=self.chunked,
+            block_rows=self.block_rows,
         )

@@ -9,17 +9,38 @@ References:
 
 from __future__ import annotations
 
+import functools
+
 import torch
 from torch import Tensor, nn
 
+from contrastkit.losses._chunked import (
+    CHUNKED_ABOVE,
+    CHUNKED_SIMILARITIES,
+    masked_logsumexp,
+    positive_sums,
+    table_shape,
+    use_chunked,
+)
 from contrastkit.losses._contrast import (
+    check_positive_counts,
     pair_scores,
+    prepare_pair_inputs,
     reduce_rows,
     rows_with_positive,
     validate_reduction,
 )
 
-__all__ = ["InfoNCELoss", "NTXentLoss", "SupConLoss", "info_nce", "nt_xent", "sup_con"]
+__all__ = [
+    "CHUNKED_ABOVE",
+    "CHUNKED_SIMILARITIES",
+    "InfoNCELoss",
+    "NTXentLoss",
+    "SupConLoss",
+    "info_nce",
+    "nt_xent",
+    "sup_con",
+]
 
 
 def _one_direction(
@@ -61,6 +82,51 @@ def _one_direction(
     return reduce_rows(per_row, keep, reduction)
 
 
+def _one_direction_chunked(
+    query: Tensor,
+    key: Tensor | None,
+    *,
+    query_ids: Tensor,
+    key_ids: Tensor | None,
+    temperature: float | Tensor,
+    similarity: str,
+    negatives: Tensor | None,
+    negative_ids: Tensor | None,
+    ignore_rows_without_positive: bool,
+    reduction: str,
+    block_rows: int | None,
+) -> Tensor:
+    """The same loss as :func:`_one_direction` in O((N+M)·D + block) memory."""
+    x = prepare_pair_inputs(
+        query,
+        key,
+        query_ids=query_ids,
+        key_ids=key_ids,
+        temperature=temperature,
+        similarity=similarity,
+        negatives=negatives,
+        negative_ids=negative_ids,
+    )
+    qs = x.q / x.temperature
+    keys = x.k if x.negatives is None else torch.cat([x.k, x.negatives])
+    lse = masked_logsumexp(
+        qs,
+        keys,
+        self_contrast=x.self_contrast,
+        row_ids=x.qids,
+        neg_ids=x.negative_ids,
+        n_key=x.k.shape[0],
+        block_rows=block_rows,
+    )
+    pos_sum, n_pos = positive_sums(qs, x.k, x.qids, x.kids, self_contrast=x.self_contrast)
+    check_positive_counts(
+        n_pos, ignore_rows_without_positive=ignore_rows_without_positive, loss_name="info_nce"
+    )
+    keep = n_pos > 0
+    per_row = lse - pos_sum / n_pos.clamp_min(1).to(pos_sum.dtype)
+    return reduce_rows(per_row, keep, reduction)
+
+
 def info_nce(
     query: Tensor,
     key: Tensor | None = None,
@@ -74,6 +140,8 @@ def info_nce(
     symmetric: bool = False,
     ignore_rows_without_positive: bool = False,
     reduction: str = "mean",
+    chunked: bool | None = None,
+    block_rows: int | None = None,
 ) -> Tensor:
     """InfoNCE / NT-Xent / SupCon loss with positives given by integer ids.
 
@@ -105,6 +173,12 @@ def info_nce(
             raising (the mean is over the remaining rows).
         reduction: ``"mean"`` (default), ``"sum"`` or ``"none"`` (per-row (N,) losses, zero for
             ignored rows); ``symmetric`` needs ``"mean"``.
+        chunked: compute the (N, M + K) similarity table in row blocks, recomputed in a custom
+            backward, so that extra memory grows linearly in N (exact InfoNCE for N = 131,072
+            in a few GiB). ``None`` (default) chooses it above 2²² entries for cosine and dot
+            similarity; ``True`` forces it, ``False`` holds the whole table (needed for the
+            euclidean similarities). Same value and gradients either way, up to float rounding.
+        block_rows: rows per block of the chunked path (default: 2²³ entries per block).
 
     Returns:
         A scalar (float32, or float64 for float64 inputs), or (N,) with ``reduction="none"``.
@@ -140,7 +214,10 @@ def info_nce(
         ignore_rows_without_positive=ignore_rows_without_positive,
         reduction=reduction,
     )
-    forward = _one_direction(
+    direction = _one_direction
+    if use_chunked(chunked, similarity, *table_shape(query, key, negatives), "info_nce"):
+        direction = functools.partial(_one_direction_chunked, block_rows=block_rows)
+    forward = direction(
         query,
         key,
         query_ids=query_ids,
@@ -151,7 +228,7 @@ def info_nce(
     )
     if not symmetric:
         return forward
-    backward = _one_direction(
+    backward = direction(
         key,
         query,
         query_ids=query_ids if key_ids is None else key_ids,
@@ -170,6 +247,8 @@ def nt_xent(
     temperature: float | Tensor = 0.1,
     similarity: str = "cosine",
     reduction: str = "mean",
+    chunked: bool | None = None,
+    block_rows: int | None = None,
 ) -> Tensor:
     """NT-Xent (SimCLR): two views per sample, each view's positive is the other view.
 
@@ -179,7 +258,8 @@ def nt_xent(
     Args:
         view1: (N, D) embeddings of the first view of N samples.
         view2: (N, D) embeddings of the second view, row-aligned with ``view1``.
-        temperature, similarity, reduction: as in :func:`info_nce`; ``"none"`` returns (2N,).
+        temperature, similarity, reduction, chunked, block_rows: as in :func:`info_nce`;
+            ``"none"`` returns (2N,).
 
     Example:
         >>> import torch
@@ -199,6 +279,8 @@ def nt_xent(
         temperature=temperature,
         similarity=similarity,
         reduction=reduction,
+        chunked=chunked,
+        block_rows=block_rows,
     )
 
 
@@ -210,6 +292,8 @@ def sup_con(
     similarity: str = "cosine",
     ignore_rows_without_positive: bool = False,
     reduction: str = "mean",
+    chunked: bool | None = None,
+    block_rows: int | None = None,
 ) -> Tensor:
     """Supervised contrastive loss (Khosla et al. 2020, L_out): class labels as ids.
 
@@ -217,8 +301,8 @@ def sup_con(
         features: (N, D) embeddings, or (B, V, D) with V views per sample (as in the paper's
             reference code); views are flattened view-major to (V·B, D).
         labels: (N,) or (B,) integer class labels.
-        temperature, similarity, ignore_rows_without_positive, reduction: as in
-            :func:`info_nce`.
+        temperature, similarity, ignore_rows_without_positive, reduction, chunked,
+            block_rows: as in :func:`info_nce`.
 
     Example:
         >>> import torch
@@ -244,11 +328,16 @@ def sup_con(
         similarity=similarity,
         ignore_rows_without_positive=ignore_rows_without_positive,
         reduction=reduction,
+        chunked=chunked,
+        block_rows=block_rows,
     )
 
 
 class _TemperatureMixin(nn.Module):
-    """Holds a fixed temperature, or a learnable one stored as its logarithm."""
+    """Holds a fixed temperature, or a learnable one stored as its logarithm.
+
+    The module forms take the functions' ``chunked`` and ``block_rows`` in the constructor.
+    """
 
     def _init_temperature(self, temperature: float, learn_temperature: bool) -> None:
         if not temperature > 0:
@@ -284,10 +373,13 @@ class InfoNCELoss(_TemperatureMixin):
         learn_temperature: bool = False,
         ignore_rows_without_positive: bool = False,
         reduction: str = "mean",
+        chunked: bool | None = None,
+        block_rows: int | None = None,
     ) -> None:
         super().__init__()
         self._init_temperature(temperature, learn_temperature)
         validate_reduction(reduction)
+        self.chunked, self.block_rows = chunked, block_rows
         self.similarity = similarity
         self.symmetric = symmetric
         self.ignore_rows_without_positive = ignore_rows_without_positive
@@ -315,6 +407,8 @@ class InfoNCELoss(_TemperatureMixin):
             symmetric=self.symmetric,
             ignore_rows_without_positive=self.ignore_rows_without_positive,
             reduction=self.reduction,
+            chunked=self.chunked,
+            block_rows=self.block_rows,
         )
 
 
@@ -334,10 +428,13 @@ class NTXentLoss(_TemperatureMixin):
         similarity: str = "cosine",
         learn_temperature: bool = False,
         reduction: str = "mean",
+        chunked: bool | None = None,
+        block_rows: int | None = None,
     ) -> None:
         super().__init__()
         self._init_temperature(temperature, learn_temperature)
         validate_reduction(reduction)
+        self.chunked, self.block_rows = chunked, block_rows
         self.similarity = similarity
         self.reduction = reduction
 
@@ -348,6 +445,8 @@ class NTXentLoss(_TemperatureMixin):
             temperature=self.temperature,
             similarity=self.similarity,
             reduction=self.reduction,
+            chunked=self.chunked,
+            block_rows=self.block_rows,
         )
 
 
@@ -368,10 +467,13 @@ class SupConLoss(_TemperatureMixin):
         learn_temperature: bool = False,
         ignore_rows_without_positive: bool = False,
         reduction: str = "mean",
+        chunked: bool | None = None,
+        block_rows: int | None = None,
     ) -> None:
         super().__init__()
         self._init_temperature(temperature, learn_temperature)
         validate_reduction(reduction)
+        self.chunked, self.block_rows = chunked, block_rows
         self.similarity = similarity
         self.ignore_rows_without_positive = ignore_rows_without_positive
         self.reduction = reduction
@@ -384,4 +486,6 @@ class SupConLoss(_TemperatureMixin):
             similarity=self.similarity,
             ignore_rows_without_positive=self.ignore_rows_without_positive,
             reduction=self.reduction,
+            chunked=self.chunked,
+            block_rows=self.block_rows,
         )

@@ -97,6 +97,7 @@ class ExperimentConfig:
     final_lr_fraction: float = 0.0
     precision: str = "auto"
     channels_last: bool = True
+    compile: bool = False
     seed: int = 0
     out_dir: str = "runs/contrastkit"
     monitor_every: int = 1

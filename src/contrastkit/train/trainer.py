@@ -68,6 +68,11 @@ class TrainConfig:
         warmup_epochs: linear warm-up length. final_lr_fraction: lr at the end / base lr.
         precision: ``auto`` (bf16 where supported), ``bf16`` or ``fp32``.
         channels_last: NHWC memory format for conv nets (faster with bf16 on CPU).
+        compile: ``torch.compile`` the recipe's trainable parts (encoder, heads) for the
+            training steps. Small conv nets are bound by batch-norm and activation memory
+            traffic, which compilation fuses: ResNet-18 at width 0.25 on 28 px trains ~15%
+            faster on a 2-core CPU, after a one-off 20–40 s compile. Needs a C++ compiler on
+            CPU. The monitor, checkpoints and the exported encoder stay eager and unchanged.
         seed: seeds the weights' init (if built after), batch order and augmentations.
         out_dir: checkpoints, logs and the exported encoder go here.
         monitor_every: run the kNN monitor every this many epochs (0: never).
@@ -92,6 +97,7 @@ class TrainConfig:
     final_lr_fraction: float = 0.0
     precision: str = "auto"
     channels_last: bool = True
+    compile: bool = False
     seed: int = 0
     out_dir: str = "runs/contrastkit"
     monitor_every: int = 1
@@ -281,8 +287,9 @@ class Trainer:
         ref, held = self.monitor
         kw = dict(bf16=self.precision == "bf16", channels_last=self.config.channels_last)
         enc = self.recipe.encoder
-        f_ref = extract_features(enc, ref.images, device=self.device, **kw)
-        f_held = extract_features(enc, held.images, device=self.device, **kw)
+        with torch.compiler.set_stance("force_eager"):  # no recompiles for eval shapes
+            f_ref = extract_features(enc, ref.images, device=self.device, **kw)
+            f_held = extract_features(enc, held.images, device=self.device, **kw)
         acc = knn_accuracy(
             f_ref,
             ref.labels,
@@ -349,6 +356,20 @@ class Trainer:
             stop_after_epoch: end this call after that epoch (checkpoint written), e.g. to
                 split a long run into sessions; resume later with ``resume=True``.
         """
+        compiled = self._compile_targets() if self.config.compile else []
+        for module in compiled:
+            module.compile(dynamic=False)
+        try:
+            return self._fit(resume, stop_after_epoch)
+        finally:
+            for module in compiled:  # back to eager: evaluation and export see plain modules
+                module._compiled_call_impl = None
+
+    def _compile_targets(self) -> list[torch.nn.Module]:
+        """The recipe's direct children with trainable parameters (encoder, heads)."""
+        return [m for m in self.recipe.children() if any(p.requires_grad for p in m.parameters())]
+
+    def _fit(self, resume: bool, stop_after_epoch: int | None) -> list[dict[str, float]]:
         from tqdm.auto import tqdm
 
         self.out_dir.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,199 @@
+"""Memory-linear exact InfoNCE: the (N, M) similarity table is never held whole.
+
+InfoNCE for row ``i`` splits into a linear part and one masked log-sum-exp::
+
+    loss_i = logsumexp_{a ∈ A(i)} s_ia/τ  −  (1/|P(i)|) Σ_{p ∈ P(i)} s_ip/τ
+
+The positive term needs no table: with positives defined by ids,
+``Σ_{p∈P(i)} q_i·k_p = q_i · Σ_{p: id_p = id_i} k_p`` (keys summed per id, O((N+M)·D)), minus the
+self-pair when the query is contrasted with itself. The log-sum-exp is a custom autograd
+function that walks the rows in blocks: the forward keeps only the (N,) log-normalisers, the
+backward recomputes each block's similarities and turns them into ``softmax · grad`` for the two
+matrix products. Peak extra memory is one block (``block_rows × M``) plus O((N+M)·D); the
+result and the gradients are those of the plain path up to float rounding.
+
+This module is private: :func:`~contrastkit.losses.functional.info_nce` chooses it.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+__all__ = [
+    "BLOCK_ENTRIES",
+    "CHUNKED_ABOVE",
+    "CHUNKED_SIMILARITIES",
+    "block_rows_for",
+    "masked_logsumexp",
+    "positive_counts",
+    "positive_sums",
+    "table_shape",
+    "use_chunked",
+]
+
+#: The plain path is used up to this many similarity entries N·(M+K); the chunked path above.
+CHUNKED_ABOVE = 1 << 22
+#: Entries per block of the chunked path (32 MiB in float32).
+BLOCK_ENTRIES = 1 << 23
+#: Similarities the chunked path supports (the table is q·k, scaled).
+CHUNKED_SIMILARITIES = ("cosine", "dot")
+
+
+def table_shape(query: Tensor, key: Tensor | None, negatives: Tensor | None) -> tuple[int, int]:
+    """(rows, columns) of the similarity table; (0, 0) for inputs the checks will reject."""
+    parts = [query, query if key is None else key] + ([] if negatives is None else [negatives])
+    if not all(isinstance(t, Tensor) and t.dim() == 2 for t in parts):
+        return 0, 0
+    return query.shape[0], sum(t.shape[0] for t in parts[1:])
+
+
+def use_chunked(
+    chunked: bool | None, similarity: str, n_rows: int, n_cols: int, loss_name: str
+) -> bool:
+    """Resolve ``chunked`` (None: automatic above :data:`CHUNKED_ABOVE` entries)."""
+    supported = similarity in CHUNKED_SIMILARITIES
+    if chunked is None:
+        return supported and n_rows * n_cols > CHUNKED_ABOVE
+    if chunked and not supported:
+        raise ValueError(
+            f"{loss_name}: chunked=True supports similarity in {CHUNKED_SIMILARITIES}, got "
+            f"{similarity!r}; use cosine/dot or chunked=False (the plain path holds the full "
+            f"table)."
+        )
+    return bool(chunked)
+
+
+def block_rows_for(n_rows: int, n_cols: int, block_rows: int | None = None) -> int:
+    """Rows per block: ``block_rows`` if given, else as many as fit in :data:`BLOCK_ENTRIES`."""
+    if block_rows is not None:
+        if int(block_rows) < 1:
+            raise ValueError(f"block_rows must be ≥ 1, got {block_rows}.")
+        return int(block_rows)
+    return max(1, min(n_rows, BLOCK_ENTRIES // max(n_cols, 1)))
+
+
+def _block_logits(
+    qs: Tensor,
+    keys: Tensor,
+    r0: int,
+    r1: int,
+    self_contrast: bool,
+    row_ids: Tensor | None,
+    neg_ids: Tensor | None,
+    n_key: int,
+) -> Tensor:
+    """Scaled similarities of rows r0:r1 to every column, non-candidates at -inf."""
+    s = qs[r0:r1] @ keys.T
+    if self_contrast:
+        rows = torch.arange(r1 - r0, device=s.device)
+        s[rows, rows + r0] = float("-inf")
+    if neg_ids is not None:
+        same = row_ids[r0:r1, None] == neg_ids[None, :]
+        s[:, n_key:].masked_fill_(same, float("-inf"))
+    return s
+
+
+class _MaskedLogSumExp(torch.autograd.Function):
+    """``lse_i = logsumexp_a (qs_i · keys_a)`` over the candidates of row ``i``, by row blocks."""
+
+    @staticmethod
+    def forward(  # type: ignore[override]
+        ctx,
+        qs: Tensor,
+        keys: Tensor,
+        row_ids: Tensor | None,
+        neg_ids: Tensor | None,
+        n_key: int,
+        self_contrast: bool,
+        block: int,
+    ) -> Tensor:
+        n = qs.shape[0]
+        lse = qs.new_empty(n)
+        for r0 in range(0, n, block):
+            r1 = min(n, r0 + block)
+            s = _block_logits(qs, keys, r0, r1, self_contrast, row_ids, neg_ids, n_key)
+            lse[r0:r1] = torch.logsumexp(s, dim=1)
+        ctx.save_for_backward(qs, keys, lse, row_ids, neg_ids)
+        ctx.n_key, ctx.self_contrast, ctx.block = n_key, self_contrast, block
+        return lse
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):  # type: ignore[override]
+        qs, keys, lse, row_ids, neg_ids = ctx.saved_tensors
+        n = qs.shape[0]
+        need_q, need_k = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
+        dq = torch.zeros_like(qs) if need_q else None
+        dk = torch.zeros_like(keys) if need_k else None
+        # Rows without any candidate have lse = -inf and no softmax: their weights are zero.
+        finite = torch.isfinite(lse)
+        lse = torch.where(finite, lse, torch.zeros_like(lse))
+        grad = torch.where(finite, grad, torch.zeros_like(grad))
+        for r0 in range(0, n, ctx.block):
+            r1 = min(n, r0 + ctx.block)
+            p = _block_logits(qs, keys, r0, r1, ctx.self_contrast, row_ids, neg_ids, ctx.n_key)
+            p.sub_(lse[r0:r1, None]).exp_().mul_(grad[r0:r1, None])  # softmax · upstream
+            if need_q:
+                torch.mm(p, keys, out=dq[r0:r1])
+            if need_k:
+                dk.addmm_(p.T, qs[r0:r1])
+        return dq, dk, None, None, None, None, None
+
+
+def masked_logsumexp(
+    qs: Tensor,
+    keys: Tensor,
+    *,
+    self_contrast: bool,
+    row_ids: Tensor | None = None,
+    neg_ids: Tensor | None = None,
+    n_key: int | None = None,
+    block_rows: int | None = None,
+) -> Tensor:
+    """Row log-normalisers of InfoNCE without materialising the (N, M) table.
+
+    Args:
+        qs: (N, D) queries already divided by the temperature.
+        keys: (M, D) keys, extra negatives appended as the last ``M − n_key`` rows.
+        self_contrast: ``keys[:N]`` are the queries themselves; the pair (i, i) is excluded.
+        row_ids, neg_ids: (N,) and (M − n_key,) ids; an extra negative with the row's id is
+            excluded from that row (omit both to keep every extra negative).
+        n_key: number of leading key rows that are not extra negatives (default: all).
+        block_rows: rows per block (default: :func:`block_rows_for`).
+
+    Returns:
+        (N,) ``logsumexp`` over each row's candidates (``-inf`` for a row with none).
+    """
+    n_key = keys.shape[0] if n_key is None else n_key
+    block = block_rows_for(qs.shape[0], keys.shape[0], block_rows)
+    if neg_ids is None:
+        row_ids = None
+    return _MaskedLogSumExp.apply(qs, keys, row_ids, neg_ids, n_key, self_contrast, block)
+
+
+def positive_sums(
+    qs: Tensor, keys: Tensor, qids: Tensor, kids: Tensor, *, self_contrast: bool
+) -> tuple[Tensor, Tensor]:
+    """``Σ_{p∈P(i)} qs_i · keys_p`` and ``|P(i)|`` for id-defined positives, in O((N+M)·D).
+
+    Keys are summed per id; with ``self_contrast`` the self-pair (i, i) is removed.
+    """
+    q_group, k_group, n_groups = _groups(qids, kids)
+    per_id = keys.new_zeros(n_groups, keys.shape[1]).index_add(0, k_group, keys)
+    sums = (qs * per_id[q_group]).sum(dim=1)
+    if self_contrast:
+        sums = sums - (qs * keys[: qs.shape[0]]).sum(dim=1)
+    return sums, positive_counts(qids, kids, self_contrast=self_contrast)
+
+
+def _groups(qids: Tensor, kids: Tensor) -> tuple[Tensor, Tensor, int]:
+    """Dense group indices of the query and key ids (shared numbering) and their count."""
+    uniq, inverse = torch.unique(torch.cat([qids, kids]), return_inverse=True)
+    return inverse[: qids.shape[0]], inverse[qids.shape[0] :], int(uniq.shape[0])
+
+
+def positive_counts(qids: Tensor, kids: Tensor, *, self_contrast: bool) -> Tensor:
+    """(N,) number of keys sharing each query's id (minus the self-pair), in O(N + M)."""
+    q_group, k_group, n_groups = _groups(qids, kids)
+    counts = torch.bincount(k_group, minlength=n_groups)[q_group]
+    return counts - 1 if self_contrast else counts
