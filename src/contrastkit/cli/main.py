@@ -87,6 +87,9 @@ def train(
     compile: bool = typer.Option(
         False, help="torch.compile the encoder and heads (faster small conv nets on CPU)."
     ),
+    grad_cache: int = typer.Option(
+        0, help="Gradient caching: embed each batch in chunks of this many views (0: off)."
+    ),
     seed: int = typer.Option(0, help="Random seed."),
     max_minutes: float = typer.Option(None, help="Stop after this wall time."),
     progress: bool = typer.Option(True, help="Show a progress bar."),
@@ -120,6 +123,7 @@ def train(
         "out_dir": out,
         "precision": precision,
         "compile": compile,
+        "grad_cache": grad_cache,
         "seed": seed,
         "max_minutes": max_minutes,
         "progress": progress,
@@ -128,12 +132,17 @@ def train(
         param = "out" if key == "out_dir" else key
         if not config or ctx.get_parameter_source(param).name != "DEFAULT":
             values[key] = value
+    from contrastkit import distributed as dist
+
+    dist.init_from_env()  # under torchrun: join the process group (gloo on CPU, nccl on CUDA)
     try:
         cfg = ExperimentConfig.from_dict(values)
         results = run_experiment(cfg, resume=resume)
     except (ValueError, FileNotFoundError) as err:
         typer.secho(f"error: {err}", fg=typer.colors.RED, err=True)
         raise typer.Exit(2) from err
+    if dist.rank() != 0:
+        return
     summary = {"out_dir": cfg.out_dir, "train_seconds": round(results["train_seconds"], 1)}
     summary.update(results.get("test", {}))
     typer.echo(json.dumps(summary, indent=2))

@@ -82,12 +82,16 @@ def _block_logits(
     row_ids: Tensor | None,
     neg_ids: Tensor | None,
     n_key: int,
+    row_offset: int,
 ) -> Tensor:
-    """Scaled similarities of rows r0:r1 to every column, non-candidates at -inf."""
+    """Scaled similarities of rows r0:r1 to every column, non-candidates at -inf.
+
+    With ``self_contrast``, row ``r`` of ``qs`` is key ``r + row_offset``.
+    """
     s = qs[r0:r1] @ keys.T
     if self_contrast:
         rows = torch.arange(r1 - r0, device=s.device)
-        s[rows, rows + r0] = float("-inf")
+        s[rows, rows + r0 + row_offset] = float("-inf")
     if neg_ids is not None:
         same = row_ids[r0:r1, None] == neg_ids[None, :]
         s[:, n_key:].masked_fill_(same, float("-inf"))
@@ -107,15 +111,17 @@ class _MaskedLogSumExp(torch.autograd.Function):
         n_key: int,
         self_contrast: bool,
         block: int,
+        row_offset: int,
     ) -> Tensor:
         n = qs.shape[0]
         lse = qs.new_empty(n)
         for r0 in range(0, n, block):
             r1 = min(n, r0 + block)
-            s = _block_logits(qs, keys, r0, r1, self_contrast, row_ids, neg_ids, n_key)
+            s = _block_logits(qs, keys, r0, r1, self_contrast, row_ids, neg_ids, n_key, row_offset)
             lse[r0:r1] = torch.logsumexp(s, dim=1)
         ctx.save_for_backward(qs, keys, lse, row_ids, neg_ids)
         ctx.n_key, ctx.self_contrast, ctx.block = n_key, self_contrast, block
+        ctx.row_offset = row_offset
         return lse
 
     @staticmethod
@@ -131,13 +137,15 @@ class _MaskedLogSumExp(torch.autograd.Function):
         grad = torch.where(finite, grad, torch.zeros_like(grad))
         for r0 in range(0, n, ctx.block):
             r1 = min(n, r0 + ctx.block)
-            p = _block_logits(qs, keys, r0, r1, ctx.self_contrast, row_ids, neg_ids, ctx.n_key)
+            p = _block_logits(
+                qs, keys, r0, r1, ctx.self_contrast, row_ids, neg_ids, ctx.n_key, ctx.row_offset
+            )
             p.sub_(lse[r0:r1, None]).exp_().mul_(grad[r0:r1, None])  # softmax · upstream
             if need_q:
                 torch.mm(p, keys, out=dq[r0:r1])
             if need_k:
                 dk.addmm_(p.T, qs[r0:r1])
-        return dq, dk, None, None, None, None, None
+        return dq, dk, None, None, None, None, None, None
 
 
 def masked_logsumexp(
@@ -149,17 +157,20 @@ def masked_logsumexp(
     neg_ids: Tensor | None = None,
     n_key: int | None = None,
     block_rows: int | None = None,
+    row_offset: int = 0,
 ) -> Tensor:
     """Row log-normalisers of InfoNCE without materialising the (N, M) table.
 
     Args:
         qs: (N, D) queries already divided by the temperature.
         keys: (M, D) keys, extra negatives appended as the last ``M − n_key`` rows.
-        self_contrast: ``keys[:N]`` are the queries themselves; the pair (i, i) is excluded.
+        self_contrast: the queries are keys ``row_offset : row_offset + N`` themselves; each
+            row's own key is excluded.
         row_ids, neg_ids: (N,) and (M − n_key,) ids; an extra negative with the row's id is
             excluded from that row (omit both to keep every extra negative).
         n_key: number of leading key rows that are not extra negatives (default: all).
         block_rows: rows per block (default: :func:`block_rows_for`).
+        row_offset: see ``self_contrast`` (a rank's rows inside gathered keys).
 
     Returns:
         (N,) ``logsumexp`` over each row's candidates (``-inf`` for a row with none).
@@ -168,21 +179,30 @@ def masked_logsumexp(
     block = block_rows_for(qs.shape[0], keys.shape[0], block_rows)
     if neg_ids is None:
         row_ids = None
-    return _MaskedLogSumExp.apply(qs, keys, row_ids, neg_ids, n_key, self_contrast, block)
+    return _MaskedLogSumExp.apply(
+        qs, keys, row_ids, neg_ids, n_key, self_contrast, block, row_offset
+    )
 
 
 def positive_sums(
-    qs: Tensor, keys: Tensor, qids: Tensor, kids: Tensor, *, self_contrast: bool
+    qs: Tensor,
+    keys: Tensor,
+    qids: Tensor,
+    kids: Tensor,
+    *,
+    self_contrast: bool,
+    row_offset: int = 0,
 ) -> tuple[Tensor, Tensor]:
     """``Σ_{p∈P(i)} qs_i · keys_p`` and ``|P(i)|`` for id-defined positives, in O((N+M)·D).
 
-    Keys are summed per id; with ``self_contrast`` the self-pair (i, i) is removed.
+    Keys are summed per id; with ``self_contrast`` the self-pair (row i is key
+    ``i + row_offset``) is removed.
     """
     q_group, k_group, n_groups = _groups(qids, kids)
     per_id = keys.new_zeros(n_groups, keys.shape[1]).index_add(0, k_group, keys)
     sums = (qs * per_id[q_group]).sum(dim=1)
     if self_contrast:
-        sums = sums - (qs * keys[: qs.shape[0]]).sum(dim=1)
+        sums = sums - (qs * keys[row_offset : row_offset + qs.shape[0]]).sum(dim=1)
     return sums, positive_counts(qids, kids, self_contrast=self_contrast)
 
 

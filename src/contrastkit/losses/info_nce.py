@@ -14,17 +14,19 @@ import functools
 import torch
 from torch import Tensor, nn
 
+from contrastkit import distributed as dist
 from contrastkit.losses._chunked import (
     CHUNKED_ABOVE,
     CHUNKED_SIMILARITIES,
     masked_logsumexp,
+    positive_counts,
     positive_sums,
     table_shape,
     use_chunked,
 )
 from contrastkit.losses._contrast import (
+    block_scores,
     check_positive_counts,
-    pair_scores,
     prepare_pair_inputs,
     reduce_rows,
     rows_with_positive,
@@ -55,8 +57,11 @@ def _one_direction(
     negative_ids: Tensor | None,
     ignore_rows_without_positive: bool,
     reduction: str,
+    rows: slice | None = None,
 ) -> Tensor:
-    s = pair_scores(
+    """One direction of the loss on the full table; ``rows``: only these query rows of a
+    self-contrast (a rank's share of gathered embeddings)."""
+    x = prepare_pair_inputs(
         query,
         key,
         query_ids=query_ids,
@@ -66,6 +71,8 @@ def _one_direction(
         negatives=negatives,
         negative_ids=negative_ids,
     )
+    r0, r1 = (0, x.q.shape[0]) if rows is None else (rows.start, rows.stop)
+    s = block_scores(x, similarity, r0, r1)
     n_pos = rows_with_positive(
         s.positive,
         ignore_rows_without_positive=ignore_rows_without_positive,
@@ -95,6 +102,7 @@ def _one_direction_chunked(
     ignore_rows_without_positive: bool,
     reduction: str,
     block_rows: int | None,
+    rows: slice | None = None,
 ) -> Tensor:
     """The same loss as :func:`_one_direction` in O((N+M)·D + block) memory."""
     x = prepare_pair_inputs(
@@ -107,24 +115,106 @@ def _one_direction_chunked(
         negatives=negatives,
         negative_ids=negative_ids,
     )
-    qs = x.q / x.temperature
+    r0, r1 = (0, x.q.shape[0]) if rows is None else (rows.start, rows.stop)
+    qs, qids = x.q[r0:r1] / x.temperature, x.qids[r0:r1]
     keys = x.k if x.negatives is None else torch.cat([x.k, x.negatives])
     lse = masked_logsumexp(
         qs,
         keys,
         self_contrast=x.self_contrast,
-        row_ids=x.qids,
+        row_ids=qids,
         neg_ids=x.negative_ids,
         n_key=x.k.shape[0],
         block_rows=block_rows,
+        row_offset=r0,
     )
-    pos_sum, n_pos = positive_sums(qs, x.k, x.qids, x.kids, self_contrast=x.self_contrast)
+    pos_sum, n_pos = positive_sums(
+        qs, x.k, qids, x.kids, self_contrast=x.self_contrast, row_offset=r0
+    )
     check_positive_counts(
         n_pos, ignore_rows_without_positive=ignore_rows_without_positive, loss_name="info_nce"
     )
     keep = n_pos > 0
     per_row = lse - pos_sum / n_pos.clamp_min(1).to(pos_sum.dtype)
     return reduce_rows(per_row, keep, reduction)
+
+
+GATHER_KINDS = ("instances", "labels")
+
+
+def _reduce_gathered(per_row: Tensor, keep: Tensor, reduction: str) -> Tensor:
+    """This rank's share of a global reduction, scaled for gradient averaging over ranks."""
+    if reduction == "none":
+        return per_row
+    total = per_row.sum() * dist.world_size()
+    if reduction == "sum":
+        return total
+    n = dist.all_reduce_sum(keep.sum())
+    return total / n if int(n) else total * 0.0
+
+
+def _gathered(
+    direction,
+    query: Tensor,
+    key: Tensor | None,
+    *,
+    query_ids: Tensor,
+    key_ids: Tensor | None,
+    negatives: Tensor | None,
+    negative_ids: Tensor | None,
+    symmetric: bool,
+    offset: bool,
+    reduction: str,
+    **common,
+) -> Tensor:
+    """:func:`info_nce` over the global batch of a process group; see its ``gather``."""
+    qids = torch.as_tensor(query_ids, device=query.device)
+    kids = qids if key is None or key_ids is None else torch.as_tensor(key_ids, device=key.device)
+    shift = dist.instance_offset(qids, kids) if offset else 0
+    q_all, qids_all = dist.all_gather(query), dist.gather_ids(qids + shift)
+    mine = dist.local_rows(query.shape[0], query.device)
+    if key is None:
+        per_row = direction(
+            q_all,
+            None,
+            query_ids=qids_all,
+            key_ids=None,
+            negatives=negatives,
+            negative_ids=negative_ids,
+            reduction="none",
+            rows=mine,
+            **common,
+        )
+        keep = positive_counts(qids_all[mine], qids_all, self_contrast=True) > 0
+        return _reduce_gathered(per_row, keep, reduction)
+    k_all, kids_all = dist.all_gather(key), dist.gather_ids(kids + shift)
+    per_row = direction(
+        query,
+        k_all,
+        query_ids=qids_all[mine],
+        key_ids=kids_all,
+        negatives=negatives,
+        negative_ids=negative_ids,
+        reduction="none",
+        **common,
+    )
+    keep = positive_counts(qids_all[mine], kids_all, self_contrast=False) > 0
+    loss = _reduce_gathered(per_row, keep, reduction)
+    if not symmetric:
+        return loss
+    mine_k = dist.local_rows(key.shape[0], key.device)
+    back = direction(
+        key,
+        q_all,
+        query_ids=kids_all[mine_k],
+        key_ids=qids_all,
+        negatives=None,
+        negative_ids=None,
+        reduction="none",
+        **common,
+    )
+    keep_k = positive_counts(kids_all[mine_k], qids_all, self_contrast=False) > 0
+    return 0.5 * (loss + _reduce_gathered(back, keep_k, reduction))
 
 
 def info_nce(
@@ -142,6 +232,7 @@ def info_nce(
     reduction: str = "mean",
     chunked: bool | None = None,
     block_rows: int | None = None,
+    gather: str | None = None,
 ) -> Tensor:
     """InfoNCE / NT-Xent / SupCon loss with positives given by integer ids.
 
@@ -179,6 +270,15 @@ def info_nce(
             similarity; ``True`` forces it, ``False`` holds the whole table (needed for the
             euclidean similarities). Same value and gradients either way, up to float rounding.
         block_rows: rows per block of the chunked path (default: 2²³ entries per block).
+        gather: under torch.distributed, contrast with every rank's rows: ``"instances"`` when
+            ids number this rank's samples from 0 (SimCLR: offset per rank to stay distinct),
+            ``"labels"`` when ids mean the same everywhere (SupCon). Keys (or, with
+            ``key=None``, the query set) are gathered with an autograd-aware all-gather; each
+            rank computes the rows of its own queries. The loss returned on each rank is
+            scaled so that its average over ranks (what data-parallel gradient averaging
+            differentiates) is the loss of the whole global batch; ``"none"`` gives the local
+            rows. ``negatives`` are not gathered (a queue is global already). No effect
+            outside a process group.
 
     Returns:
         A scalar (float32, or float64 for float64 inputs), or (N,) with ``reduction="none"``.
@@ -217,6 +317,25 @@ def info_nce(
     direction = _one_direction
     if use_chunked(chunked, similarity, *table_shape(query, key, negatives), "info_nce"):
         direction = functools.partial(_one_direction_chunked, block_rows=block_rows)
+    if gather is not None:
+        if gather not in GATHER_KINDS:
+            raise ValueError(
+                f"gather must be None, 'instances' (ids numbered per rank, e.g. SimCLR) or "
+                f"'labels' (class labels, e.g. SupCon), got {gather!r}."
+            )
+        if dist.is_distributed():
+            return _gathered(
+                direction,
+                query,
+                key,
+                query_ids=query_ids,
+                key_ids=key_ids,
+                negatives=negatives,
+                negative_ids=negative_ids,
+                symmetric=symmetric,
+                offset=gather == "instances",
+                **common,
+            )
     forward = direction(
         query,
         key,
@@ -249,6 +368,7 @@ def nt_xent(
     reduction: str = "mean",
     chunked: bool | None = None,
     block_rows: int | None = None,
+    gather: bool = False,
 ) -> Tensor:
     """NT-Xent (SimCLR): two views per sample, each view's positive is the other view.
 
@@ -260,6 +380,8 @@ def nt_xent(
         view2: (N, D) embeddings of the second view, row-aligned with ``view1``.
         temperature, similarity, reduction, chunked, block_rows: as in :func:`info_nce`;
             ``"none"`` returns (2N,).
+        gather: under torch.distributed, contrast with every process's views
+            (``info_nce(..., gather="instances")``).
 
     Example:
         >>> import torch
@@ -281,6 +403,7 @@ def nt_xent(
         reduction=reduction,
         chunked=chunked,
         block_rows=block_rows,
+        gather="instances" if gather else None,
     )
 
 
@@ -294,6 +417,7 @@ def sup_con(
     reduction: str = "mean",
     chunked: bool | None = None,
     block_rows: int | None = None,
+    gather: bool = False,
 ) -> Tensor:
     """Supervised contrastive loss (Khosla et al. 2020, L_out): class labels as ids.
 
@@ -303,6 +427,8 @@ def sup_con(
         labels: (N,) or (B,) integer class labels.
         temperature, similarity, ignore_rows_without_positive, reduction, chunked,
             block_rows: as in :func:`info_nce`.
+        gather: under torch.distributed, contrast with every process's samples: same-class
+            samples on other processes are positives (``info_nce(..., gather="labels")``).
 
     Example:
         >>> import torch
@@ -330,6 +456,7 @@ def sup_con(
         reduction=reduction,
         chunked=chunked,
         block_rows=block_rows,
+        gather="labels" if gather else None,
     )
 
 

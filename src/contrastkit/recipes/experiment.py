@@ -98,6 +98,8 @@ class ExperimentConfig:
     precision: str = "auto"
     channels_last: bool = True
     compile: bool = False
+    grad_cache: int = 0
+    sync_bn: bool = False
     seed: int = 0
     out_dir: str = "runs/contrastkit"
     monitor_every: int = 1
@@ -282,6 +284,8 @@ def run_experiment(cfg: ExperimentConfig, resume: bool = False) -> dict[str, Any
     trainer = Trainer(recipe, train, cfg.train_config(), monitor=monitor, encoder_name=enc_name)
     history = trainer.fit(resume=resume)
     train_seconds = time.time() - t_start
+    if not trainer.is_main:  # evaluation, report and results.json belong to process 0
+        return {"train_seconds": train_seconds, "history": history, "rank": trainer.rank}
     results: dict[str, Any] = {
         "config": dataclasses.asdict(cfg),
         "data": {"name": data.name, "train": len(train), "val": len(val)},

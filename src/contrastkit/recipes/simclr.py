@@ -54,6 +54,8 @@ class SimCLR(Recipe):
     """Encoder + projection head + two views + :func:`~contrastkit.losses.info_nce`."""
 
     name = "simclr"
+    #: what :meth:`ids` returns: per-rank instance numbers (gathered with a rank offset)
+    id_kind = "instances"
 
     def __init__(self, encoder: nn.Module, config: SimCLRConfig | None = None) -> None:
         super().__init__()
@@ -69,14 +71,22 @@ class SimCLR(Recipe):
         """Instance ids: the two views of sample i share id i."""
         return torch.arange(n, device=batch["images"].device)
 
-    def step(self, batch: dict[str, Tensor]) -> LossOutput:
+    def prepare(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
         images = batch["images"]
         v1, v2 = self.views(images)[:2]
-        n = images.shape[0]
         x = torch.cat([v1, v2])
         if next(self.encoder.parameters()).is_contiguous(memory_format=torch.channels_last):
             x = x.contiguous(memory_format=torch.channels_last)
-        z = self.head(self.encoder(x))
-        ids = self.ids(batch, n).repeat(2)
-        loss = info_nce(z, query_ids=ids, temperature=self.config.temperature)
-        return LossOutput(loss=loss, embeddings=z[:n].detach())
+        return {**batch, "inputs": x}
+
+    def embed(self, inputs: Tensor) -> Tensor:
+        return self.head(self.encoder(inputs))
+
+    def loss(self, embeddings: Tensor, prepared: dict[str, Tensor]) -> LossOutput:
+        n = prepared["images"].shape[0]
+        ids = self.ids(prepared, n).repeat(2)
+        # Under torch.distributed every rank's views are negatives (and, for SupCon, positives).
+        loss = info_nce(
+            embeddings, query_ids=ids, temperature=self.config.temperature, gather=self.id_kind
+        )
+        return LossOutput(loss=loss, embeddings=embeddings[:n].detach())

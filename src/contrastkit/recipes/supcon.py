@@ -36,6 +36,7 @@ class SupCon(SimCLR):
 
     name = "supcon"
     needs_labels = True
+    id_kind = "labels"
 
     def __init__(self, encoder, config: SupConConfig | None = None) -> None:
         super().__init__(encoder, config or SupConConfig())

@@ -66,19 +66,27 @@ class Supervised(Recipe):
     def logits(self, x: Tensor) -> Tensor:
         return self.classifier(self.encoder(x))
 
-    def step(self, batch: dict[str, Tensor]) -> LossOutput:
+    def prepare(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
         labels = self._require_labels(batch, "supervised")
         (x,) = self.views(batch["images"])
         c = self.config
-        if c.mix == "none":
-            target: Tensor = labels
-        else:
+        target: Tensor = labels
+        if c.mix != "none":
             fn = mixup if c.mix == "mixup" else cutmix
             x, target = fn(x, labels, num_classes=c.num_classes, alpha=c.mix_alpha)
         if next(self.encoder.parameters()).is_contiguous(memory_format=torch.channels_last):
             x = x.contiguous(memory_format=torch.channels_last)
-        feats = self.encoder(x)
-        logits = self.classifier(feats)
-        loss = F.cross_entropy(logits.float(), target, label_smoothing=c.label_smoothing)
+        return {**batch, "inputs": x, "target": target}
+
+    def embed(self, inputs: Tensor) -> Tensor:
+        return self.encoder(inputs)
+
+    def loss(self, embeddings: Tensor, prepared: dict[str, Tensor]) -> LossOutput:
+        c = self.config
+        logits = self.classifier(embeddings)
+        loss = F.cross_entropy(
+            logits.float(), prepared["target"], label_smoothing=c.label_smoothing
+        )
+        labels = prepared["labels"]
         acc = float((logits.argmax(1) == labels).float().mean()) if c.mix == "none" else 0.0
-        return LossOutput(loss=loss, embeddings=feats.detach(), metrics={"train_acc": acc})
+        return LossOutput(loss=loss, embeddings=embeddings.detach(), metrics={"train_acc": acc})

@@ -1,6 +1,7 @@
 """Training: the loop, optimisers and schedules, precision, checkpoints."""
 
 from contrastkit.train.checkpoint import load_state, save_state
+from contrastkit.train.grad_cache import RandomState, grad_cache_step
 from contrastkit.train.optim import LARS, build_optimizer, param_groups, warmup_cosine
 from contrastkit.train.precision import bf16_supported, resolve_precision
 from contrastkit.train.trainer import (
@@ -14,11 +15,13 @@ from contrastkit.train.trainer import (
 __all__ = [
     "LARS",
     "CollapseWarning",
+    "RandomState",
     "TrainConfig",
     "Trainer",
     "bf16_supported",
     "build_optimizer",
     "export_encoder",
+    "grad_cache_step",
     "load_encoder",
     "load_state",
     "param_groups",

@@ -3,6 +3,12 @@
 A recipe is one ``nn.Module`` holding the encoder, its head(s), the view pipelines and the loss.
 The trainer only calls :meth:`Recipe.step` on batches ``{"images": uint8 (B, C, H, W),
 "labels": (B,) int64 or absent}`` and :meth:`Recipe.on_step_end` after each optimiser step.
+
+A step splits into three parts, which is what gradient caching
+(:func:`~contrastkit.train.grad_cache_step`) needs: :meth:`Recipe.prepare` makes the network
+inputs once (views, mixing; no gradients), :meth:`Recipe.embed` maps rows of those inputs to
+embeddings independently of each other, and :meth:`Recipe.loss` turns all embeddings of the
+batch into the loss (it may hold parameters of its own: a classifier, a temperature).
 """
 
 from __future__ import annotations
@@ -36,8 +42,25 @@ class Recipe(nn.Module):
     name: str = "recipe"
     needs_labels: bool = False
 
-    def step(self, batch: dict[str, Tensor]) -> LossOutput:  # pragma: no cover - abstract
+    def prepare(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
+        """The step's inputs: ``batch`` plus ``"inputs"``, a (R, ...) tensor of network rows."""
+        raise NotImplementedError(
+            f"the {self.name} recipe does not split its step into prepare/embed/loss, so it "
+            f"cannot use gradient caching; implement those three methods."
+        )
+
+    def embed(self, inputs: Tensor) -> Tensor:
+        """(R, ...) rows of ``prepare(batch)["inputs"]`` → (R, D) embeddings, row by row."""
         raise NotImplementedError
+
+    def loss(self, embeddings: Tensor, prepared: dict[str, Tensor]) -> LossOutput:
+        """The loss of all (R, D) embeddings of one prepared batch."""
+        raise NotImplementedError
+
+    def step(self, batch: dict[str, Tensor]) -> LossOutput:
+        """One training step: ``loss(embed(inputs), prepared)`` over the whole batch."""
+        prepared = self.prepare(batch)
+        return self.loss(self.embed(prepared["inputs"]), prepared)
 
     def forward(self, batch: dict[str, Tensor]) -> LossOutput:
         return self.step(batch)

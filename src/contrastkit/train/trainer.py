@@ -36,11 +36,13 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from contrastkit import distributed as dist
 from contrastkit.data.datasets import ImageSet
 from contrastkit.evaluate.collapse import collapse_stats
 from contrastkit.evaluate.features import extract_features
 from contrastkit.evaluate.knn import knn_accuracy
 from contrastkit.train.checkpoint import atomic_write_bytes, load_state, save_state
+from contrastkit.train.grad_cache import grad_cache_step
 from contrastkit.train.optim import build_optimizer, warmup_cosine
 from contrastkit.train.precision import autocast, resolve_precision
 from contrastkit.train.recipe import Recipe
@@ -59,7 +61,8 @@ class TrainConfig:
     """Training-loop settings.
 
     Attributes:
-        epochs, batch_size: length of training and images per step.
+        epochs, batch_size: length of training and images per step (the global batch: under
+            torch.distributed each of W processes takes batch_size / W images of it).
         optimizer: ``sgd``, ``lars``, ``adamw`` or ``adam``; lr, weight_decay, momentum.
         lars_eta: LARS trust coefficient η. The update of a layer is lr·η·|w|/|g|·g, so lr and
             η act together: SimCLR used η = 0.001 with lr 4.8 (batch 4096); for the batch sizes
@@ -73,6 +76,11 @@ class TrainConfig:
             traffic, which compilation fuses: ResNet-18 at width 0.25 on 28 px trains ~15%
             faster on a 2-core CPU, after a one-off 20–40 s compile. Needs a C++ compiler on
             CPU. The monitor, checkpoints and the exported encoder stay eager and unchanged.
+        sync_bn: under torch.distributed on CUDA, convert BatchNorm layers to SyncBatchNorm
+            (statistics over the global batch).
+        grad_cache: embed each batch in chunks of this many rows (views) with gradient caching
+            (:func:`~contrastkit.train.grad_cache_step`): batches far larger than memory
+            allows for one pass, same loss over the whole batch; 0 (default) disables it.
         seed: seeds the weights' init (if built after), batch order and augmentations.
         out_dir: checkpoints, logs and the exported encoder go here.
         monitor_every: run the kNN monitor every this many epochs (0: never).
@@ -98,6 +106,8 @@ class TrainConfig:
     precision: str = "auto"
     channels_last: bool = True
     compile: bool = False
+    grad_cache: int = 0
+    sync_bn: bool = False
     seed: int = 0
     out_dir: str = "runs/contrastkit"
     monitor_every: int = 1
@@ -187,6 +197,14 @@ class Trainer:
                 f"batch_size {config.batch_size} is larger than the {len(train)} training "
                 f"images; lower batch_size."
             )
+        self.world, self.rank = dist.world_size(), dist.rank()
+        if config.batch_size % self.world:
+            raise ValueError(
+                f"batch_size {config.batch_size} is the global batch and must split evenly over "
+                f"the {self.world} processes; use a multiple of {self.world}."
+            )
+        self.local_batch = config.batch_size // self.world
+        self.is_main = self.rank == 0
         self.recipe = recipe
         self.train = train
         self.config = config
@@ -198,6 +216,14 @@ class Trainer:
         self.steps_per_epoch = len(train) // config.batch_size
         self.total_steps = self.steps_per_epoch * config.epochs
         self.recipe.to(self.device)
+        if config.sync_bn and self.world > 1:
+            if self.device.type != "cuda":
+                raise ValueError(
+                    "sync_bn needs CUDA (torch's SyncBatchNorm has no CPU kernel); on CPU "
+                    "leave sync_bn off (each process normalises its own share of the batch)."
+                )
+            self.recipe = torch.nn.SyncBatchNorm.convert_sync_batchnorm(self.recipe)
+        dist.broadcast_module(self.recipe)  # every process starts from rank 0's weights
         if config.channels_last:
             self.recipe.to(memory_format=torch.channels_last)
         self.optimizer = build_optimizer(
@@ -227,6 +253,8 @@ class Trainer:
             "scheduler": self.scheduler.state_dict(),
             "rng_cpu": torch.get_rng_state(),
             "rng_cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+            # every process's augmentation stream, so that a resumed run continues each one
+            "rng_cpu_ranks": dist.gather_rng_states(),
             "epoch": self.epoch,
             "step": self.step,
             "history": self.history,
@@ -237,7 +265,11 @@ class Trainer:
         self.recipe.load_state_dict(state["recipe"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
-        torch.set_rng_state(state["rng_cpu"])
+        ranks = state.get("rng_cpu_ranks") or []
+        if self.world > 1 and len(ranks) == self.world:
+            torch.set_rng_state(ranks[self.rank])
+        else:
+            torch.set_rng_state(state["rng_cpu"])
         if torch.cuda.is_available() and state["rng_cuda"]:
             torch.cuda.set_rng_state_all(state["rng_cuda"])
         self.epoch = int(state["epoch"])
@@ -245,8 +277,11 @@ class Trainer:
         self.history = list(state["history"])
 
     def save_checkpoint(self) -> Path:
+        """Write the checkpoint (the main process writes; every process must call this)."""
         path = self.out_dir / CHECKPOINT
-        save_state(path, self.state_dict())
+        state = self.state_dict()  # collective under torch.distributed
+        if self.is_main:
+            save_state(path, state)
         return path
 
     def resume(self, path: str | os.PathLike | None = None) -> bool:
@@ -273,16 +308,17 @@ class Trainer:
     def _batches(self, epoch: int):
         g = torch.Generator().manual_seed(self.config.seed * 1_000_003 + epoch)
         perm = torch.randperm(len(self.train), generator=g)
-        bs = self.config.batch_size
+        bs, lb = self.config.batch_size, self.local_batch
         for i in range(self.steps_per_epoch):
-            idx = perm[i * bs : (i + 1) * bs]
+            # the same global batch on every process; each takes its contiguous share
+            idx = perm[i * bs : (i + 1) * bs][self.rank * lb : (self.rank + 1) * lb]
             batch = {"images": self.train.images[idx].to(self.device, non_blocking=True)}
             if self.train.labels is not None:
                 batch["labels"] = self.train.labels[idx].to(self.device, non_blocking=True)
             yield batch
 
     def _monitor(self) -> dict[str, float]:
-        if self.monitor is None:
+        if self.monitor is None or not self.is_main:
             return {}
         ref, held = self.monitor
         kw = dict(bf16=self.precision == "bf16", channels_last=self.config.channels_last)
@@ -313,6 +349,8 @@ class Trainer:
             )
 
     def _log(self, row: dict[str, float]) -> None:
+        if not self.is_main:
+            return
         # Rewritten whole from the history each epoch: rows differ in their columns (the monitor
         # runs every few epochs), so the header is the union of all keys, in first-seen order.
         fields: dict[str, None] = {}
@@ -332,7 +370,7 @@ class Trainer:
     def _open_tensorboard(self) -> Any:
         """A SummaryWriter in ``out_dir/tensorboard``, or None (see ``TrainConfig.tensorboard``)."""
         want = self.config.tensorboard
-        if want is False:
+        if want is False or not self.is_main:
             return None
         try:
             from torch.utils.tensorboard import SummaryWriter
@@ -376,15 +414,16 @@ class Trainer:
         if resume:
             self.resume()
         else:
-            torch.manual_seed(self.config.seed)
-            if (self.out_dir / "log.csv").exists():
+            # process r > 0 draws its own views; process 0 matches a one-process run
+            torch.manual_seed(self.config.seed + 1_000_003 * self.rank)
+            if self.is_main and (self.out_dir / "log.csv").exists():
                 (self.out_dir / "log.csv").unlink()
         self._tb = self._open_tensorboard()
         start_time = time.time()
         bar = tqdm(
             total=self.total_steps,
             initial=self.step,
-            disable=not self.config.progress,
+            disable=not (self.config.progress and self.is_main),
             unit="step",
             dynamic_ncols=True,
         )
@@ -399,25 +438,31 @@ class Trainer:
             epoch_loss, n_steps, t0, images = 0.0, 0, time.time(), 0
             embeds: list[Tensor] = []
             for batch in self._batches(self.epoch):
+                self.optimizer.zero_grad(set_to_none=True)
                 with autocast(self.precision, self.device):
-                    out = self.recipe.step(batch)
+                    if self.config.grad_cache:  # backward happens inside, chunk by chunk
+                        out = grad_cache_step(self.recipe, batch, self.config.grad_cache)
+                    else:
+                        out = self.recipe.step(batch)
                 loss = out.loss
-                loss_value = float(loss.detach())
+                # the average over processes: the loss of the global batch (see info_nce gather)
+                loss_value = float(dist.all_reduce_sum(loss.detach().float())) / self.world
                 if not math.isfinite(loss_value):
                     raise FloatingPointError(
                         f"loss is {loss_value} at epoch {self.epoch}, step {self.step}; lower "
                         f"the learning rate or use precision='fp32' to check for overflow. The "
                         f"last checkpoint in {self.out_dir} is intact."
                     )
-                self.optimizer.zero_grad(set_to_none=True)
-                loss.backward()
+                if not self.config.grad_cache:
+                    loss.backward()
+                dist.average_gradients(self.recipe)
                 self.optimizer.step()
                 self.scheduler.step()
                 self.step += 1
                 self.recipe.on_step_end(self.step, self.total_steps)
                 epoch_loss += loss_value
                 n_steps += 1
-                images += batch["images"].shape[0]
+                images += batch["images"].shape[0] * self.world
                 if out.embeddings is not None and len(embeds) < 8:
                     embeds.append(out.embeddings.float().cpu())
                 lr = self.optimizer.param_groups[0]["lr"]
@@ -431,9 +476,8 @@ class Trainer:
                     lr=f"{lr:.3g}",
                     img_s=f"{images / max(time.time() - t0, 1e-9):.0f}",
                 )
-                if (
-                    self.config.max_minutes
-                    and time.time() - start_time > 60 * self.config.max_minutes
+                if self.config.max_minutes and dist.any_process(
+                    time.time() - start_time > 60 * self.config.max_minutes
                 ):
                     stopped = True
                     break
@@ -446,7 +490,7 @@ class Trainer:
                 "images_per_s": images / max(time.time() - t0, 1e-9),
                 "seconds": time.time() - t0,
             }
-            if embeds:
+            if embeds and self.is_main:
                 stats = collapse_stats(torch.cat(embeds))
                 row.update({f"emb_{k}": v for k, v in stats.items()})
                 self._check_collapse(stats)
@@ -456,7 +500,7 @@ class Trainer:
             self.history.append(row)
             self._log(row)
             self.save_checkpoint()
-            if self.config.progress:
+            if self.config.progress and self.is_main:
                 shown = ", ".join(
                     f"{k}={v:.4g}" for k, v in row.items() if k not in ("step", "seconds")
                 )
@@ -465,6 +509,7 @@ class Trainer:
         if self._tb is not None:
             self._tb.close()
             self._tb = None
-        if self.encoder_name and self.epoch >= self.config.epochs:
+        if self.encoder_name and self.epoch >= self.config.epochs and self.is_main:
             export_encoder(self.recipe.encoder, self.out_dir, self.encoder_name)
+        dist.barrier()  # the files are written before any process goes on
         return self.history
