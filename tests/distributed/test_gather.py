@@ -18,7 +18,12 @@ import torch.distributed as torch_dist
 import torch.multiprocessing as mp
 
 from contrastkit import distributed as dist
-from contrastkit.losses.functional import info_nce, sup_con
+from contrastkit.losses.functional import (
+    debiased_info_nce,
+    hard_negative_info_nce,
+    info_nce,
+    sup_con,
+)
 
 WORLD = 2
 F64 = torch.float64
@@ -148,6 +153,18 @@ def _losses_case() -> None:
         )
 
     _compare("key + queue negatives", queue, x, half)
+
+    for name, fn, extra in [
+        ("debiased", debiased_info_nce, dict(tau_plus=0.1)),
+        ("hard negative", hard_negative_info_nce, dict(tau_plus=0.1, beta=1.0)),
+    ]:
+        for chunked in (False, True):
+
+            def reweighted(proj, xs, part, fn=fn, extra=extra, chunked=chunked):
+                y = labels if part is None else labels[part]
+                return fn(proj(xs), query_ids=y, gather="labels", chunked=chunked, **extra)
+
+            _compare(f"{name} chunked={chunked}", reweighted, x, half)
 
 
 def test_gathering_losses_match_one_process():

@@ -6,12 +6,14 @@ Reference:
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
+from contrastkit import distributed as dist
 from contrastkit._checks import check_probability
 from contrastkit.losses._chunked import block_rows_for, positive_counts, table_shape, use_chunked
 from contrastkit.losses._contrast import (
@@ -22,6 +24,7 @@ from contrastkit.losses._contrast import (
     reduce_rows,
     validate_reduction,
 )
+from contrastkit.losses._gather import check_gather, gathered_loss
 
 __all__ = ["DebiasedInfoNCELoss", "debiased_info_nce", "reweighted_info_nce"]
 
@@ -42,6 +45,7 @@ def reweighted_info_nce(
     loss_name: str,
     chunked: bool | None = None,
     block_rows: int | None = None,
+    gather: str | None = None,
 ) -> Tensor:
     """Shared core of the debiased (β = 0) and hard-negative (β > 0) estimators.
 
@@ -61,6 +65,68 @@ def reweighted_info_nce(
     check_probability(tau_plus, "tau_plus")
     if not (math.isfinite(beta) and beta >= 0):
         raise ValueError(f"beta must be a finite number ≥ 0, got {beta}.")
+    if gather is not None:
+        check_gather(gather)
+        if dist.is_distributed():
+            direction = functools.partial(
+                _reweighted_direction,
+                tau_plus=tau_plus,
+                beta=beta,
+                loss_name=loss_name,
+                chunked=chunked,
+                block_rows=block_rows,
+            )
+            return gathered_loss(
+                direction,
+                query,
+                key,
+                query_ids=query_ids,
+                key_ids=key_ids,
+                negatives=negatives,
+                negative_ids=negative_ids,
+                symmetric=False,
+                offset=gather == "instances",
+                reduction=reduction,
+                temperature=temperature,
+                ignore_rows_without_positive=ignore_rows_without_positive,
+            )
+    return _reweighted_direction(
+        query,
+        key,
+        query_ids=query_ids,
+        key_ids=key_ids,
+        temperature=temperature,
+        tau_plus=tau_plus,
+        beta=beta,
+        negatives=negatives,
+        negative_ids=negative_ids,
+        ignore_rows_without_positive=ignore_rows_without_positive,
+        reduction=reduction,
+        loss_name=loss_name,
+        chunked=chunked,
+        block_rows=block_rows,
+    )
+
+
+def _reweighted_direction(
+    query: Tensor,
+    key: Tensor | None,
+    *,
+    query_ids: Tensor,
+    key_ids: Tensor | None,
+    temperature: float | Tensor,
+    tau_plus: float,
+    beta: float,
+    negatives: Tensor | None,
+    negative_ids: Tensor | None,
+    ignore_rows_without_positive: bool,
+    reduction: str,
+    loss_name: str,
+    chunked: bool | None,
+    block_rows: int | None,
+    rows: slice | None = None,
+) -> Tensor:
+    """The reweighted loss of query rows ``rows`` (default: all) of one table."""
     x = prepare_pair_inputs(
         query,
         key,
@@ -71,30 +137,32 @@ def reweighted_info_nce(
         negatives=negatives,
         negative_ids=negative_ids,
     )
+    n = x.q.shape[0]
+    lo, hi = (0, n) if rows is None else (rows.start, rows.stop)
     n_pos = check_positive_counts(
-        positive_counts(x.qids, x.kids, self_contrast=x.self_contrast),
+        positive_counts(x.qids[lo:hi], x.kids, self_contrast=x.self_contrast),
         ignore_rows_without_positive=ignore_rows_without_positive,
         loss_name=loss_name,
     )
     keep = n_pos > 0
 
-    def rows(r0: int, r1: int) -> Tensor:
+    def block_rows_loss(r0: int, r1: int) -> Tensor:
         s = block_scores(x, "cosine", r0, r1)
-        return _reweighted_rows(s, keep[r0:r1], n_pos[r0:r1], x.temperature, tau_plus, beta)
+        a, b = r0 - lo, r1 - lo
+        return _reweighted_rows(s, keep[a:b], n_pos[a:b], x.temperature, tau_plus, beta)
 
-    n = x.q.shape[0]
     if use_chunked(chunked, "cosine", *table_shape(query, key, negatives), loss_name):
         # Row blocks under activation checkpointing: each block's table is rebuilt in the
         # backward, so only one block is alive at a time; the rows are exact and independent.
-        block = block_rows_for(n, x.k.shape[0] + _n(x.negatives), block_rows)
+        block = block_rows_for(hi - lo, x.k.shape[0] + _n(x.negatives), block_rows)
         per_row = torch.cat(
             [
-                checkpoint(rows, r0, min(n, r0 + block), use_reentrant=False)
-                for r0 in range(0, n, block)
+                checkpoint(block_rows_loss, r0, min(hi, r0 + block), use_reentrant=False)
+                for r0 in range(lo, hi, block)
             ]
         )
     else:
-        per_row = rows(0, n)
+        per_row = block_rows_loss(lo, hi)
     return reduce_rows(per_row, keep, reduction)
 
 
@@ -161,6 +229,7 @@ def debiased_info_nce(
     reduction: str = "mean",
     chunked: bool | None = None,
     block_rows: int | None = None,
+    gather: str | None = None,
 ) -> Tensor:
     """Debiased contrastive loss (Chuang et al. 2020) with id-defined positives.
 
@@ -175,8 +244,9 @@ def debiased_info_nce(
 
     Args:
         query, key, query_ids, key_ids, temperature, negatives, negative_ids,
-        ignore_rows_without_positive, reduction, chunked, block_rows: as in :func:`info_nce`
-            (cosine similarity; the chunked path rebuilds each row block's table in the backward).
+        ignore_rows_without_positive, reduction, chunked, block_rows, gather: as in
+            :func:`info_nce` (cosine similarity; the chunked path rebuilds each row block's
+            table in the backward).
         tau_plus: class prior τ⁺ ∈ [0, 1), the probability that a random sample shares the
             anchor's class (0.1 for CIFAR-10 in the paper).
 
@@ -203,6 +273,7 @@ def debiased_info_nce(
         reduction=reduction,
         chunked=chunked,
         block_rows=block_rows,
+        gather=gather,
         loss_name="debiased_info_nce",
     )
 

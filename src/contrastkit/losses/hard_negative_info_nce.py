@@ -32,6 +32,7 @@ def hard_negative_info_nce(
     reduction: str = "mean",
     chunked: bool | None = None,
     block_rows: int | None = None,
+    gather: str | None = None,
 ) -> Tensor:
     """Hard-negative contrastive loss (Robinson et al. 2021) with id-defined positives.
 
@@ -46,8 +47,9 @@ def hard_negative_info_nce(
 
     Args:
         query, key, query_ids, key_ids, temperature, negatives, negative_ids,
-        ignore_rows_without_positive, reduction, chunked, block_rows: as in :func:`info_nce`
-            (cosine similarity; the chunked path rebuilds each row block's table in the backward).
+        ignore_rows_without_positive, reduction, chunked, block_rows, gather: as in
+            :func:`info_nce` (cosine similarity; the chunked path rebuilds each row block's
+            table in the backward).
         beta: concentration β ≥ 0 of the hard-negative distribution (0.5–1 in the paper).
         tau_plus: class prior τ⁺ ∈ [0, 1) as in :func:`debiased_info_nce`.
 
@@ -74,6 +76,7 @@ def hard_negative_info_nce(
         reduction=reduction,
         chunked=chunked,
         block_rows=block_rows,
+        gather=gather,
         loss_name="hard_negative_info_nce",
     )
 

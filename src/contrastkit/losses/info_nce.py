@@ -19,7 +19,6 @@ from contrastkit.losses._chunked import (
     CHUNKED_ABOVE,
     CHUNKED_SIMILARITIES,
     masked_logsumexp,
-    positive_counts,
     positive_sums,
     table_shape,
     use_chunked,
@@ -32,6 +31,7 @@ from contrastkit.losses._contrast import (
     rows_with_positive,
     validate_reduction,
 )
+from contrastkit.losses._gather import check_gather, gathered_loss
 
 __all__ = [
     "CHUNKED_ABOVE",
@@ -139,84 +139,6 @@ def _one_direction_chunked(
     return reduce_rows(per_row, keep, reduction)
 
 
-GATHER_KINDS = ("instances", "labels")
-
-
-def _reduce_gathered(per_row: Tensor, keep: Tensor, reduction: str) -> Tensor:
-    """This rank's share of a global reduction, scaled for gradient averaging over ranks."""
-    if reduction == "none":
-        return per_row
-    total = per_row.sum() * dist.world_size()
-    if reduction == "sum":
-        return total
-    n = dist.all_reduce_sum(keep.sum())
-    return total / n if int(n) else total * 0.0
-
-
-def _gathered(
-    direction,
-    query: Tensor,
-    key: Tensor | None,
-    *,
-    query_ids: Tensor,
-    key_ids: Tensor | None,
-    negatives: Tensor | None,
-    negative_ids: Tensor | None,
-    symmetric: bool,
-    offset: bool,
-    reduction: str,
-    **common,
-) -> Tensor:
-    """:func:`info_nce` over the global batch of a process group; see its ``gather``."""
-    qids = torch.as_tensor(query_ids, device=query.device)
-    kids = qids if key is None or key_ids is None else torch.as_tensor(key_ids, device=key.device)
-    shift = dist.instance_offset(qids, kids) if offset else 0
-    q_all, qids_all = dist.all_gather(query), dist.gather_ids(qids + shift)
-    mine = dist.local_rows(query.shape[0], query.device)
-    if key is None:
-        per_row = direction(
-            q_all,
-            None,
-            query_ids=qids_all,
-            key_ids=None,
-            negatives=negatives,
-            negative_ids=negative_ids,
-            reduction="none",
-            rows=mine,
-            **common,
-        )
-        keep = positive_counts(qids_all[mine], qids_all, self_contrast=True) > 0
-        return _reduce_gathered(per_row, keep, reduction)
-    k_all, kids_all = dist.all_gather(key), dist.gather_ids(kids + shift)
-    per_row = direction(
-        query,
-        k_all,
-        query_ids=qids_all[mine],
-        key_ids=kids_all,
-        negatives=negatives,
-        negative_ids=negative_ids,
-        reduction="none",
-        **common,
-    )
-    keep = positive_counts(qids_all[mine], kids_all, self_contrast=False) > 0
-    loss = _reduce_gathered(per_row, keep, reduction)
-    if not symmetric:
-        return loss
-    mine_k = dist.local_rows(key.shape[0], key.device)
-    back = direction(
-        key,
-        q_all,
-        query_ids=kids_all[mine_k],
-        key_ids=qids_all,
-        negatives=None,
-        negative_ids=None,
-        reduction="none",
-        **common,
-    )
-    keep_k = positive_counts(kids_all[mine_k], qids_all, self_contrast=False) > 0
-    return 0.5 * (loss + _reduce_gathered(back, keep_k, reduction))
-
-
 def info_nce(
     query: Tensor,
     key: Tensor | None = None,
@@ -318,13 +240,9 @@ def info_nce(
     if use_chunked(chunked, similarity, *table_shape(query, key, negatives), "info_nce"):
         direction = functools.partial(_one_direction_chunked, block_rows=block_rows)
     if gather is not None:
-        if gather not in GATHER_KINDS:
-            raise ValueError(
-                f"gather must be None, 'instances' (ids numbered per rank, e.g. SimCLR) or "
-                f"'labels' (class labels, e.g. SupCon), got {gather!r}."
-            )
+        check_gather(gather)
         if dist.is_distributed():
-            return _gathered(
+            return gathered_loss(
                 direction,
                 query,
                 key,
