@@ -237,3 +237,15 @@ def test_reweighted_losses_chunked_equal_plain(loss_fn, extra, case):
     torch.testing.assert_close(chunk, plain, atol=1e-10, rtol=0)
     for a, b in zip(_grads(chunk, kw), _grads(plain, kw)):
         torch.testing.assert_close(a, b, atol=1e-10, rtol=0)
+
+
+@pytest.mark.parametrize("case", ["supcon", "queue"])
+def test_row_weighted_upstream_gradient_takes_the_recomputing_backward(case):
+    """Equal row weights use the products formed in the forward; other weights recompute."""
+    kw = _inputs(case, F64)
+    w = torch.rand(kw["query"].shape[0], generator=torch.Generator().manual_seed(3), dtype=F64)
+    plain = (info_nce(**kw, reduction="none", chunked=False) * w).sum()
+    chunk = (info_nce(**kw, reduction="none", chunked=True, block_rows=9) * w).sum()
+    torch.testing.assert_close(chunk, plain, atol=1e-10, rtol=0)
+    for a, b in zip(_grads(chunk, kw), _grads(plain, kw)):
+        torch.testing.assert_close(a, b, atol=1e-10, rtol=0)

@@ -191,7 +191,7 @@ def info_nce(
             in a few GiB). ``None`` (default) chooses it above 2²² entries for cosine and dot
             similarity; ``True`` forces it, ``False`` holds the whole table (needed for the
             euclidean similarities). Same value and gradients either way, up to float rounding.
-        block_rows: rows per block of the chunked path (default: 2²³ entries per block).
+        block_rows: rows per block of the chunked path (default: 2²¹ entries per block).
         gather: under torch.distributed, contrast with every rank's rows: ``"instances"`` when
             ids number this rank's samples from 0 (SimCLR: offset per rank to stay distinct),
             ``"labels"`` when ids mean the same everywhere (SupCon). Keys (or, with
