@@ -249,3 +249,16 @@ def test_row_weighted_upstream_gradient_takes_the_recomputing_backward(case):
     torch.testing.assert_close(chunk, plain, atol=1e-10, rtol=0)
     for a, b in zip(_grads(chunk, kw), _grads(plain, kw)):
         torch.testing.assert_close(a, b, atol=1e-10, rtol=0)
+
+
+@pytest.mark.parametrize("temperature", [0.01, 0.05])
+@pytest.mark.parametrize("dtype, tol", [(F64, 1e-10), (torch.float32, 1e-4)])
+def test_small_temperatures_take_the_exact_row_maximum(temperature, dtype, tol):
+    """1/τ = 100 would underflow exp with the norm bound as shift: the exact maximum is used."""
+    kw = _inputs("queue", dtype)
+    plain = info_nce(**kw, temperature=temperature, chunked=False)
+    chunk = info_nce(**kw, temperature=temperature, chunked=True, block_rows=16)
+    assert torch.isfinite(chunk)
+    torch.testing.assert_close(chunk, plain, atol=tol, rtol=tol)
+    for a, b in zip(_grads(chunk, kw), _grads(plain, kw)):
+        torch.testing.assert_close(a, b, atol=tol, rtol=tol)

@@ -113,7 +113,7 @@ class _MaskedLogSumExp(torch.autograd.Function):
         block: int,
         row_offset: int,
     ) -> Tensor:
-        n = qs.shape[0]
+        n, d = qs.shape
         lse = qs.new_empty(n)
         need_q, need_k = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
         # While the block is at hand, also form softmax·keys and softmaxᵀ·queries: when the
@@ -121,18 +121,31 @@ class _MaskedLogSumExp(torch.autograd.Function):
         # case) the backward is then two scalings, with no second pass over the table.
         soft_k = torch.zeros_like(qs) if need_q else None
         soft_q = torch.zeros_like(keys) if need_k else None
+        # Shift each row by a Cauchy–Schwarz bound m_i = |q_i|·max|k| ≥ every logit, folded
+        # into the product by one extra column ([q, −m]·[k, 1] = q·k − m), and get the row sums
+        # from the second product ([k, 1]): the block is touched once, by exp. Rows whose
+        # logit range (2·m_i) could underflow exp take the exact row maximum instead.
+        bound = qs.norm(dim=1) * (keys.norm(dim=1).max() if keys.shape[0] else 0.0)
+        q_aug = torch.cat([qs, -bound[:, None]], dim=1)
+        k_aug = torch.cat([keys, keys.new_ones(keys.shape[0], 1)], dim=1)
         for r0 in range(0, n, block):
             r1 = min(n, r0 + block)
-            s = _block_logits(qs, keys, r0, r1, self_contrast, row_ids, neg_ids, n_key, row_offset)
-            top = s.amax(dim=1, keepdim=True)
-            top = torch.where(torch.isfinite(top), top, torch.zeros_like(top))
-            s.sub_(top).exp_()
-            total = s.sum(dim=1)
-            lse[r0:r1] = total.log() + top.squeeze(1)
+            s = _block_logits(
+                q_aug, k_aug, r0, r1, self_contrast, row_ids, neg_ids, n_key, row_offset
+            )
+            shift = bound[r0:r1]
+            if r1 > r0 and float(shift.max()) > 40.0:
+                top = s.amax(dim=1)
+                top = torch.where(torch.isfinite(top), top, torch.zeros_like(top))
+                s.sub_(top[:, None])
+                shift = shift + top
+            s.exp_()
+            prod = s @ k_aug  # (b, D + 1): Σ_a e_ia k_a and Σ_a e_ia
+            total = prod[:, d]
+            lse[r0:r1] = total.log() + shift
             inv = torch.where(total > 0, 1.0 / total, torch.zeros_like(total))[:, None]
             if need_q:
-                torch.mm(s, keys, out=soft_k[r0:r1])
-                soft_k[r0:r1].mul_(inv)
+                torch.mul(prod[:, :d], inv, out=soft_k[r0:r1])
             if need_k:
                 soft_q.addmm_(s.T, qs[r0:r1] * inv)
         ctx.save_for_backward(qs, keys, lse, row_ids, neg_ids, soft_k, soft_q)
