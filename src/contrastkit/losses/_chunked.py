@@ -36,6 +36,8 @@ __all__ = [
 CHUNKED_ABOVE = 1 << 22
 #: Entries per block of the chunked path (8 MiB in float32: fastest on the 2-core dev CPU).
 BLOCK_ENTRIES = 1 << 21
+#: Fewest rows per block when the key set is very large.
+MIN_BLOCK_ROWS = 128
 #: Similarities the chunked path supports (the table is q·k, scaled).
 CHUNKED_SIMILARITIES = ("cosine", "dot")
 
@@ -65,12 +67,14 @@ def use_chunked(
 
 
 def block_rows_for(n_rows: int, n_cols: int, block_rows: int | None = None) -> int:
-    """Rows per block: ``block_rows`` if given, else as many as fit in :data:`BLOCK_ENTRIES`."""
+    """Rows per block: ``block_rows`` if given, else as many as fit in :data:`BLOCK_ENTRIES`
+    but at least :data:`MIN_BLOCK_ROWS` (matrix products need rows to run at full speed; the
+    block then grows with the number of columns, still linearly)."""
     if block_rows is not None:
         if int(block_rows) < 1:
             raise ValueError(f"block_rows must be ≥ 1, got {block_rows}.")
         return int(block_rows)
-    return max(1, min(n_rows, BLOCK_ENTRIES // max(n_cols, 1)))
+    return max(1, min(n_rows, max(MIN_BLOCK_ROWS, BLOCK_ENTRIES // max(n_cols, 1))))
 
 
 def _block_logits(
