@@ -262,3 +262,17 @@ def test_small_temperatures_take_the_exact_row_maximum(temperature, dtype, tol):
     torch.testing.assert_close(chunk, plain, atol=tol, rtol=tol)
     for a, b in zip(_grads(chunk, kw), _grads(plain, kw)):
         torch.testing.assert_close(a, b, atol=tol, rtol=tol)
+
+
+def test_chunked_path_ignores_bf16_autocast():
+    """Under autocast the products stay in float32: the same loss as without autocast."""
+    kw = _inputs("supcon", torch.float32)
+    exact = info_nce(**kw, chunked=True, block_rows=8)
+    g_exact = _grads(exact, kw)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        under = info_nce(**kw, chunked=True, block_rows=8)
+        g_under = _grads(under, kw)
+    assert under.dtype == torch.float32
+    torch.testing.assert_close(under, exact, atol=1e-6, rtol=1e-6)
+    for a, b in zip(g_under, g_exact):
+        torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-6)

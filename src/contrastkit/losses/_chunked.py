@@ -159,6 +159,11 @@ class _MaskedLogSumExp(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad: Tensor):  # type: ignore[override]
+        with torch.autocast(grad.device.type, enabled=False):
+            return _MaskedLogSumExp._backward(ctx, grad)
+
+    @staticmethod
+    def _backward(ctx, grad: Tensor):
         qs, keys, lse, row_ids, neg_ids, soft_k, soft_q = ctx.saved_tensors
         n = qs.shape[0]
         need_q, need_k = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
@@ -229,9 +234,11 @@ def masked_logsumexp(
     block = block_rows_for(qs.shape[0], keys.shape[0], block_rows)
     if neg_ids is None:
         row_ids = None
-    return _MaskedLogSumExp.apply(
-        qs, keys, row_ids, neg_ids, n_key, self_contrast, block, row_offset
-    )
+    # Under bf16 autocast the products would round every logit to 8 bits of mantissa.
+    with torch.autocast(qs.device.type, enabled=False):
+        return _MaskedLogSumExp.apply(
+            qs, keys, row_ids, neg_ids, n_key, self_contrast, block, row_offset
+        )
 
 
 def positive_sums(
