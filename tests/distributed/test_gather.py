@@ -9,7 +9,7 @@ on the whole batch (``gather=None``), in float64.
 from __future__ import annotations
 
 import os
-import socket
+import tempfile
 import traceback
 
 import pytest
@@ -29,15 +29,11 @@ WORLD = 2
 F64 = torch.float64
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _worker(rank: int, port: int, fn_name: str, errors) -> None:
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    torch_dist.init_process_group("gloo", rank=rank, world_size=WORLD)
+def _worker(rank: int, store: str, fn_name: str, errors) -> None:
+    # a file store: no network port to pick, nothing left in TIME_WAIT between tests
+    torch_dist.init_process_group(
+        "gloo", init_method=f"file://{store}", rank=rank, world_size=WORLD
+    )
     try:
         torch.set_num_threads(1)
         globals()[fn_name]()
@@ -45,15 +41,23 @@ def _worker(rank: int, port: int, fn_name: str, errors) -> None:
         errors.put(f"rank {rank}:\n{traceback.format_exc()}")
     finally:
         torch_dist.destroy_process_group()
+        # Leave without running C++ static destructors: a gloo thread torn down at interpreter
+        # exit sometimes aborts ("terminate called without an active exception") after all
+        # the work is done and reported.
+        os._exit(0)
 
 
 def _spawn(fn_name: str) -> None:
     ctx = mp.get_context("spawn")
     errors = ctx.SimpleQueue()
-    mp.start_processes(
-        _worker, args=(_free_port(), fn_name, errors), nprocs=WORLD, start_method="spawn"
-    )
+    store = os.path.join(tempfile.mkdtemp(prefix="ck-dist-"), "store")
     found = []
+    try:
+        mp.start_processes(
+            _worker, args=(store, fn_name, errors), nprocs=WORLD, start_method="spawn"
+        )
+    except mp.ProcessExitedException as err:  # a process died: report what the others saw
+        found.append(f"{err}")
     while not errors.empty():
         found.append(errors.get())
     assert not found, "\n".join(found)

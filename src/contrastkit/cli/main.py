@@ -141,7 +141,10 @@ def train(
     except (ValueError, FileNotFoundError) as err:
         typer.secho(f"error: {err}", fg=typer.colors.RED, err=True)
         raise typer.Exit(2) from err
-    if dist.rank() != 0:
+    finally:
+        main_process = dist.rank() == 0
+        dist.shutdown()
+    if not main_process:
         return
     summary = {"out_dir": cfg.out_dir, "train_seconds": round(results["train_seconds"], 1)}
     summary.update(results.get("test", {}))

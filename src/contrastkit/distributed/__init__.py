@@ -40,6 +40,7 @@ __all__ = [
     "is_distributed",
     "local_rows",
     "rank",
+    "shutdown",
     "world_size",
 ]
 
@@ -219,3 +220,9 @@ def init_from_env() -> bool:
             torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
         torch_dist.init_process_group("nccl" if cuda else "gloo")
     return True
+
+
+def shutdown() -> None:
+    """Leave the process group (if any): the end of a ``torchrun`` job."""
+    if torch_dist.is_available() and torch_dist.is_initialized():
+        torch_dist.destroy_process_group()
