@@ -65,78 +65,47 @@ def reweighted_info_nce(
     check_probability(tau_plus, "tau_plus")
     if not (math.isfinite(beta) and beta >= 0):
         raise ValueError(f"beta must be a finite number ≥ 0, got {beta}.")
-    if gather is not None:
-        check_gather(gather)
-        if dist.is_distributed():
-            direction = functools.partial(
-                _reweighted_direction,
-                tau_plus=tau_plus,
-                beta=beta,
-                loss_name=loss_name,
-                chunked=chunked,
-                block_rows=block_rows,
-            )
-            return gathered_loss(
-                direction,
-                query,
-                key,
-                query_ids=query_ids,
-                key_ids=key_ids,
-                negatives=negatives,
-                negative_ids=negative_ids,
-                symmetric=False,
-                offset=gather == "instances",
-                reduction=reduction,
-                temperature=temperature,
-                ignore_rows_without_positive=ignore_rows_without_positive,
-            )
-    return _reweighted_direction(
-        query,
-        key,
-        query_ids=query_ids,
-        key_ids=key_ids,
-        temperature=temperature,
+    check_gather(gather)
+    direction = functools.partial(
+        _reweighted_direction,
         tau_plus=tau_plus,
         beta=beta,
-        negatives=negatives,
-        negative_ids=negative_ids,
-        ignore_rows_without_positive=ignore_rows_without_positive,
-        reduction=reduction,
         loss_name=loss_name,
         chunked=chunked,
         block_rows=block_rows,
     )
+    pair = dict(
+        query_ids=query_ids,
+        key_ids=key_ids,
+        negatives=negatives,
+        negative_ids=negative_ids,
+        temperature=temperature,
+        ignore_rows_without_positive=ignore_rows_without_positive,
+        reduction=reduction,
+    )
+    if gather is not None and dist.is_distributed():
+        offset = gather == "instances"
+        return gathered_loss(direction, query, key, symmetric=False, offset=offset, **pair)
+    return direction(query, key, **pair)
 
 
 def _reweighted_direction(
     query: Tensor,
     key: Tensor | None,
     *,
-    query_ids: Tensor,
-    key_ids: Tensor | None,
-    temperature: float | Tensor,
     tau_plus: float,
     beta: float,
-    negatives: Tensor | None,
-    negative_ids: Tensor | None,
     ignore_rows_without_positive: bool,
     reduction: str,
     loss_name: str,
     chunked: bool | None,
     block_rows: int | None,
     rows: slice | None = None,
+    **pair,
 ) -> Tensor:
-    """The reweighted loss of query rows ``rows`` (default: all) of one table."""
-    x = prepare_pair_inputs(
-        query,
-        key,
-        query_ids=query_ids,
-        key_ids=key_ids,
-        temperature=temperature,
-        similarity="cosine",
-        negatives=negatives,
-        negative_ids=negative_ids,
-    )
+    """The reweighted loss of query rows ``rows`` (default: all) of one table; ``pair``: the
+    ids, temperature and negatives of :func:`prepare_pair_inputs`."""
+    x = prepare_pair_inputs(query, key, similarity="cosine", **pair)
     n = x.q.shape[0]
     lo, hi = (0, n) if rows is None else (rows.start, rows.stop)
     n_pos = check_positive_counts(
@@ -151,7 +120,7 @@ def _reweighted_direction(
         a, b = r0 - lo, r1 - lo
         return _reweighted_rows(s, keep[a:b], n_pos[a:b], x.temperature, tau_plus, beta)
 
-    if use_chunked(chunked, "cosine", *table_shape(query, key, negatives), loss_name):
+    if use_chunked(chunked, "cosine", *table_shape(query, key, pair.get("negatives")), loss_name):
         # Row blocks under activation checkpointing: each block's table is rebuilt in the
         # backward, so only one block is alive at a time; the rows are exact and independent.
         block = block_rows_for(hi - lo, x.k.shape[0] + _n(x.negatives), block_rows)

@@ -24,11 +24,11 @@ from contrastkit.losses._chunked import (
     use_chunked,
 )
 from contrastkit.losses._contrast import (
+    PairInputs,
     block_scores,
     check_positive_counts,
     prepare_pair_inputs,
     reduce_rows,
-    rows_with_positive,
     validate_reduction,
 )
 from contrastkit.losses._gather import check_gather, gathered_loss
@@ -49,73 +49,45 @@ def _one_direction(
     query: Tensor,
     key: Tensor | None,
     *,
-    query_ids: Tensor,
-    key_ids: Tensor | None,
-    temperature: float | Tensor,
-    similarity: str,
-    negatives: Tensor | None,
-    negative_ids: Tensor | None,
     ignore_rows_without_positive: bool,
     reduction: str,
     rows: slice | None = None,
+    chunked: bool = False,
+    block_rows: int | None = None,
+    **pair,
 ) -> Tensor:
-    """One direction of the loss on the full table; ``rows``: only these query rows of a
-    self-contrast (a rank's share of gathered embeddings)."""
-    x = prepare_pair_inputs(
-        query,
-        key,
-        query_ids=query_ids,
-        key_ids=key_ids,
-        temperature=temperature,
-        similarity=similarity,
-        negatives=negatives,
-        negative_ids=negative_ids,
-    )
+    """One direction of the loss. ``pair``: the ids, temperature, similarity and negatives of
+    :func:`prepare_pair_inputs`. ``rows``: only these query rows of a self-contrast (a rank's
+    share of gathered embeddings). ``chunked``: the memory-linear path."""
+    x = prepare_pair_inputs(query, key, **pair)
     r0, r1 = (0, x.q.shape[0]) if rows is None else (rows.start, rows.stop)
-    s = block_scores(x, similarity, r0, r1)
-    n_pos = rows_with_positive(
-        s.positive,
-        ignore_rows_without_positive=ignore_rows_without_positive,
-        loss_name="info_nce",
+    rows_loss = _chunked_rows if chunked else _plain_rows
+    per_row, n_pos = rows_loss(x, r0, r1, similarity=pair["similarity"], block_rows=block_rows)
+    check_positive_counts(
+        n_pos, ignore_rows_without_positive=ignore_rows_without_positive, loss_name="info_nce"
     )
+    return reduce_rows(per_row, n_pos > 0, reduction)
+
+
+def _plain_rows(
+    x: PairInputs, r0: int, r1: int, *, similarity: str, block_rows: int | None
+) -> tuple[Tensor, Tensor]:
+    """Per-row losses and positive counts of rows r0:r1 from the whole (rows, M) table."""
+    s = block_scores(x, similarity, r0, r1)
+    n_pos = s.positive.sum(dim=1)
     keep = n_pos > 0
     # Rows that are skipped may have no candidate at all (-inf everywhere); give them finite
     # logits so that neither the value nor the gradient becomes NaN.
     logits = s.logits.masked_fill(~keep[:, None], 0.0)
-    log_denominator = torch.logsumexp(logits, dim=1, keepdim=True)
-    log_prob = logits - log_denominator
+    log_prob = logits - torch.logsumexp(logits, dim=1, keepdim=True)
     pos_log_prob = torch.where(s.positive, log_prob, torch.zeros_like(log_prob)).sum(dim=1)
-    per_row = -pos_log_prob / n_pos.clamp_min(1).to(log_prob.dtype)
-    return reduce_rows(per_row, keep, reduction)
+    return -pos_log_prob / n_pos.clamp_min(1).to(log_prob.dtype), n_pos
 
 
-def _one_direction_chunked(
-    query: Tensor,
-    key: Tensor | None,
-    *,
-    query_ids: Tensor,
-    key_ids: Tensor | None,
-    temperature: float | Tensor,
-    similarity: str,
-    negatives: Tensor | None,
-    negative_ids: Tensor | None,
-    ignore_rows_without_positive: bool,
-    reduction: str,
-    block_rows: int | None,
-    rows: slice | None = None,
-) -> Tensor:
-    """The same loss as :func:`_one_direction` in O((N+M)·D + block) memory."""
-    x = prepare_pair_inputs(
-        query,
-        key,
-        query_ids=query_ids,
-        key_ids=key_ids,
-        temperature=temperature,
-        similarity=similarity,
-        negatives=negatives,
-        negative_ids=negative_ids,
-    )
-    r0, r1 = (0, x.q.shape[0]) if rows is None else (rows.start, rows.stop)
+def _chunked_rows(
+    x: PairInputs, r0: int, r1: int, *, similarity: str, block_rows: int | None
+) -> tuple[Tensor, Tensor]:
+    """:func:`_plain_rows` in O((N+M)·D + block) memory (see ``_chunked``)."""
     qs, qids = x.q[r0:r1] / x.temperature, x.qids[r0:r1]
     keys = x.k if x.negatives is None else torch.cat([x.k, x.negatives])
     lse = masked_logsumexp(
@@ -131,12 +103,7 @@ def _one_direction_chunked(
     pos_sum, n_pos = positive_sums(
         qs, x.k, qids, x.kids, self_contrast=x.self_contrast, row_offset=r0
     )
-    check_positive_counts(
-        n_pos, ignore_rows_without_positive=ignore_rows_without_positive, loss_name="info_nce"
-    )
-    keep = n_pos > 0
-    per_row = lse - pos_sum / n_pos.clamp_min(1).to(pos_sum.dtype)
-    return reduce_rows(per_row, keep, reduction)
+    return lse - pos_sum / n_pos.clamp_min(1).to(pos_sum.dtype), n_pos
 
 
 def info_nce(
@@ -238,7 +205,7 @@ def info_nce(
     )
     direction = _one_direction
     if use_chunked(chunked, similarity, *table_shape(query, key, negatives), "info_nce"):
-        direction = functools.partial(_one_direction_chunked, block_rows=block_rows)
+        direction = functools.partial(_one_direction, chunked=True, block_rows=block_rows)
     if gather is not None:
         check_gather(gather)
         if dist.is_distributed():
