@@ -40,6 +40,7 @@ __all__ = [
     "is_distributed",
     "local_rows",
     "rank",
+    "row_sizes",
     "shutdown",
     "world_size",
 ]
@@ -62,6 +63,14 @@ def rank() -> int:
     if torch_dist.is_available() and torch_dist.is_initialized():
         return torch_dist.get_rank()
     return 0
+
+
+def row_sizes(n: int, device: torch.device | None = None) -> list[int]:
+    """Every rank's number of rows, in rank order (one small all-gather; ``[n]`` outside a
+    group). Pass the result as ``sizes=`` to gather several tensors with the same rows."""
+    if not is_distributed():
+        return [n]
+    return _sizes(n, device or torch.device("cpu"))
 
 
 def _sizes(n: int, device: torch.device) -> list[int]:
@@ -92,15 +101,16 @@ class _AllGather(torch.autograd.Function):
         return grad[start : start + ctx.sizes[rank()]], None
 
 
-def all_gather(x: Tensor) -> Tensor:
+def all_gather(x: Tensor, sizes: list[int] | None = None) -> Tensor:
     """(B_r, ...) rows on each rank → (Σ_r B_r, ...) on every rank, rank order, autograd-aware.
 
     Ranks may hold different numbers of rows. The backward returns to each rank the sum over
-    ranks of the gradient of its rows. Identity outside a process group.
+    ranks of the gradient of its rows. ``sizes``: every rank's row count (:func:`row_sizes`)
+    when already known, to save the all-gather that finds it. Identity outside a group.
     """
     if not is_distributed():
         return x
-    return _AllGather.apply(x, _sizes(x.shape[0], x.device))
+    return _AllGather.apply(x, sizes or _sizes(x.shape[0], x.device))
 
 
 def instance_offset(*ids: Tensor) -> int:
@@ -117,7 +127,7 @@ def instance_offset(*ids: Tensor) -> int:
     return rank() * int(top)
 
 
-def gather_ids(ids: Tensor, *, offset: bool = False) -> Tensor:
+def gather_ids(ids: Tensor, *, offset: bool = False, sizes: list[int] | None = None) -> Tensor:
     """Gather (B_r,) integer ids from every rank, in rank order.
 
     Args:
@@ -131,14 +141,16 @@ def gather_ids(ids: Tensor, *, offset: bool = False) -> Tensor:
     if offset:
         ids = ids + instance_offset(ids)
     with torch.no_grad():
-        return _AllGather.apply(ids, _sizes(ids.shape[0], ids.device))
+        return _AllGather.apply(ids, sizes or _sizes(ids.shape[0], ids.device))
 
 
-def local_rows(n_local: int, device: torch.device | None = None) -> slice:
+def local_rows(
+    n_local: int, device: torch.device | None = None, sizes: list[int] | None = None
+) -> slice:
     """The slice of :func:`all_gather`'s output that holds this rank's ``n_local`` rows."""
     if not is_distributed():
         return slice(0, n_local)
-    sizes = _sizes(n_local, device or torch.device("cpu"))
+    sizes = sizes or _sizes(n_local, device or torch.device("cpu"))
     start = sum(sizes[: rank()])
     return slice(start, start + n_local)
 

@@ -51,50 +51,57 @@ def gathered_loss(
     qids = torch.as_tensor(query_ids, device=query.device)
     kids = qids if key is None or key_ids is None else torch.as_tensor(key_ids, device=key.device)
     shift = dist.instance_offset(qids, kids) if offset else 0
-    q_all, qids_all = dist.all_gather(query), dist.gather_ids(qids + shift)
-    mine = dist.local_rows(query.shape[0], query.device)
-    if key is None:
+    q_sizes = dist.row_sizes(query.shape[0], query.device)  # one exchange serves three uses
+    q_all = dist.all_gather(query, sizes=q_sizes)
+    qids_all = dist.gather_ids(qids + shift, sizes=q_sizes)
+    mine = dist.local_rows(query.shape[0], sizes=q_sizes)
+
+    def local(a, ids_a, b_all, ids_b_all, *, rows=None, **extra) -> Tensor:
+        """This rank's rows of ``a`` (``rows`` of it for a self-contrast, ``b_all`` None)
+        against every rank's ``b``, reduced for the group."""
         per_row = direction(
+            a, b_all, query_ids=ids_a, rows=rows, reduction="none", **extra, **common
+        )
+        own = ids_a if rows is None else ids_a[rows]
+        keep = positive_counts(own, ids_b_all, self_contrast=b_all is None) > 0
+        return reduce_gathered(per_row, keep, reduction)
+
+    if key is None:  # self-contrast over the gathered rows; this rank computes its own
+        return local(
             q_all,
+            qids_all,
             None,
-            query_ids=qids_all,
+            qids_all,
             key_ids=None,
+            rows=mine,
             negatives=negatives,
             negative_ids=negative_ids,
-            reduction="none",
-            rows=mine,
-            **common,
         )
-        keep = positive_counts(qids_all[mine], qids_all, self_contrast=True) > 0
-        return reduce_gathered(per_row, keep, reduction)
-    k_all, kids_all = dist.all_gather(key), dist.gather_ids(kids + shift)
-    per_row = direction(
+    k_sizes = dist.row_sizes(key.shape[0], key.device)
+    k_all = dist.all_gather(key, sizes=k_sizes)
+    kids_all = dist.gather_ids(kids + shift, sizes=k_sizes)
+    loss = local(
         query,
+        qids_all[mine],
         k_all,
-        query_ids=qids_all[mine],
+        kids_all,
         key_ids=kids_all,
         negatives=negatives,
         negative_ids=negative_ids,
-        reduction="none",
-        **common,
     )
-    keep = positive_counts(qids_all[mine], kids_all, self_contrast=False) > 0
-    loss = reduce_gathered(per_row, keep, reduction)
     if not symmetric:
         return loss
-    mine_k = dist.local_rows(key.shape[0], key.device)
-    back = direction(
+    mine_k = dist.local_rows(key.shape[0], sizes=k_sizes)
+    back = local(
         key,
+        kids_all[mine_k],
         q_all,
-        query_ids=kids_all[mine_k],
+        qids_all,
         key_ids=qids_all,
         negatives=None,
         negative_ids=None,
-        reduction="none",
-        **common,
     )
-    keep_k = positive_counts(kids_all[mine_k], qids_all, self_contrast=False) > 0
-    return 0.5 * (loss + reduce_gathered(back, keep_k, reduction))
+    return 0.5 * (loss + back)
 
 
 def check_gather(gather: str | None) -> None:

@@ -206,30 +206,18 @@ def info_nce(
     direction = _one_direction
     if use_chunked(chunked, similarity, *table_shape(query, key, negatives), "info_nce"):
         direction = functools.partial(_one_direction, chunked=True, block_rows=block_rows)
-    if gather is not None:
-        check_gather(gather)
-        if dist.is_distributed():
-            return gathered_loss(
-                direction,
-                query,
-                key,
-                query_ids=query_ids,
-                key_ids=key_ids,
-                negatives=negatives,
-                negative_ids=negative_ids,
-                symmetric=symmetric,
-                offset=gather == "instances",
-                **common,
-            )
-    forward = direction(
-        query,
-        key,
+    pair = dict(
         query_ids=query_ids,
         key_ids=key_ids,
         negatives=negatives,
         negative_ids=negative_ids,
         **common,
     )
+    check_gather(gather)
+    if gather is not None and dist.is_distributed():
+        offset = gather == "instances"
+        return gathered_loss(direction, query, key, symmetric=symmetric, offset=offset, **pair)
+    forward = direction(query, key, **pair)
     if not symmetric:
         return forward
     backward = direction(
