@@ -68,10 +68,21 @@ def losses() -> None:
                 typer.echo(f"{mod.__name__.split('.')[-1]:>7}  {name:<28} {first}")
 
 
+_SET_OPTION = typer.Option(
+    None,
+    "--set",
+    help="A recipe option KEY=VALUE (repeatable), e.g. --set queue_size=8192 for moco.",
+)
+
+
 @app.command()
 def train(
     ctx: typer.Context,
-    recipe: str = typer.Option("simclr", help="simclr or supcon."),
+    recipe: str = typer.Option(
+        "simclr",
+        help="simclr, supcon, supervised, moco, mocov3, byol, simsiam, swav, barlow_twins, "
+        "vicreg, nnclr or dino.",
+    ),
     data: str = typer.Option("digits", help="digits, mnist, fashion-mnist, or a folder."),
     encoder: str = typer.Option("resnet18", help="resnet18/34/50, small_cnn or mlp."),
     width: float = typer.Option(0.25, help="Channel multiplier (ResNet) / width (SmallCNN)."),
@@ -95,6 +106,7 @@ def train(
     progress: bool = typer.Option(True, help="Show a progress bar."),
     report: bool = typer.Option(True, help="Write report.html (t-SNE/UMAP maps, neighbours)."),
     linear_probe: bool = typer.Option(True, help="Fit a linear probe on the frozen features."),
+    set_: list[str] = _SET_OPTION,
 ) -> None:
     """Train an encoder with a recipe, then evaluate it on the test split (results.json)."""
     import json
@@ -132,6 +144,12 @@ def train(
         param = "out" if key == "out_dir" else key
         if not config or ctx.get_parameter_source(param).name != "DEFAULT":
             values[key] = value
+    if set_:
+        try:
+            values["recipe_options"] = {**values.get("recipe_options", {}), **_options(set_)}
+        except ValueError as err:
+            typer.secho(f"error: {err}", fg=typer.colors.RED, err=True)
+            raise typer.Exit(2) from err
     from contrastkit import distributed as dist
 
     dist.init_from_env()  # under torchrun: join the process group (gloo on CPU, nccl on CUDA)
@@ -149,6 +167,23 @@ def train(
     summary = {"out_dir": cfg.out_dir, "train_seconds": round(results["train_seconds"], 1)}
     summary.update(results.get("test", {}))
     typer.echo(json.dumps(summary, indent=2))
+
+
+def _options(pairs: list[str]) -> dict:
+    """``["queue_size=8192", "crop_scale=[0.3, 1]"]`` → values parsed as JSON where they
+    parse (numbers, lists, true/false), as strings otherwise."""
+    import json
+
+    out = {}
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--set takes KEY=VALUE, got {pair!r}.")
+        try:
+            out[key.strip()] = json.loads(text)
+        except json.JSONDecodeError:
+            out[key.strip()] = text
+    return out
 
 
 @app.command()

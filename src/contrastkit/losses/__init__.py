@@ -1,12 +1,14 @@
-"""Contrastive and metric-learning losses.
+"""Contrastive, metric-learning and negative-free self-supervised losses.
 
 Pure functions live in :mod:`contrastkit.losses.functional`; this module exports them together
 with their ``nn.Module`` forms. Positives are always given by integer ids (rows with equal ids
 are positives), so one implementation serves SimCLR, SupCon, CLIP, SimCSE and queues.
 """
 
+from contrastkit.losses.barlow_twins import BarlowTwinsLoss, barlow_twins
 from contrastkit.losses.contrastive_margin import ContrastiveMarginLoss, contrastive_margin
 from contrastkit.losses.debiased_info_nce import DebiasedInfoNCELoss, debiased_info_nce
+from contrastkit.losses.dino import DINOLoss, dino, update_center
 from contrastkit.losses.hard_negative_info_nce import (
     HardNegativeInfoNCELoss,
     hard_negative_info_nce,
@@ -20,26 +22,42 @@ from contrastkit.losses.info_nce import (
     sup_con,
 )
 from contrastkit.losses.n_pair import NPairLoss, n_pair
+from contrastkit.losses.negative_cosine import NegativeCosineLoss, negative_cosine
 from contrastkit.losses.sigmoid_pairwise import SigmoidPairwiseLoss, sigmoid_pairwise
+from contrastkit.losses.swav import SwAVLoss, sinkhorn_knopp, swav
 from contrastkit.losses.triplet_margin import TripletMarginLoss, triplet_margin
+from contrastkit.losses.vicreg import VICRegLoss, vicreg, vicreg_terms
 
 __all__ = [
+    "BarlowTwinsLoss",
     "ContrastiveMarginLoss",
+    "DINOLoss",
     "DebiasedInfoNCELoss",
     "HardNegativeInfoNCELoss",
     "InfoNCELoss",
     "NPairLoss",
     "NTXentLoss",
+    "NegativeCosineLoss",
     "SigmoidPairwiseLoss",
     "SupConLoss",
+    "SwAVLoss",
     "TripletMarginLoss",
+    "VICRegLoss",
+    "barlow_twins",
     "contrastive_margin",
     "debiased_info_nce",
+    "dino",
     "hard_negative_info_nce",
     "info_nce",
     "n_pair",
+    "negative_cosine",
     "nt_xent",
     "sigmoid_pairwise",
+    "sinkhorn_knopp",
     "sup_con",
+    "swav",
     "triplet_margin",
+    "update_center",
+    "vicreg",
+    "vicreg_terms",
 ]

@@ -1,24 +1,61 @@
 """Recipes: complete methods composed from the toolbox, each one short file."""
 
+from contrastkit.recipes.barlow_twins import BarlowTwins, BarlowTwinsConfig
+from contrastkit.recipes.byol import BYOL, BYOLConfig
+from contrastkit.recipes.dino import DINO, DINOConfig
+from contrastkit.recipes.moco import MoCo, MoCoConfig
+from contrastkit.recipes.mocov3 import MoCoV3, MoCoV3Config
+from contrastkit.recipes.nnclr import NNCLR, NNCLRConfig
 from contrastkit.recipes.simclr import SimCLR, SimCLRConfig
+from contrastkit.recipes.simsiam import SimSiam, SimSiamConfig
 from contrastkit.recipes.supcon import SupCon, SupConConfig
 from contrastkit.recipes.supervised import Supervised, SupervisedConfig
+from contrastkit.recipes.swav import SwAV, SwAVConfig
+from contrastkit.recipes.vicreg import VICReg, VICRegConfig
 from contrastkit.train.recipe import LossOutput, Recipe
 
+#: CLI / config name → (recipe class, config dataclass)
 RECIPES = {
     "simclr": (SimCLR, SimCLRConfig),
     "supcon": (SupCon, SupConConfig),
     "supervised": (Supervised, SupervisedConfig),
+    "moco": (MoCo, MoCoConfig),
+    "mocov3": (MoCoV3, MoCoV3Config),
+    "byol": (BYOL, BYOLConfig),
+    "simsiam": (SimSiam, SimSiamConfig),
+    "swav": (SwAV, SwAVConfig),
+    "barlow_twins": (BarlowTwins, BarlowTwinsConfig),
+    "vicreg": (VICReg, VICRegConfig),
+    "nnclr": (NNCLR, NNCLRConfig),
+    "dino": (DINO, DINOConfig),
 }
 
 __all__ = [
+    "BYOL",
+    "DINO",
+    "NNCLR",
     "RECIPES",
+    "BYOLConfig",
+    "BarlowTwins",
+    "BarlowTwinsConfig",
+    "DINOConfig",
     "LossOutput",
+    "MoCo",
+    "MoCoConfig",
+    "MoCoV3",
+    "MoCoV3Config",
+    "NNCLRConfig",
     "Recipe",
     "SimCLR",
     "SimCLRConfig",
+    "SimSiam",
+    "SimSiamConfig",
     "SupCon",
     "SupConConfig",
     "Supervised",
     "SupervisedConfig",
+    "SwAV",
+    "SwAVConfig",
+    "VICReg",
+    "VICRegConfig",
 ]

@@ -63,7 +63,9 @@ class ExperimentConfig:
     Data: ``data`` (a built-in name or a folder), ``val_size`` (images held out of training
     for the monitor; a fraction if < 1). Model: ``encoder``, ``width`` (channel multiplier or
     SmallCNN width), ``small_input`` (auto: images ≤ 64 px). Recipe: ``recipe``,
-    ``temperature`` (None: the recipe's default), ``proj_hidden``, ``proj_dim``, ``flip``.
+    ``temperature``, ``proj_hidden``, ``proj_dim`` (None: the recipe's default), ``flip``,
+    ``recipe_options`` (any other field of the recipe's config dataclass, e.g.
+    ``{"queue_size": 8192}`` for moco; CLI ``--set queue_size=8192``).
     Evaluation: ``knn_k`` (the monitor's k, also reported on test), ``knn_temperature``,
     ``knn_select_k`` (the test kNN uses the k of this grid that is best on the validation
     split; empty: use ``knn_k``), ``linear_probe``. The remaining fields are
@@ -80,8 +82,9 @@ class ExperimentConfig:
     width: float = 0.25
     small_input: bool | None = None
     temperature: float | None = None
-    proj_hidden: int = 512
-    proj_dim: int = 128
+    proj_hidden: int | None = None
+    proj_dim: int | None = None
+    recipe_options: dict[str, Any] = field(default_factory=dict)
     flip: float = 0.5
     crop_min_scale: float = 0.2
     linear_probe: bool = True
@@ -206,21 +209,29 @@ def build_recipe(
         enc = build_encoder(cfg.encoder, in_channels=c)
     name = name if cfg.init_encoder else cfg.encoder
     cls, config_cls = RECIPES[cfg.recipe]
+    defaults = {f.name: f.default for f in dataclasses.fields(config_cls)}
     options: dict[str, Any] = dict(image_size=h, channels=c, flip=cfg.flip)
     if cfg.recipe == "supervised":
         options.update(
             num_classes=num_classes or 10, crop_scale=(max(cfg.crop_min_scale, 0.5), 1.0)
         )
     else:
-        options.update(
-            proj_hidden=cfg.proj_hidden,
-            proj_dim=cfg.proj_dim,
-            crop_scale=(cfg.crop_min_scale, 1.0),
-        )
-    rc = config_cls(**options)
-    if cfg.temperature is not None and hasattr(rc, "temperature"):
-        rc.temperature = cfg.temperature
-    return cls(enc, rc), name
+        options["crop_scale"] = (cfg.crop_min_scale, 1.0)
+    for key in ("temperature", "proj_hidden", "proj_dim"):
+        value = getattr(cfg, key)
+        if value is None:
+            continue
+        if key not in defaults:
+            raise ValueError(
+                f"the {cfg.recipe} recipe has no {key} (its options: {sorted(defaults)}); "
+                f"leave {key} unset."
+            )
+        options[key] = value
+    for key, value in cfg.recipe_options.items():
+        if key not in defaults:
+            _unknown(f"{cfg.recipe} option", key, sorted(defaults))
+        options[key] = tuple(value) if isinstance(defaults[key], tuple) else value
+    return cls(enc, config_cls(**options)), name
 
 
 def knn_protocol(

@@ -70,7 +70,7 @@ def grad_cache_step(recipe: Recipe, batch: dict[str, Tensor], chunk_size: int) -
 
     Args:
         recipe: a recipe implementing ``prepare``, ``embed`` and ``loss``.
-        batch: ``{"images": (B, C, H, W), "labels": (B,) optional}``.
+        batch: ``{"images": (B, C, H, W), "labels": (B,) optional, "indices": optional}``.
         chunk_size: rows of the prepared inputs (views) embedded at once, ≥ 1.
 
     Returns:
@@ -79,8 +79,10 @@ def grad_cache_step(recipe: Recipe, batch: dict[str, Tensor], chunk_size: int) -
     if int(chunk_size) < 1:
         raise ValueError(f"chunk_size must be ≥ 1, got {chunk_size}.")
     prepared = recipe.prepare(batch)
-    chunks = prepared["inputs"].split(int(chunk_size))
-    device = prepared["inputs"].device
+    inputs = prepared["inputs"]
+    groups = [inputs] if isinstance(inputs, Tensor) else list(inputs)  # multi-crop: per shape
+    chunks = [c for group in groups for c in group.split(int(chunk_size))]
+    device = groups[0].device
     states, cached = [], []
     saved = _buffers(recipe)
     with torch.inference_mode():  # no graph, no version counters: the cheapest forward
@@ -95,7 +97,7 @@ def grad_cache_step(recipe: Recipe, batch: dict[str, Tensor], chunk_size: int) -
     embeddings.requires_grad_()
     out = recipe.loss(embeddings, prepared)
     out.loss.backward()
-    grads = embeddings.grad.split(int(chunk_size))
+    grads = embeddings.grad.split([c.shape[0] for c in chunks])
     for chunk, state, grad in zip(chunks, states, grads):
         with state.replay():
             z = recipe.embed(chunk)

@@ -2,6 +2,7 @@
 
 A recipe is one ``nn.Module`` holding the encoder, its head(s), the view pipelines and the loss.
 The trainer only calls :meth:`Recipe.step` on batches ``{"images": uint8 (B, C, H, W),
+"indices": (B,) int64 data-set indices (global instance ids),
 "labels": (B,) int64 or absent}`` and :meth:`Recipe.on_step_end` after each optimiser step.
 
 A step splits into three parts, which is what gradient caching
@@ -9,12 +10,17 @@ A step splits into three parts, which is what gradient caching
 inputs once (views, mixing; no gradients), :meth:`Recipe.embed` maps rows of those inputs to
 embeddings independently of each other, and :meth:`Recipe.loss` turns all embeddings of the
 batch into the loss (it may hold parameters of its own: a classifier, a temperature).
+``"inputs"`` may also be a list of tensors of different shapes (multi-crop: global crops, then
+local crops); each is embedded on its own and the embeddings are concatenated in list order.
+Work without gradient that the loss needs (a momentum encoder's keys or targets) belongs in
+``prepare``, so that gradient caching runs it once.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import torch
 from torch import Tensor, nn
 
 __all__ = ["LossOutput", "Recipe"]
@@ -43,7 +49,8 @@ class Recipe(nn.Module):
     needs_labels: bool = False
 
     def prepare(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
-        """The step's inputs: ``batch`` plus ``"inputs"``, a (R, ...) tensor of network rows."""
+        """The step's inputs: ``batch`` plus ``"inputs"``, a (R, ...) tensor of network rows
+        (or a list of such tensors of different shapes)."""
         raise NotImplementedError(
             f"the {self.name} recipe does not split its step into prepare/embed/loss, so it "
             f"cannot use gradient caching; implement those three methods."
@@ -57,10 +64,16 @@ class Recipe(nn.Module):
         """The loss of all (R, D) embeddings of one prepared batch."""
         raise NotImplementedError
 
+    def embed_inputs(self, inputs: Tensor | list[Tensor]) -> Tensor:
+        """:meth:`embed` of one tensor of rows, or of each tensor of a list, concatenated."""
+        if isinstance(inputs, Tensor):
+            return self.embed(inputs)
+        return torch.cat([self.embed(x) for x in inputs])
+
     def step(self, batch: dict[str, Tensor]) -> LossOutput:
         """One training step: ``loss(embed(inputs), prepared)`` over the whole batch."""
         prepared = self.prepare(batch)
-        return self.loss(self.embed(prepared["inputs"]), prepared)
+        return self.loss(self.embed_inputs(prepared["inputs"]), prepared)
 
     def forward(self, batch: dict[str, Tensor]) -> LossOutput:
         return self.step(batch)

@@ -313,7 +313,11 @@ class Trainer:
         for i in range(self.steps_per_epoch):
             # the same global batch on every process; each takes its contiguous share
             idx = perm[i * bs : (i + 1) * bs][self.rank * lb : (self.rank + 1) * lb]
-            batch = {"images": self.train.images[idx].to(self.device, non_blocking=True)}
+            batch = {
+                "images": self.train.images[idx].to(self.device, non_blocking=True),
+                # data-set indices: global instance ids (queues, memory banks)
+                "indices": idx.to(self.device, non_blocking=True),
+            }
             if self.train.labels is not None:
                 batch["labels"] = self.train.labels[idx].to(self.device, non_blocking=True)
             yield batch
@@ -405,8 +409,15 @@ class Trainer:
                 module._compiled_call_impl = None
 
     def _compile_targets(self) -> list[torch.nn.Module]:
-        """The recipe's direct children with trainable parameters (encoder, heads)."""
-        return [m for m in self.recipe.children() if any(p.requires_grad for p in m.parameters())]
+        """The recipe's direct children with trainable parameters (encoder, heads), and the
+        frozen networks of momentum encoders (run once per step, without gradient)."""
+        out = []
+        for m in self.recipe.children():
+            if any(p.requires_grad for p in m.parameters()):
+                out.append(m)
+            elif isinstance(getattr(m, "target", None), torch.nn.Module):
+                out.append(m.target)
+        return out
 
     def _fit(self, resume: bool, stop_after_epoch: int | None) -> list[dict[str, float]]:
         from tqdm.auto import tqdm
@@ -438,6 +449,7 @@ class Trainer:
             self.recipe.train()
             epoch_loss, n_steps, t0, images = 0.0, 0, time.time(), 0
             embeds: list[Tensor] = []
+            metric_sums: dict[str, float] = {}
             for batch in self._batches(self.epoch):
                 self.optimizer.zero_grad(set_to_none=True)
                 with autocast(self.precision, self.device):
@@ -464,6 +476,8 @@ class Trainer:
                 epoch_loss += loss_value
                 n_steps += 1
                 images += batch["images"].shape[0] * self.world
+                for key, value in out.metrics.items():
+                    metric_sums[key] = metric_sums.get(key, 0.0) + float(value)
                 if out.embeddings is not None and len(embeds) < 8:
                     embeds.append(out.embeddings.float().cpu())
                 lr = self.optimizer.param_groups[0]["lr"]
@@ -491,6 +505,8 @@ class Trainer:
                 "images_per_s": images / max(time.time() - t0, 1e-9),
                 "seconds": time.time() - t0,
             }
+            # the recipe's own scalars (loss terms, momentum), averaged over the epoch's steps
+            row.update({k: v / max(n_steps, 1) for k, v in metric_sums.items()})
             if embeds and self.is_main:
                 stats = collapse_stats(torch.cat(embeds))
                 row.update({f"emb_{k}": v for k, v in stats.items()})
