@@ -8,14 +8,8 @@ on the whole batch (``gather=None``), in float64.
 
 from __future__ import annotations
 
-import os
-import tempfile
-import traceback
-
 import pytest
 import torch
-import torch.distributed as torch_dist
-import torch.multiprocessing as mp
 
 from contrastkit import distributed as dist
 from contrastkit.losses.functional import (
@@ -25,46 +19,7 @@ from contrastkit.losses.functional import (
     sup_con,
 )
 
-WORLD = 2
-F64 = torch.float64
-
-
-def _worker(rank: int, store: str, fn_name: str, errors) -> None:
-    # a file store: no network port to pick, nothing left in TIME_WAIT between tests
-    torch_dist.init_process_group(
-        "gloo", init_method=f"file://{store}", rank=rank, world_size=WORLD
-    )
-    try:
-        torch.set_num_threads(1)
-        globals()[fn_name]()
-    except Exception:  # reported to the parent, which fails the test with it
-        errors.put(f"rank {rank}:\n{traceback.format_exc()}")
-    finally:
-        torch_dist.destroy_process_group()
-        # Leave without running C++ static destructors: a gloo thread torn down at interpreter
-        # exit sometimes aborts ("terminate called without an active exception") after all
-        # the work is done and reported.
-        os._exit(0)
-
-
-def _spawn(fn_name: str) -> None:
-    ctx = mp.get_context("spawn")
-    errors = ctx.SimpleQueue()
-    store = os.path.join(tempfile.mkdtemp(prefix="ck-dist-"), "store")
-    found = []
-    try:
-        mp.start_processes(
-            _worker, args=(store, fn_name, errors), nprocs=WORLD, start_method="spawn"
-        )
-    except mp.ProcessExitedException as err:  # a process died: report what the others saw
-        found.append(f"{err}")
-    while not errors.empty():
-        found.append(errors.get())
-    assert not found, "\n".join(found)
-
-
-def _close(a, b, what):
-    torch.testing.assert_close(a, b, atol=1e-10, rtol=0, msg=lambda m: f"{what}: {m}")
+from ._harness import F64, WORLD, close, single, spawn
 
 
 def _split(n_global: int, sizes: list[int]) -> slice:
@@ -76,15 +31,15 @@ def _compare(name, loss_of, x_global, sizes, **slices):
     """loss_of(proj, x_rows, part) with part='global' or this rank's slice of every input."""
     torch.manual_seed(0)
     proj = torch.nn.Linear(x_global.shape[1], 6, dtype=F64)
-    with _single():  # the one-process reference on the whole batch
+    with single():  # the one-process reference on the whole batch
         full = loss_of(proj, x_global, None)
         (g_full,) = torch.autograd.grad(full, [proj.weight])
     mine = _split(x_global.shape[0], sizes)
     local = loss_of(proj, x_global[mine], mine)
     (g_local,) = torch.autograd.grad(local, [proj.weight])
     g_avg = dist.all_reduce_sum(g_local) / WORLD
-    _close(dist.all_reduce_sum(local.detach()) / WORLD, full.detach(), f"{name} loss")
-    _close(g_avg, g_full, f"{name} gradient")
+    close(dist.all_reduce_sum(local.detach()) / WORLD, full.detach(), f"{name} loss")
+    close(g_avg, g_full, f"{name} gradient")
 
 
 def _losses_case() -> None:
@@ -172,7 +127,7 @@ def _losses_case() -> None:
 
 
 def test_gathering_losses_match_one_process():
-    _spawn("_losses_case")
+    spawn(_losses_case)
 
 
 def test_outside_a_process_group_gather_is_the_identity():
@@ -180,7 +135,7 @@ def test_outside_a_process_group_gather_is_the_identity():
     ids = torch.arange(3).repeat(2)
     assert torch.equal(dist.all_gather(z), z) and torch.equal(dist.gather_ids(ids), ids)
     assert dist.world_size() == 1 and dist.rank() == 0 and dist.local_rows(6) == slice(0, 6)
-    _close(info_nce(z, query_ids=ids, gather="instances"), info_nce(z, query_ids=ids), "loss")
+    close(info_nce(z, query_ids=ids, gather="instances"), info_nce(z, query_ids=ids), "loss")
     with pytest.raises(ValueError, match="'instances'"):
         info_nce(z, query_ids=ids, gather="rows")
 
@@ -227,16 +182,16 @@ def _recipe_step_case() -> None:
     mine = slice(4 * dist.rank(), 4 * dist.rank() + 4)
     for kind in ("simclr", "supcon"):
         recipe = _recipe(kind)
-        with _single():
+        with single():
             full = recipe.step({"images": images, "labels": labels}).loss
             expected = torch.autograd.grad(full, list(recipe.parameters()))
         recipe.zero_grad()
         local = recipe.step({"images": images[mine], "labels": labels[mine]}).loss
         local.backward()
         dist.average_gradients(recipe)
-        _close(dist.all_reduce_sum(local.detach()) / WORLD, full.detach(), f"{kind} loss")
+        close(dist.all_reduce_sum(local.detach()) / WORLD, full.detach(), f"{kind} loss")
         for (name, p), g in zip(recipe.named_parameters(), expected):
-            _close(p.grad, g, f"{kind} {name}")
+            close(p.grad, g, f"{kind} {name}")
 
 
 def _trainer_case() -> None:
@@ -261,7 +216,7 @@ def _trainer_case() -> None:
                 tensorboard=False,
             )
             if world == "one":  # the one-process run, done by each process alone
-                with _single():
+                with single():
                     Trainer(recipe, train, cfg).fit()
             else:
                 Trainer(recipe, train, cfg).fit()
@@ -276,22 +231,9 @@ def _trainer_case() -> None:
             )
 
 
-class _single:
-    """Pretend to be outside the process group (world size 1) for a reference run."""
-
-    def __enter__(self):
-        self._orig = dist.is_distributed, dist.world_size, dist.rank
-        dist.is_distributed = lambda: False
-        dist.world_size = lambda: 1
-        dist.rank = lambda: 0
-
-    def __exit__(self, *exc):
-        dist.is_distributed, dist.world_size, dist.rank = self._orig
-
-
 def test_simclr_and_supcon_steps_match_one_process():
-    _spawn("_recipe_step_case")
+    spawn(_recipe_step_case)
 
 
 def test_two_process_training_ends_with_the_weights_of_one_process():
-    _spawn("_trainer_case")
+    spawn(_trainer_case)

@@ -10,70 +10,13 @@ single-process computation on the whole batch, in float64.
 
 from __future__ import annotations
 
-import os
-import tempfile
-import traceback
-
 import torch
-import torch.distributed as torch_dist
-import torch.multiprocessing as mp
 
 from contrastkit import distributed as dist
 from contrastkit.losses.barlow_twins import BarlowTwinsLoss, barlow_twins
 from contrastkit.losses.vicreg import VICRegLoss, vicreg, vicreg_terms
 
-WORLD = 2
-F64 = torch.float64
-
-
-def _worker(rank: int, store: str, fn_name: str, errors) -> None:
-    # a file store: no network port to pick, nothing left in TIME_WAIT between tests
-    torch_dist.init_process_group(
-        "gloo", init_method=f"file://{store}", rank=rank, world_size=WORLD
-    )
-    try:
-        torch.set_num_threads(1)
-        globals()[fn_name]()
-    except Exception:  # reported to the parent, which fails the test with it
-        errors.put(f"rank {rank}:\n{traceback.format_exc()}")
-    finally:
-        torch_dist.destroy_process_group()
-        # Leave without running C++ static destructors (a gloo thread torn down at interpreter
-        # exit sometimes aborts after all the work is done and reported).
-        os._exit(0)
-
-
-def _spawn(fn_name: str) -> None:
-    ctx = mp.get_context("spawn")
-    errors = ctx.SimpleQueue()
-    store = os.path.join(tempfile.mkdtemp(prefix="ck-dist-"), "store")
-    found = []
-    try:
-        mp.start_processes(
-            _worker, args=(store, fn_name, errors), nprocs=WORLD, start_method="spawn"
-        )
-    except mp.ProcessExitedException as err:  # a process died: report what the others saw
-        found.append(f"{err}")
-    while not errors.empty():
-        found.append(errors.get())
-    assert not found, "\n".join(found)
-
-
-class _single:
-    """Pretend to be outside the process group (world size 1) for a reference run."""
-
-    def __enter__(self):
-        self._orig = dist.is_distributed, dist.world_size, dist.rank
-        dist.is_distributed = lambda: False
-        dist.world_size = lambda: 1
-        dist.rank = lambda: 0
-
-    def __exit__(self, *exc):
-        dist.is_distributed, dist.world_size, dist.rank = self._orig
-
-
-def _close(a, b, what):
-    torch.testing.assert_close(a, b, atol=1e-10, rtol=0, msg=lambda m: f"{what}: {m}")
+from ._harness import F64, WORLD, close, single, spawn
 
 
 def _compare(name, loss_of, x1, x2, sizes):
@@ -81,7 +24,7 @@ def _compare(name, loss_of, x1, x2, sizes):
     torch.manual_seed(0)
     proj = torch.nn.Linear(x1.shape[1], 6, dtype=F64)
     params = list(proj.parameters())
-    with _single():  # the one-process reference on the whole batch
+    with single():  # the one-process reference on the whole batch
         full = loss_of(proj(x1), proj(x2))
         g_full = torch.autograd.grad(full, params)
     start = sum(sizes[: dist.rank()])
@@ -89,10 +32,10 @@ def _compare(name, loss_of, x1, x2, sizes):
     local = loss_of(proj(x1[mine]), proj(x2[mine]))
     g_local = torch.autograd.grad(local, params)
     # every rank holds the same global loss, and the rank average of the gradients is exact
-    _close(local.detach(), full.detach(), f"{name} loss on rank {dist.rank()}")
-    _close(dist.all_reduce_sum(local.detach()) / WORLD, full.detach(), f"{name} mean loss")
+    close(local.detach(), full.detach(), f"{name} loss on rank {dist.rank()}")
+    close(dist.all_reduce_sum(local.detach()) / WORLD, full.detach(), f"{name} mean loss")
     for p, g, want in zip(("weight", "bias"), g_local, g_full):
-        _close(dist.all_reduce_sum(g) / WORLD, want, f"{name} {p} gradient")
+        close(dist.all_reduce_sum(g) / WORLD, want, f"{name} {p} gradient")
 
 
 def _nonneg_case() -> None:
@@ -116,4 +59,4 @@ def _nonneg_case() -> None:
 
 
 def test_barlow_twins_and_vicreg_gather_match_one_process():
-    _spawn("_nonneg_case")
+    spawn(_nonneg_case)

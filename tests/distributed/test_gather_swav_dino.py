@@ -8,56 +8,13 @@ reference is the same function with ``gather=False`` on the whole batch, in floa
 
 from __future__ import annotations
 
-import os
-import tempfile
-import traceback
-
 import torch
-import torch.distributed as torch_dist
-import torch.multiprocessing as mp
 
 from contrastkit import distributed as dist
 from contrastkit.losses.dino import DINOLoss, dino, update_center
 from contrastkit.losses.swav import SwAVLoss, sinkhorn_knopp, swav
 
-WORLD = 2
-F64 = torch.float64
-
-
-def _worker(rank: int, store: str, fn_name: str, errors) -> None:
-    # a file store: no network port to pick, nothing left in TIME_WAIT between tests
-    torch_dist.init_process_group(
-        "gloo", init_method=f"file://{store}", rank=rank, world_size=WORLD
-    )
-    try:
-        torch.set_num_threads(1)
-        globals()[fn_name]()
-    except Exception:  # reported to the parent, which fails the test with it
-        errors.put(f"rank {rank}:\n{traceback.format_exc()}")
-    finally:
-        torch_dist.destroy_process_group()
-        # leave without running C++ static destructors (a gloo thread may abort at exit)
-        os._exit(0)
-
-
-def _spawn(fn_name: str) -> None:
-    ctx = mp.get_context("spawn")
-    errors = ctx.SimpleQueue()
-    store = os.path.join(tempfile.mkdtemp(prefix="ck-dist-"), "store")
-    found = []
-    try:
-        mp.start_processes(
-            _worker, args=(store, fn_name, errors), nprocs=WORLD, start_method="spawn"
-        )
-    except mp.ProcessExitedException as err:  # a process died: report what the others saw
-        found.append(f"{err}")
-    while not errors.empty():
-        found.append(errors.get())
-    assert not found, "\n".join(found)
-
-
-def _close(a, b, what):
-    torch.testing.assert_close(a, b, atol=1e-10, rtol=0, msg=lambda m: f"{what}: {m}")
+from ._harness import F64, WORLD, close, spawn
 
 
 def _mine(sizes: list[int]) -> slice:
@@ -78,35 +35,35 @@ def _swav_dino_case() -> None:
             kw = dict(epsilon=epsilon, iterations=iterations)
             full = sinkhorn_knopp(views[0], **kw)  # gather=False: the one-process codes
             local = sinkhorn_knopp(views[0][mine], gather=True, **kw)
-            _close(local, full[mine], f"codes {sizes} ε={epsilon}")
+            close(local, full[mine], f"codes {sizes} ε={epsilon}")
             # without gather each rank balances its own rows only: different codes
             alone = sinkhorn_knopp(views[0][mine], **kw)
             assert not torch.allclose(alone, full[mine], atol=1e-6)
         # large scores: the shift is the global per-prototype maximum
         big = views[1] * 40.0 + torch.arange(5, dtype=F64) * 300.0
-        _close(sinkhorn_knopp(big[mine], gather=True), sinkhorn_knopp(big)[mine], f"big {sizes}")
+        close(sinkhorn_knopp(big[mine], gather=True), sinkhorn_knopp(big)[mine], f"big {sizes}")
         for momentum in (0.0, 0.9):
             full_c = update_center(center, teacher, momentum=momentum)
             local_c = update_center(
                 center, [t[mine] for t in teacher], momentum=momentum, gather=True
             )
-            _close(local_c, full_c, f"center {sizes} m={momentum}")
+            close(local_c, full_c, f"center {sizes} m={momentum}")
 
     # the modules on an even split: the mean of the ranks' losses is the one-process loss
     mine = _mine([4, 4])
     codes = [sinkhorn_knopp(v) for v in views[:2]]
     full_loss = swav(views, codes)
     local_loss = SwAVLoss(gather=True)([v[mine] for v in views])
-    _close(dist.all_reduce_sum(local_loss.detach()) / WORLD, full_loss, "swav loss")
+    close(dist.all_reduce_sum(local_loss.detach()) / WORLD, full_loss, "swav loss")
 
     student = views
     loss_fn = DINOLoss(5, center_momentum=0.9, gather=True).double()
     local_loss = loss_fn([s[mine] for s in student], [t[mine] for t in teacher])
     full_loss = dino(student, teacher, torch.zeros(1, 5, dtype=F64))
-    _close(dist.all_reduce_sum(local_loss.detach()) / WORLD, full_loss, "dino loss")
+    close(dist.all_reduce_sum(local_loss.detach()) / WORLD, full_loss, "dino loss")
     want_c = update_center(torch.zeros(1, 5, dtype=F64), teacher, momentum=0.9)
-    _close(loss_fn.center, want_c, "DINOLoss center")
+    close(loss_fn.center, want_c, "DINOLoss center")
 
 
 def test_swav_codes_and_dino_center_match_one_process():
-    _spawn("_swav_dino_case")
+    spawn(_swav_dino_case)
