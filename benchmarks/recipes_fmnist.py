@@ -10,7 +10,8 @@ train-step throughput, measured first on a few batches; ``max_minutes`` caps the
 
     python benchmarks/recipes_fmnist.py [--minutes 4.5] [--recipes simclr,byol,...] [--out runs/bench]
 
-Prints one table (kNN, linear probe, images/s, peak memory, the collapse monitor's last
+A recipe whose result file is already in ``--out`` is not run again (an interrupted
+benchmark continues where it stopped). Prints one table (kNN, linear probe, images/s, peak memory, the collapse monitor's last
 embedding std·√D and effective rank) and writes ``table.md``, ``results.json`` and
 ``recipes.png`` into ``--out``. Optimiser settings per recipe follow the published CIFAR
 settings of each method (solo-learn's, where the paper has none), scaled by batch/256.
@@ -204,9 +205,10 @@ def main() -> None:
     rows = []
     for name in args.recipes.split(","):
         t0 = time.time()
-        # one process per recipe: a clean peak-memory figure and no state carried over
-        cmd = [sys.executable, __file__, "--one", name, "--minutes", str(args.minutes)]
-        subprocess.run([*cmd, "--out", str(out)], check=True)
+        if not (out / f"{name}.json").exists():  # a finished recipe is not run again
+            # one process per recipe: a clean peak-memory figure and no state carried over
+            cmd = [sys.executable, __file__, "--one", name, "--minutes", str(args.minutes)]
+            subprocess.run([*cmd, "--out", str(out)], check=True)
         row = json.loads((out / f"{name}.json").read_text())
         rows.append(row)
         print(

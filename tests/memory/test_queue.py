@@ -111,3 +111,11 @@ def test_bad_inputs_name_the_problem():
         q.nearest(torch.randn(2, 3))
     with pytest.raises(ValueError, match="size"):
         FeatureQueue(0, 3)
+
+
+def test_negatives_are_a_snapshot_that_later_pushes_do_not_change():
+    q = FeatureQueue(4, 2)
+    q.push(torch.ones(3, 2), torch.tensor([1, 2, 3]))
+    snap = q.negatives()
+    q.push(torch.zeros(4, 2), torch.tensor([7, 8, 9, 10]))
+    assert snap["negative_ids"].tolist() == [1, 2, 3] and bool((snap["negatives"] == 1).all())

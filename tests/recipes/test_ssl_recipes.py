@@ -254,3 +254,13 @@ def test_moco_without_indices_uses_anonymous_queue_ids(digits):
     recipe.step(batch)
     assert (recipe.queue.get()[1] < 0).all()
     assert isinstance(recipe, MoCo)
+
+
+def test_moco_with_a_large_queue_backpropagates_through_the_chunked_loss(digits):
+    """A queue big enough for info_nce's memory-linear path (which keeps the negatives' ids
+    for its backward): pushing this step's keys must not change what the backward reads."""
+    recipe = _recipe("moco", queue_size=270_000)
+    recipe.queue.push(torch.randn(270_000, 8), torch.arange(1000, 271_000))
+    out = recipe.step(_batch(digits))
+    out.loss.backward()
+    assert all(p.grad is not None for p in recipe.encoder.parameters())

@@ -138,9 +138,12 @@ class FeatureQueue(nn.Module):
         self.count.fill_(min(self.size, int(self.count) + n))
 
     def get(self) -> tuple[Tensor, Tensor]:
-        """The filled rows: ((K', D) features, (K',) ids), K' = ``len(self)`` ≤ size."""
+        """The filled rows: ((K', D) features, (K',) ids), K' = ``len(self)`` ≤ size.
+
+        A snapshot (copies): a loss may keep them for its backward pass while this step's
+        keys are pushed, so they must not change under it."""
         n = len(self)
-        return self.features[:n], self.ids[:n]
+        return self.features[:n].clone(), self.ids[:n].clone()
 
     def negatives(self, dtype: torch.dtype | None = None) -> dict[str, Tensor | None]:
         """``{"negatives": ..., "negative_ids": ...}`` for :func:`~contrastkit.losses.info_nce`:
