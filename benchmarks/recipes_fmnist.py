@@ -13,8 +13,8 @@ train-step throughput, measured first on a few batches; ``max_minutes`` caps the
 A recipe whose result file is already in ``--out`` is not run again (an interrupted
 benchmark continues where it stopped). Prints one table (kNN, linear probe, images/s, peak memory, the collapse monitor's last
 embedding std·√D and effective rank) and writes ``table.md``, ``results.json`` and
-``recipes.png`` into ``--out``. Optimiser settings per recipe follow the published CIFAR
-settings of each method (solo-learn's, where the paper has none), scaled by batch/256.
+``recipes.png`` into ``--out``. Each recipe uses its ``optim_defaults`` (the published CIFAR
+optimiser setting of the method, solo-learn's where the paper has none), scaled by batch/256.
 """
 
 from __future__ import annotations
@@ -54,37 +54,24 @@ COMMON = dict(
     progress=False,
 )
 
-#: (optimizer, base lr at batch 256, weight decay, extra ExperimentConfig fields) per recipe
-SETTINGS: dict[str, tuple[str, float, float, dict]] = {
-    "simclr": ("lars", 0.4, 1e-5, {"temperature": 0.2, "proj_hidden": 1024}),
-    "supcon": ("lars", 0.4, 1e-5, {"temperature": 0.1, "proj_hidden": 1024}),
-    "moco": ("lars", 0.4, 1e-5, {}),
-    "mocov3": ("lars", 0.3, 1e-5, {}),
-    "byol": ("lars", 1.0, 1e-5, {}),
-    "simsiam": ("sgd", 0.05, 5e-4, {}),
-    "swav": ("lars", 0.6, 1e-6, {}),
-    "barlow_twins": ("lars", 0.3, 1e-4, {}),
-    "vicreg": ("lars", 0.3, 1e-4, {}),
-    "nnclr": ("lars", 0.4, 1e-5, {}),
-    "dino": ("lars", 0.3, 1e-6, {}),
+#: fields beyond the recipe's defaults (its optimiser comes from ``Recipe.optim_defaults``)
+EXTRA: dict[str, dict] = {
+    "simclr": {"temperature": 0.2, "proj_hidden": 1024},
+    "supcon": {"temperature": 0.1, "proj_hidden": 1024},
 }
 
 
 def experiment(name: str, out: Path, epochs: int, minutes: float):
     from contrastkit.recipes.experiment import ExperimentConfig
 
-    opt, lr, wd, extra = SETTINGS[name]
     return ExperimentConfig(
         recipe=name,
-        optimizer=opt,
-        lr=lr,
-        weight_decay=wd,
         epochs=epochs,
         monitor_every=epochs,
         max_minutes=minutes,
         out_dir=str(out / name),
         **COMMON,
-        **extra,
+        **EXTRA.get(name, {}),
     )
 
 

@@ -88,8 +88,10 @@ def train(
     width: float = typer.Option(0.25, help="Channel multiplier (ResNet) / width (SmallCNN)."),
     epochs: int = typer.Option(10, help="Training epochs."),
     batch_size: int = typer.Option(256, help="Images per step."),
-    lr: float = typer.Option(0.3, help="Base learning rate (scaled by batch/256)."),
-    optimizer: str = typer.Option("sgd", help="sgd, lars, adamw or adam."),
+    lr: float = typer.Option(
+        None, help="Base learning rate at batch 256 (default: the recipe's), scaled by batch/256."
+    ),
+    optimizer: str = typer.Option(None, help="sgd, lars, adamw or adam (default: the recipe's)."),
     temperature: float = typer.Option(None, help="Loss temperature (default: the recipe's)."),
     out: str = typer.Option("runs/contrastkit", "--out", help="Output folder."),
     config: str = typer.Option(None, help="JSON/TOML/YAML file of options (CLI flags win)."),

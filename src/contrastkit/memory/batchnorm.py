@@ -36,8 +36,9 @@ __all__ = [
 
 
 class _SplitMixin:
-    """Training-mode statistics over ``num_splits`` interleaved groups (split k holds rows
-    k, k + s, k + 2s, …); running statistics are the mean over the groups' updates."""
+    """Training-mode statistics over ``num_splits`` contiguous groups of the batch (split k
+    holds rows k·m … (k+1)·m − 1, m = N / num_splits); the running statistics are the mean of
+    the groups' updates. The groups are slices of the input (no copy in any memory format)."""
 
     num_splits: int
 
@@ -45,7 +46,7 @@ class _SplitMixin:
         s = self.num_splits
         if not self.training or s == 1:
             return super().forward(x)  # type: ignore[misc]
-        n, c = x.shape[0], x.shape[1]
+        n = x.shape[0]
         if n % s:
             raise ValueError(
                 f"split batch norm with num_splits={s} needs a batch divisible by {s}, got "
@@ -55,25 +56,27 @@ class _SplitMixin:
             raise ValueError(
                 f"split batch norm needs at least 2 rows per split, got {n} rows for {s} splits."
             )
-        rest = x.shape[2:]
-        grouped = x.reshape(n // s, s * c, *rest)  # channel block k ↔ split k
+        m = n // s
         track = self.running_mean is not None and self.track_running_stats
-        mean = self.running_mean.repeat(s) if track else None
-        var = self.running_var.repeat(s) if track else None
-        weight = self.weight.repeat(s) if self.weight is not None else None
-        bias = self.bias.repeat(s) if self.bias is not None else None
         momentum = 0.0 if self.momentum is None else self.momentum
-        if track and self.momentum is None:  # cumulative average, as nn.BatchNorm does
+        if track:
             self.num_batches_tracked.add_(1)
-            momentum = 1.0 / float(self.num_batches_tracked)
-        elif track:
-            self.num_batches_tracked.add_(1)
-        out = F.batch_norm(grouped, mean, var, weight, bias, True, momentum, self.eps)
+            if self.momentum is None:  # cumulative average, as nn.BatchNorm does
+                momentum = 1.0 / float(self.num_batches_tracked)
+        outs, stats = [], []
+        for k in range(s):
+            mean = self.running_mean.clone() if track else None
+            var = self.running_var.clone() if track else None
+            part = x[k * m : (k + 1) * m]
+            outs.append(
+                F.batch_norm(part, mean, var, self.weight, self.bias, True, momentum, self.eps)
+            )
+            stats.append((mean, var))
         if track:
             with torch.no_grad():
-                self.running_mean.copy_(mean.view(s, c).mean(0))
-                self.running_var.copy_(var.view(s, c).mean(0))
-        return out.reshape(x.shape)
+                self.running_mean.copy_(torch.stack([a for a, _ in stats]).mean(0))
+                self.running_var.copy_(torch.stack([b for _, b in stats]).mean(0))
+        return torch.cat(outs)
 
 
 class SplitBatchNorm1d(_SplitMixin, nn.BatchNorm1d):

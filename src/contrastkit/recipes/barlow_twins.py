@@ -20,6 +20,7 @@ Example:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
@@ -55,6 +56,12 @@ class BarlowTwins(Recipe):
     """Encoder + 3-layer projector; :func:`~contrastkit.losses.barlow_twins` on the two views."""
 
     name = "barlow_twins"
+    #: LARS, solo-learn's CIFAR setting
+    optim_defaults: ClassVar[dict[str, Any]] = {
+        "optimizer": "lars",
+        "lr": 0.3,
+        "weight_decay": 0.0001,
+    }
 
     def __init__(self, encoder: nn.Module, config: BarlowTwinsConfig | None = None) -> None:
         super().__init__()

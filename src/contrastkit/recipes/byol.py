@@ -19,6 +19,7 @@ Example:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
@@ -56,6 +57,12 @@ class BYOL(Recipe):
     """Online encoder + projector + predictor; EMA target encoder + projector."""
 
     name = "byol"
+    #: LARS, solo-learn's CIFAR setting (the paper: 0.2·B/256, wd 1.5e-6)
+    optim_defaults: ClassVar[dict[str, Any]] = {
+        "optimizer": "lars",
+        "lr": 1.0,
+        "weight_decay": 1e-05,
+    }
 
     def __init__(self, encoder: nn.Module, config: BYOLConfig | None = None) -> None:
         super().__init__()

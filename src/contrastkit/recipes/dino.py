@@ -21,6 +21,7 @@ Example:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
@@ -68,6 +69,12 @@ class DINO(Recipe):
     """Student encoder + :class:`~contrastkit.heads.DINOHead`; EMA teacher; centred targets."""
 
     name = "dino"
+    #: LARS for the ResNet form (the paper's ViTs use AdamW), solo-learn's CIFAR setting
+    optim_defaults: ClassVar[dict[str, Any]] = {
+        "optimizer": "lars",
+        "lr": 0.3,
+        "weight_decay": 1e-06,
+    }
     progress: Tensor
 
     def __init__(self, encoder: nn.Module, config: DINOConfig | None = None) -> None:

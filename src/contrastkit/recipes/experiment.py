@@ -65,7 +65,8 @@ class ExperimentConfig:
     SmallCNN width), ``small_input`` (auto: images ≤ 64 px). Recipe: ``recipe``,
     ``temperature``, ``proj_hidden``, ``proj_dim`` (None: the recipe's default), ``flip``,
     ``recipe_options`` (any other field of the recipe's config dataclass, e.g.
-    ``{"queue_size": 8192}`` for moco; CLI ``--set queue_size=8192``).
+    ``{"queue_size": 8192}`` for moco; CLI ``--set queue_size=8192``). ``optimizer``, ``lr``
+    and ``weight_decay`` left unset take the recipe's ``optim_defaults``.
     Evaluation: ``knn_k`` (the monitor's k, also reported on test), ``knn_temperature``,
     ``knn_select_k`` (the test kNN uses the k of this grid that is best on the validation
     split; empty: use ``knn_k``), ``linear_probe``. The remaining fields are
@@ -90,10 +91,10 @@ class ExperimentConfig:
     linear_probe: bool = True
     epochs: int = 10
     batch_size: int = 256
-    optimizer: str = "sgd"
-    lr: float = 0.3
+    optimizer: str | None = None
+    lr: float | None = None
     lr_scaling: str = "linear"
-    weight_decay: float = 5e-4
+    weight_decay: float | None = None
     momentum: float = 0.9
     lars_eta: float = 0.02
     warmup_epochs: float = 1.0
@@ -120,6 +121,10 @@ class ExperimentConfig:
     def __post_init__(self) -> None:
         if self.recipe not in RECIPES:
             _unknown("recipe", self.recipe, list(RECIPES))
+        # unset optimiser fields take the recipe's published setting (Recipe.optim_defaults)
+        for key, value in RECIPES[self.recipe][0].optim_defaults.items():
+            if getattr(self, key) is None:
+                setattr(self, key, value)
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> ExperimentConfig:

@@ -26,6 +26,7 @@ Example:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -79,6 +80,12 @@ class MoCo(Recipe):
     """Query encoder + head, momentum key encoder, :class:`~contrastkit.memory.FeatureQueue`."""
 
     name = "moco"
+    #: SimCLR's LARS setting on the same trunk (the paper's SGD 0.03 is for ImageNet)
+    optim_defaults: ClassVar[dict[str, Any]] = {
+        "optimizer": "lars",
+        "lr": 0.4,
+        "weight_decay": 1e-05,
+    }
 
     def __init__(self, encoder: nn.Module, config: MoCoConfig | None = None) -> None:
         super().__init__()

@@ -19,6 +19,7 @@ Example:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
@@ -63,6 +64,12 @@ class MoCoV3(Recipe):
     """Online encoder + projector + predictor; momentum encoder + projector for the keys."""
 
     name = "mocov3"
+    #: LARS as in the paper's ResNet runs, solo-learn's CIFAR lr
+    optim_defaults: ClassVar[dict[str, Any]] = {
+        "optimizer": "lars",
+        "lr": 0.3,
+        "weight_decay": 1e-05,
+    }
 
     def __init__(self, encoder: nn.Module, config: MoCoV3Config | None = None) -> None:
         super().__init__()

@@ -21,6 +21,7 @@ Example:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
@@ -57,6 +58,12 @@ class NNCLR(Recipe):
     """Encoder + projector + predictor; a :class:`~contrastkit.memory.FeatureQueue` support set."""
 
     name = "nnclr"
+    #: LARS as in the paper, solo-learn's CIFAR lr
+    optim_defaults: ClassVar[dict[str, Any]] = {
+        "optimizer": "lars",
+        "lr": 0.4,
+        "weight_decay": 1e-05,
+    }
 
     def __init__(self, encoder: nn.Module, config: NNCLRConfig | None = None) -> None:
         super().__init__()

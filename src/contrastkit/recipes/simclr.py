@@ -13,6 +13,7 @@ Example:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
@@ -54,6 +55,12 @@ class SimCLR(Recipe):
     """Encoder + projection head + two views + :func:`~contrastkit.losses.info_nce`."""
 
     name = "simclr"
+    #: LARS as in the paper; 0.4 / 1e-5 chosen on the F-MNIST held-out split
+    optim_defaults: ClassVar[dict[str, Any]] = {
+        "optimizer": "lars",
+        "lr": 0.4,
+        "weight_decay": 1e-05,
+    }
     #: what :meth:`ids` returns: per-rank instance numbers (gathered with a rank offset)
     id_kind = "instances"
 

@@ -18,6 +18,7 @@ Example:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
@@ -50,6 +51,12 @@ class SimSiam(Recipe):
     """Encoder + projector (output BN) + bottleneck predictor; ``embed`` returns ``[p, z]``."""
 
     name = "simsiam"
+    #: the paper's CIFAR setting (SGD 0.03–0.05, wd 5e-4)
+    optim_defaults: ClassVar[dict[str, Any]] = {
+        "optimizer": "sgd",
+        "lr": 0.05,
+        "weight_decay": 0.0005,
+    }
 
     def __init__(self, encoder: nn.Module, config: SimSiamConfig | None = None) -> None:
         super().__init__()

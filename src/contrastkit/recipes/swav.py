@@ -22,6 +22,7 @@ Example:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -69,6 +70,12 @@ class SwAV(Recipe):
     """Encoder + projector + prototypes; Sinkhorn codes of the global crops, swapped."""
 
     name = "swav"
+    #: LARS, the paper's small-batch setting (lr 0.6, wd 1e-6)
+    optim_defaults: ClassVar[dict[str, Any]] = {
+        "optimizer": "lars",
+        "lr": 0.6,
+        "weight_decay": 1e-06,
+    }
     progress: Tensor
 
     def __init__(self, encoder: nn.Module, config: SwAVConfig | None = None) -> None:

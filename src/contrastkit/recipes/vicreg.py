@@ -19,6 +19,7 @@ Example:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
@@ -53,6 +54,12 @@ class VICReg(Recipe):
     """Encoder + 3-layer projector; :func:`~contrastkit.losses.vicreg` on the two views."""
 
     name = "vicreg"
+    #: LARS, solo-learn's CIFAR setting
+    optim_defaults: ClassVar[dict[str, Any]] = {
+        "optimizer": "lars",
+        "lr": 0.3,
+        "weight_decay": 0.0001,
+    }
 
     def __init__(self, encoder: nn.Module, config: VICRegConfig | None = None) -> None:
         super().__init__()

@@ -19,6 +19,7 @@ Work without gradient that the loss needs (a momentum encoder's keys or targets)
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
@@ -47,6 +48,13 @@ class Recipe(nn.Module):
     encoder: nn.Module
     name: str = "recipe"
     needs_labels: bool = False
+    #: the optimiser, base learning rate (at batch 256) and weight decay that ``contrastkit
+    #: train`` uses for this recipe unless told otherwise (each recipe states its source)
+    optim_defaults: ClassVar[dict[str, Any]] = {
+        "optimizer": "sgd",
+        "lr": 0.3,
+        "weight_decay": 5e-4,
+    }
 
     def prepare(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
         """The step's inputs: ``batch`` plus ``"inputs"``, a (R, ...) tensor of network rows
