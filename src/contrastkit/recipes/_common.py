@@ -9,7 +9,14 @@ from torch import Tensor, nn
 
 from contrastkit.augment import Views, views_for
 
-__all__ = ["ImageViewsConfig", "build_views", "instance_ids", "like_encoder", "online"]
+__all__ = [
+    "ImageViewsConfig",
+    "build_views",
+    "instance_ids",
+    "like_encoder",
+    "online",
+    "view_pair",
+]
 
 
 @dataclass
@@ -47,6 +54,13 @@ def like_encoder(x: Tensor, encoder: nn.Module) -> Tensor:
     if x.dim() == 4 and p is not None and p.is_contiguous(memory_format=torch.channels_last):
         return x.contiguous(memory_format=torch.channels_last)
     return x
+
+
+def view_pair(recipe: nn.Module, batch: dict[str, Tensor]) -> Tensor:
+    """The (2B, C, H, W) network input of a two-view recipe: both views of ``batch["images"]``
+    (view 1 rows first), laid out like the recipe's encoder."""
+    v1, v2 = recipe.views(batch["images"])[:2]
+    return like_encoder(torch.cat([v1, v2]), recipe.encoder)
 
 
 def instance_ids(batch: dict[str, Tensor], n: int) -> tuple[Tensor, str, Tensor | None]:

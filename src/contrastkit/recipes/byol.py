@@ -21,13 +21,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-import torch
 from torch import Tensor, nn
 
 from contrastkit.heads import ProjectionHead
 from contrastkit.losses.negative_cosine import negative_cosine
 from contrastkit.memory import MomentumEncoder
-from contrastkit.recipes._common import ImageViewsConfig, build_views, like_encoder, online
+from contrastkit.recipes._common import ImageViewsConfig, build_views, online, view_pair
 from contrastkit.train.recipe import LossOutput, Recipe
 
 __all__ = ["BYOL", "BYOLConfig"]
@@ -76,8 +75,7 @@ class BYOL(Recipe):
         self.views = build_views(c)
 
     def prepare(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
-        v1, v2 = self.views(batch["images"])[:2]
-        x = like_encoder(torch.cat([v1, v2]), self.encoder)
+        x = view_pair(self, batch)
         return {**batch, "inputs": x, "targets": self.target(x).float()}
 
     def embed(self, inputs: Tensor) -> Tensor:

@@ -28,7 +28,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -44,8 +43,8 @@ from contrastkit.recipes._common import (
     ImageViewsConfig,
     build_views,
     instance_ids,
-    like_encoder,
     online,
+    view_pair,
 )
 from contrastkit.train.recipe import LossOutput, Recipe
 
@@ -99,8 +98,7 @@ class MoCo(Recipe):
         self.views = build_views(c)
 
     def prepare(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
-        v1, v2 = self.views(batch["images"])[:2]
-        x = like_encoder(torch.cat([v1, v2]), self.encoder)
+        x = view_pair(self, batch)
         if self.config.bn_splits > 1:
             keys = shuffled_forward(self.key_encoder, x)
         else:

@@ -21,7 +21,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-import torch
 from torch import Tensor, nn
 
 from contrastkit.heads import ProjectionHead
@@ -31,8 +30,8 @@ from contrastkit.recipes._common import (
     ImageViewsConfig,
     build_views,
     instance_ids,
-    like_encoder,
     online,
+    view_pair,
 )
 from contrastkit.train.recipe import LossOutput, Recipe
 
@@ -83,8 +82,7 @@ class MoCoV3(Recipe):
         self.views = build_views(c)
 
     def prepare(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
-        v1, v2 = self.views(batch["images"])[:2]
-        x = like_encoder(torch.cat([v1, v2]), self.encoder)
+        x = view_pair(self, batch)
         return {**batch, "inputs": x, "keys": self.key_encoder(x).float()}
 
     def embed(self, inputs: Tensor) -> Tensor:

@@ -29,7 +29,7 @@ from torch import Tensor, nn
 from contrastkit.heads import ProjectionHead
 from contrastkit.losses import info_nce
 from contrastkit.memory import FeatureQueue
-from contrastkit.recipes._common import ImageViewsConfig, build_views, instance_ids, like_encoder
+from contrastkit.recipes._common import ImageViewsConfig, build_views, instance_ids, view_pair
 from contrastkit.train.recipe import LossOutput, Recipe
 
 __all__ = ["NNCLR", "NNCLRConfig"]
@@ -75,8 +75,7 @@ class NNCLR(Recipe):
         self.views = build_views(c)
 
     def prepare(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
-        v1, v2 = self.views(batch["images"])[:2]
-        return {**batch, "inputs": like_encoder(torch.cat([v1, v2]), self.encoder)}
+        return {**batch, "inputs": view_pair(self, batch)}
 
     def embed(self, inputs: Tensor) -> Tensor:
         z = self.projector(self.encoder(inputs))

@@ -25,7 +25,7 @@ from torch import Tensor, nn
 
 from contrastkit.heads import ProjectionHead
 from contrastkit.losses.negative_cosine import negative_cosine
-from contrastkit.recipes._common import ImageViewsConfig, build_views, like_encoder
+from contrastkit.recipes._common import ImageViewsConfig, build_views, view_pair
 from contrastkit.train.recipe import LossOutput, Recipe
 
 __all__ = ["SimSiam", "SimSiamConfig"]
@@ -69,8 +69,7 @@ class SimSiam(Recipe):
         self.views = build_views(c)
 
     def prepare(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
-        v1, v2 = self.views(batch["images"])[:2]
-        return {**batch, "inputs": like_encoder(torch.cat([v1, v2]), self.encoder)}
+        return {**batch, "inputs": view_pair(self, batch)}
 
     def embed(self, inputs: Tensor) -> Tensor:
         z = self.projector(self.encoder(inputs))

@@ -21,12 +21,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-import torch
 from torch import Tensor, nn
 
 from contrastkit.heads import ProjectionHead
 from contrastkit.losses.vicreg import vicreg_terms
-from contrastkit.recipes._common import ImageViewsConfig, build_views, like_encoder
+from contrastkit.recipes._common import ImageViewsConfig, build_views, view_pair
 from contrastkit.train.recipe import LossOutput, Recipe
 
 __all__ = ["VICReg", "VICRegConfig"]
@@ -69,8 +68,7 @@ class VICReg(Recipe):
         self.views = build_views(c)
 
     def prepare(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
-        v1, v2 = self.views(batch["images"])[:2]
-        return {**batch, "inputs": like_encoder(torch.cat([v1, v2]), self.encoder)}
+        return {**batch, "inputs": view_pair(self, batch)}
 
     def embed(self, inputs: Tensor) -> Tensor:
         return self.projector(self.encoder(inputs))
