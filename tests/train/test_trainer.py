@@ -178,6 +178,19 @@ def test_errors(digits, tmp_path):
     assert not os.path.exists(tmp_path / "checkpoint.safetensors")
 
 
+@pytest.mark.parametrize(
+    ("rule", "batch", "expected"),
+    [("linear", 512, 0.8), ("sqrt", 512, 0.4 * 2**0.5), ("sqrt", 64, 0.2), ("none", 1024, 0.4)],
+)
+def test_lr_scaling_rules(rule, batch, expected):
+    assert TrainConfig(lr=0.4, batch_size=batch, lr_scaling=rule).base_lr == pytest.approx(expected)
+
+
+def test_lr_scaling_rejects_unknown_rules():
+    with pytest.raises(ValueError, match=r"lr_scaling must be one of \['linear', 'none', 'sqrt'\]"):
+        TrainConfig(lr_scaling="cubic")
+
+
 def test_compile_trains_like_eager_and_leaves_plain_modules(digits, tmp_path):
     train = digits.train.subset(range(512))
     monitor = (digits.train.subset(range(512)), digits.test.subset(range(128)))

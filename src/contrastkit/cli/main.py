@@ -89,7 +89,9 @@ def train(
     epochs: int = typer.Option(10, help="Training epochs."),
     batch_size: int = typer.Option(256, help="Images per step."),
     lr: float = typer.Option(
-        None, help="Base learning rate at batch 256 (default: the recipe's), scaled by batch/256."
+        None,
+        help="Base learning rate at batch 256 (default: the recipe's), scaled by batch/256 "
+        "(lr_scaling in a config file: linear, sqrt or none).",
     ),
     optimizer: str = typer.Option(None, help="sgd, lars, adamw or adam (default: the recipe's)."),
     temperature: float = typer.Option(None, help="Loss temperature (default: the recipe's)."),

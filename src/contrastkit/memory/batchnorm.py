@@ -38,7 +38,9 @@ __all__ = [
 class _SplitMixin:
     """Training-mode statistics over ``num_splits`` contiguous groups of the batch (split k
     holds rows k·m … (k+1)·m − 1, m = N / num_splits); the running statistics are the mean of
-    the groups' updates. The groups are slices of the input (no copy in any memory format)."""
+    the groups' updates. The groups are ``split`` views of the input (no copy in any memory
+    format; their backward is one concatenation, where slicing would zero-fill a full-size
+    gradient per group)."""
 
     num_splits: int
 
@@ -64,10 +66,9 @@ class _SplitMixin:
             if self.momentum is None:  # cumulative average, as nn.BatchNorm does
                 momentum = 1.0 / float(self.num_batches_tracked)
         outs, stats = [], []
-        for k in range(s):
+        for part in x.split(m):
             mean = self.running_mean.clone() if track else None
             var = self.running_var.clone() if track else None
-            part = x[k * m : (k + 1) * m]
             outs.append(
                 F.batch_norm(part, mean, var, self.weight, self.bias, True, momentum, self.eps)
             )

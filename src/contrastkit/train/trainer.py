@@ -56,6 +56,10 @@ class CollapseWarning(UserWarning):
     """The embeddings are collapsing (tiny spread or effective rank)."""
 
 
+#: lr multiplier as a function of batch_size / 256
+_LR_SCALING = {"linear": lambda r: r, "sqrt": math.sqrt, "none": lambda r: 1.0}
+
+
 @dataclass
 class TrainConfig:
     """Training-loop settings.
@@ -67,7 +71,9 @@ class TrainConfig:
         lars_eta: LARS trust coefficient η. The update of a layer is lr·η·|w|/|g|·g, so lr and
             η act together: SimCLR used η = 0.001 with lr 4.8 (batch 4096); for the batch sizes
             a CPU affords, solo-learn's η = 0.02 with lr ≈ 0.4 trains much faster.
-        lr_scaling: ``"linear"`` multiplies ``lr`` by batch_size/256 (SimCLR), ``"none"`` not.
+        lr_scaling: ``"linear"`` multiplies ``lr`` by batch_size/256 (SimCLR's main rule),
+            ``"sqrt"`` by √(batch_size/256) (SimCLR's rule for short runs and small batches,
+            Chen et al. 2020, appendix B.1), ``"none"`` not at all.
         warmup_epochs: linear warm-up length. final_lr_fraction: lr at the end / base lr.
         precision: ``auto`` (bf16 where supported), ``bf16`` or ``fp32``.
         channels_last: NHWC memory format for conv nets (faster with bf16 on CPU).
@@ -129,12 +135,15 @@ class TrainConfig:
             raise ValueError(
                 f"batch_size must be ≥ 2 (contrastive losses need pairs), got {self.batch_size}."
             )
-        if self.lr_scaling not in ("linear", "none"):
-            raise ValueError(f"lr_scaling must be 'linear' or 'none', got {self.lr_scaling!r}.")
+        if self.lr_scaling not in _LR_SCALING:
+            raise ValueError(
+                f"lr_scaling must be one of {sorted(_LR_SCALING)}, got {self.lr_scaling!r}."
+            )
 
     @property
     def base_lr(self) -> float:
-        return self.lr * (self.batch_size / 256 if self.lr_scaling == "linear" else 1.0)
+        """``lr`` scaled from batch 256 to ``batch_size`` by the ``lr_scaling`` rule."""
+        return self.lr * _LR_SCALING[self.lr_scaling](self.batch_size / 256)
 
 
 def _device(name: str) -> torch.device:
