@@ -5,8 +5,9 @@ batch 256, crops of area 0.4–1) from scratch in its own process for the same w
 budget, then is evaluated by the shared protocol of ``contrastkit train`` (kNN with k chosen on
 a 5,000-image validation split held out of the training set, linear probe on frozen features,
 test split used only for the reported numbers). To give every recipe a complete learning-rate
-schedule inside the budget, the epoch count is fitted to the budget from the recipe's own
-train-step throughput, measured first on a few batches; ``max_minutes`` caps the run anyway.
+schedule inside the budget, the trainer fits the epoch count to the budget from the recipe's
+own speed, timed on its first 20 training steps (``fit_to_budget``); ``max_minutes`` caps the
+run anyway.
 
     python benchmarks/recipes_fmnist.py [--minutes 4.5] [--recipes simclr,byol,...] [--out runs/bench]
 
@@ -69,55 +70,19 @@ def experiment(name: str, out: Path, epochs: int, minutes: float):
         epochs=epochs,
         monitor_every=epochs,
         max_minutes=minutes,
+        fit_to_budget=True,
         out_dir=str(out / name),
         **COMMON,
         **EXTRA.get(name, {}),
     )
 
 
-def throughput(name: str, steps: int = 6) -> float:
-    """Images/s of full training steps (views, forward, backward, optimiser, momentum update)."""
-    import torch
-
-    from contrastkit.data import load_dataset
-    from contrastkit.recipes.experiment import build_recipe
-    from contrastkit.train import TrainConfig, Trainer
-
-    cfg = experiment(name, Path("/tmp/ck-probe"), 1, 5)
-    data = load_dataset(cfg.data).train.subset(range(256 * (steps + 2)))
-    torch.manual_seed(0)
-    recipe, _ = build_recipe(cfg, data.image_shape, 10)
-    trainer = Trainer(recipe, data, TrainConfig(**{**cfg.train_config().__dict__, "epochs": 1}))
-    times = []
-    t = time.time()
-
-    class Clock:  # a step hook: the time of each optimiser step
-        def __call__(self, step: int, total: int) -> None:
-            nonlocal t
-            times.append(time.time() - t)
-            t = time.time()
-
-    original = recipe.on_step_end
-    clock = Clock()
-
-    def hook(step: int, total: int) -> None:
-        original(step, total)
-        clock(step, total)
-
-    recipe.on_step_end = hook  # type: ignore[method-assign]
-    trainer.fit()
-    return 256 / (sum(times[2:]) / len(times[2:]))
-
-
 def run_one(name: str, out: Path, minutes: float) -> dict:
-    from contrastkit.data import load_dataset
     from contrastkit.recipes.experiment import run_experiment
 
-    ips = throughput(name)
-    n_train = len(load_dataset("fashion-mnist").train) - COMMON["val_size"]
-    # the budget minus ~4% for the per-epoch checkpoint and the final monitor
-    epochs = max(1, int(0.96 * minutes * 60 * ips / n_train))
-    res = run_experiment(experiment(name, out, epochs, minutes))
+    # the trainer times its first steps and fits the epochs (≤ 100) to the budget
+    res = run_experiment(experiment(name, out, 100, minutes))
+    epochs = res["epochs"]
     last = res["history"][-1]
     return {
         "recipe": name,
@@ -125,7 +90,6 @@ def run_one(name: str, out: Path, minutes: float) -> dict:
         "epochs_done": len(res["history"]),
         "train_seconds": res["train_seconds"],
         "images_per_s": sum(h["images_per_s"] for h in res["history"]) / len(res["history"]),
-        "probe_images_per_s": ips,
         "peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
         "knn_acc": res["test"]["knn_acc"],
         "knn_k": res["test"]["knn_k"],

@@ -21,6 +21,7 @@ from contrastkit.train import (
     save_state,
 )
 from contrastkit.train import checkpoint as ckpt_mod
+from contrastkit.train import trainer as trainer_mod
 
 
 @pytest.fixture(scope="module")
@@ -60,6 +61,68 @@ def test_resume_ends_with_the_weights_of_an_uninterrupted_run(digits, tmp_path, 
     assert [round(h["loss"], 10) for h in full.history] == [
         round(h["loss"], 10) for h in resumed.history
     ]
+
+
+class _StepClock:
+    """A fake ``time.time`` that advances one second per optimiser step of ``recipe``."""
+
+    def __init__(self, recipe):
+        self.now = 1000.0
+        original = recipe.on_step_end
+
+        def on_step_end(step, total):
+            self.now += 1.0
+            original(step, total)
+
+        recipe.on_step_end = on_step_end
+
+    def __call__(self):
+        return self.now
+
+
+def _budget_run(tmp, monkeypatch, digits, **kw):
+    recipe = _recipe()
+    monkeypatch.setattr(trainer_mod.time, "time", _StepClock(recipe))
+    # 5 steps per epoch, 1 s per step; 1 minute less 5% = 57 steps -> 11 whole epochs (55 steps)
+    cfg = _cfg(tmp, epochs=50, max_minutes=1.0, fit_to_budget=True, warmup_epochs=5, **kw)
+    return Trainer(recipe, digits.train.subset(range(640)), cfg)
+
+
+def test_fit_to_budget_ends_the_schedule_inside_the_budget(digits, tmp_path, monkeypatch):
+    fitted = _budget_run(tmp_path / "fit", monkeypatch, digits)
+    fitted.fit()
+    assert fitted.epochs == 11 and fitted.epoch == 11 and fitted.step == 55
+    assert fitted.optimizer.param_groups[0]["lr"] == pytest.approx(0.0, abs=1e-12)
+    # the probe ran inside the warm-up, so the run is a plain 11-epoch run, weight for weight
+    plain = Trainer(
+        _recipe(),
+        digits.train.subset(range(640)),
+        _cfg(tmp_path / "plain", epochs=11, warmup_epochs=5),
+    )
+    plain.fit()
+    a, b = plain.recipe.state_dict(), fitted.recipe.state_dict()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    assert (tmp_path / "fit" / "encoder.safetensors").exists() or fitted.encoder_name is None
+
+
+def test_fit_to_budget_survives_a_resume(digits, tmp_path, monkeypatch):
+    full = _budget_run(tmp_path / "full", monkeypatch, digits)
+    full.fit()
+    part = _budget_run(tmp_path / "part", monkeypatch, digits)
+    part.fit(stop_after_epoch=5)  # the 20-step probe ends in epoch 5
+    assert part.epochs == 11 and part.epoch == 5
+    resumed = _budget_run(tmp_path / "part", monkeypatch, digits)
+    resumed.fit(resume=True)
+    assert resumed.epochs == 11 and resumed.step == full.step == 55
+    a, b = full.recipe.state_dict(), resumed.recipe.state_dict()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+
+
+def test_fit_to_budget_needs_max_minutes():
+    with pytest.raises(ValueError, match="set max_minutes"):
+        TrainConfig(fit_to_budget=True)
 
 
 def test_resume_refuses_a_different_configuration(digits, tmp_path):

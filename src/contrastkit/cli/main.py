@@ -107,6 +107,11 @@ def train(
     ),
     seed: int = typer.Option(0, help="Random seed."),
     max_minutes: float = typer.Option(None, help="Stop after this wall time."),
+    fit_to_budget: bool = typer.Option(
+        False,
+        help="With --max-minutes: lower --epochs to what the measured speed fits in the "
+        "budget, so the learning-rate schedule completes.",
+    ),
     progress: bool = typer.Option(True, help="Show a progress bar."),
     report: bool = typer.Option(True, help="Write report.html (t-SNE/UMAP maps, neighbours)."),
     linear_probe: bool = typer.Option(True, help="Fit a linear probe on the frozen features."),
@@ -142,6 +147,7 @@ def train(
         "grad_cache": grad_cache,
         "seed": seed,
         "max_minutes": max_minutes,
+        "fit_to_budget": fit_to_budget,
         "progress": progress,
     }
     for key, value in given.items():

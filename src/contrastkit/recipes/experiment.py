@@ -113,6 +113,8 @@ class ExperimentConfig:
     collapse_std_ratio: float = 0.1
     collapse_rank: float = 2.0
     max_minutes: float | None = None
+    fit_to_budget: bool = False
+    fit_probe_steps: int = 20
     tensorboard: bool | str = "auto"
     progress: bool = True
     device: str = "auto"
@@ -307,6 +309,8 @@ def run_experiment(cfg: ExperimentConfig, resume: bool = False) -> dict[str, Any
         "data": {"name": data.name, "train": len(train), "val": len(val)},
         "precision": trainer.precision,
         "train_seconds": train_seconds,
+        # the epochs planned (fewer than cfg.epochs when fitted to the time budget)
+        "epochs": trainer.epochs,
         "history": history,
     }
     test = data.test

@@ -23,7 +23,14 @@ import math
 import torch
 from torch import Tensor, nn
 
-__all__ = ["LARS", "OPTIMIZERS", "build_optimizer", "param_groups", "warmup_cosine"]
+__all__ = [
+    "LARS",
+    "OPTIMIZERS",
+    "WarmupCosine",
+    "build_optimizer",
+    "param_groups",
+    "warmup_cosine",
+]
 
 OPTIMIZERS = ("sgd", "lars", "adamw", "adam")
 
@@ -129,6 +136,23 @@ def build_optimizer(
     return torch.optim.Adam(groups, lr=lr, betas=betas)
 
 
+class WarmupCosine:
+    """The lr factor of :func:`warmup_cosine` at a step: a callable object, so that
+    ``LambdaLR.state_dict`` keeps its horizon (a fitted ``total_steps`` survives a resume)."""
+
+    def __init__(self, total_steps: int, warmup_steps: int, final_lr_fraction: float) -> None:
+        self.total_steps = int(total_steps)
+        self.warmup_steps = int(min(warmup_steps, total_steps))
+        self.final_lr_fraction = float(final_lr_fraction)
+
+    def __call__(self, step: int) -> float:
+        w, f = self.warmup_steps, self.final_lr_fraction
+        if step < w:
+            return (step + 1) / w
+        t = min((step - w) / max(1, self.total_steps - w), 1.0)
+        return f + (1 - f) * 0.5 * (1 + math.cos(math.pi * t))
+
+
 def warmup_cosine(
     optimizer: torch.optim.Optimizer,
     total_steps: int,
@@ -136,16 +160,11 @@ def warmup_cosine(
     final_lr_fraction: float = 0.0,
 ) -> torch.optim.lr_scheduler.LambdaLR:
     """Per-step schedule: linear warm-up from ~0 to the base lr, then cosine to
-    ``final_lr_fraction`` × base lr at ``total_steps``."""
+    ``final_lr_fraction`` × base lr at ``total_steps``. The horizon can be moved later with
+    ``scheduler.lr_lambdas[0].total_steps = n`` (the trainer does so when it fits the epochs
+    to a time budget)."""
     if total_steps <= 0:
         raise ValueError(f"total_steps must be > 0, got {total_steps}.")
-    warmup_steps = min(warmup_steps, total_steps)
-
-    def factor(step: int) -> float:
-        if step < warmup_steps:
-            return (step + 1) / warmup_steps
-        t = (step - warmup_steps) / max(1, total_steps - warmup_steps)
-        t = min(t, 1.0)
-        return final_lr_fraction + (1 - final_lr_fraction) * 0.5 * (1 + math.cos(math.pi * t))
-
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+    return torch.optim.lr_scheduler.LambdaLR(
+        optimizer, WarmupCosine(total_steps, warmup_steps, final_lr_fraction)
+    )

@@ -94,6 +94,15 @@ class TrainConfig:
         knn_k, knn_temperature: the monitor's kNN.
         collapse_std_ratio, collapse_rank: thresholds of the collapse warning.
         max_minutes: stop after this wall time (checkpoint kept; None: no limit).
+        fit_to_budget: with ``max_minutes``, time ``fit_probe_steps`` training steps (after two
+            warm-up steps, so compilation is not counted) and lower ``epochs`` to as many whole
+            epochs as fit in the budget (less 5% for checkpoints and the monitor), so that the
+            warm-up + cosine schedule (and momentum schedules) end inside it instead of being
+            cut by the time limit. ``epochs`` is then an upper bound. The measurement falls
+            inside the learning-rate warm-up when that lasts longer than the probe, so no
+            learning rate already used changes; the fitted count is kept in the checkpoint
+            (resume continues the same schedule). The count depends on the machine's speed,
+            so two runs on different machines can train for different numbers of epochs.
         tensorboard: ``"auto"`` writes TensorBoard event files to ``out_dir/tensorboard`` when
             the ``tensorboard`` package is installed; True requires it; False never.
         progress: show a progress bar.
@@ -123,6 +132,8 @@ class TrainConfig:
     collapse_std_ratio: float = 0.1
     collapse_rank: float = 2.0
     max_minutes: float | None = None
+    fit_to_budget: bool = False
+    fit_probe_steps: int = 20
     tensorboard: bool | str = "auto"
     progress: bool = True
     device: str = "auto"
@@ -135,6 +146,12 @@ class TrainConfig:
             raise ValueError(
                 f"batch_size must be ≥ 2 (contrastive losses need pairs), got {self.batch_size}."
             )
+        if self.fit_to_budget and not self.max_minutes:
+            raise ValueError(
+                "fit_to_budget needs a time budget: set max_minutes (e.g. max_minutes=30)."
+            )
+        if self.fit_probe_steps < 1:
+            raise ValueError(f"fit_probe_steps must be ≥ 1, got {self.fit_probe_steps}.")
         if self.lr_scaling not in _LR_SCALING:
             raise ValueError(
                 f"lr_scaling must be one of {sorted(_LR_SCALING)}, got {self.lr_scaling!r}."
@@ -224,6 +241,9 @@ class Trainer:
         self.precision = resolve_precision(config.precision, self.device)
         self.out_dir = Path(config.out_dir)
         self.steps_per_epoch = len(train) // config.batch_size
+        #: epochs of this run: config.epochs, or fewer once fitted to the time budget
+        self.epochs = config.epochs
+        self.epochs_fitted = False
         self.total_steps = self.steps_per_epoch * config.epochs
         self.recipe.to(self.device)
         if config.sync_bn and self.world > 1:
@@ -267,6 +287,8 @@ class Trainer:
             "rng_cpu_ranks": dist.gather_rng_states(),
             "epoch": self.epoch,
             "step": self.step,
+            "epochs": self.epochs,
+            "epochs_fitted": self.epochs_fitted,
             "history": self.history,
             "config": asdict(self.config),
         }
@@ -284,6 +306,8 @@ class Trainer:
             torch.cuda.set_rng_state_all(state["rng_cuda"])
         self.epoch = int(state["epoch"])
         self.step = int(state["step"])
+        self._set_epochs(int(state.get("epochs", self.config.epochs)))
+        self.epochs_fitted = bool(state.get("epochs_fitted", False))
         self.history = list(state["history"])
 
     def save_checkpoint(self) -> Path:
@@ -313,6 +337,23 @@ class Trainer:
                 )
         self.load_state_dict(state)
         return True
+
+    def _set_epochs(self, epochs: int) -> None:
+        """Set the run's length: epochs, total steps and the cosine horizon."""
+        self.epochs = epochs
+        self.total_steps = self.steps_per_epoch * epochs
+        for fn in self.scheduler.lr_lambdas:
+            if hasattr(fn, "total_steps"):
+                fn.total_steps = self.total_steps
+
+    def _fit_epochs(self, seconds_per_step: float, elapsed: float) -> int:
+        """Whole epochs (≤ config.epochs, ≥ the current one) that end inside the budget."""
+        budget = 60 * float(self.config.max_minutes or 0) * 0.95 - elapsed
+        steps = self.step + max(0.0, budget) / max(seconds_per_step, 1e-9)
+        epochs = max(self.epoch + 1, min(self.config.epochs, int(steps // self.steps_per_epoch)))
+        # every process must train the same number of steps: agree on the mean of the counts
+        mean = float(dist.all_reduce_sum(torch.tensor(float(epochs)))) / self.world
+        return int(mean)
 
     # ------------------------------------------------------------------ loop
     def _batches(self, epoch: int):
@@ -449,12 +490,15 @@ class Trainer:
             dynamic_ncols=True,
         )
         stopped = False
-        last = (
-            self.config.epochs
-            if stop_after_epoch is None
-            else min(stop_after_epoch, self.config.epochs)
-        )
-        while self.epoch < last and not stopped:
+        # fit the epochs to the budget once per run (a resumed run keeps its fitted count)
+        fit_at = None
+        if self.config.fit_to_budget and not self.epochs_fitted:
+            fit_at = (self.step + 2, self.step + 2 + self.config.fit_probe_steps)
+        probe_start = 0.0
+        while not stopped:
+            last = self.epochs if stop_after_epoch is None else min(stop_after_epoch, self.epochs)
+            if self.epoch >= last:
+                break
             self.recipe.train()
             epoch_loss, n_steps, t0, images = 0.0, 0, time.time(), 0
             embeds: list[Tensor] = []
@@ -481,6 +525,15 @@ class Trainer:
                 self.optimizer.step()
                 self.scheduler.step()
                 self.step += 1
+                if fit_at and self.step == fit_at[0]:
+                    probe_start = time.time()
+                elif fit_at and self.step == fit_at[1]:
+                    per_step = (time.time() - probe_start) / (fit_at[1] - fit_at[0])
+                    self._set_epochs(self._fit_epochs(per_step, time.time() - start_time))
+                    self.epochs_fitted = True
+                    bar.total = self.total_steps
+                    bar.refresh()
+                    fit_at = None
                 self.recipe.on_step_end(self.step, self.total_steps)
                 epoch_loss += loss_value
                 n_steps += 1
@@ -521,7 +574,7 @@ class Trainer:
                 row.update({f"emb_{k}": v for k, v in stats.items()})
                 self._check_collapse(stats)
             every = self.config.monitor_every
-            if every and (self.epoch % every == 0 or self.epoch == self.config.epochs):
+            if every and (self.epoch % every == 0 or self.epoch == self.epochs):
                 row.update(self._monitor())
             self.history.append(row)
             self._log(row)
@@ -535,7 +588,7 @@ class Trainer:
         if self._tb is not None:
             self._tb.close()
             self._tb = None
-        if self.encoder_name and self.epoch >= self.config.epochs and self.is_main:
+        if self.encoder_name and self.epoch >= self.epochs and self.is_main:
             export_encoder(self.recipe.encoder, self.out_dir, self.encoder_name)
         dist.barrier()  # the files are written before any process goes on
         return self.history
