@@ -15,6 +15,7 @@ from contrastkit.train import (
     CollapseWarning,
     TrainConfig,
     Trainer,
+    WarmupCosine,
     load_encoder,
     load_state,
     resolve_precision,
@@ -64,14 +65,19 @@ def test_resume_ends_with_the_weights_of_an_uninterrupted_run(digits, tmp_path, 
 
 
 class _StepClock:
-    """A fake ``time.time`` that advances one second per optimiser step of ``recipe``."""
+    """A fake ``time.time`` that advances one second per optimiser step of ``recipe``, and
+    records the learning rate of every step once ``optimizer`` is set."""
 
     def __init__(self, recipe):
         self.now = 1000.0
+        self.optimizer = None
+        self.lrs: list[float] = []
         original = recipe.on_step_end
 
         def on_step_end(step, total):
             self.now += 1.0
+            if self.optimizer is not None:
+                self.lrs.append(self.optimizer.param_groups[0]["lr"])
             original(step, total)
 
         recipe.on_step_end = on_step_end
@@ -82,39 +88,37 @@ class _StepClock:
 
 def _budget_run(tmp, monkeypatch, digits, **kw):
     recipe = _recipe()
-    monkeypatch.setattr(trainer_mod.time, "time", _StepClock(recipe))
-    # 5 steps per epoch, 1 s per step; 1 minute less 5% = 57 steps -> 11 whole epochs (55 steps)
+    clock = _StepClock(recipe)
+    monkeypatch.setattr(trainer_mod.time, "time", clock)
+    # 5 steps per epoch, 1 s per step: the probe ends at step 22 with 21 s gone (this clock
+    # ticks after the step); 57 s (1 minute less 5%) - 21 s = 36 more steps, 58 = 11 epochs + 3
     cfg = _cfg(tmp, epochs=50, max_minutes=1.0, fit_to_budget=True, warmup_epochs=5, **kw)
-    return Trainer(recipe, digits.train.subset(range(640)), cfg)
+    trainer = Trainer(recipe, digits.train.subset(range(640)), cfg, encoder_name="small_cnn")
+    clock.optimizer = trainer.optimizer
+    return trainer, clock
 
 
 def test_fit_to_budget_ends_the_schedule_inside_the_budget(digits, tmp_path, monkeypatch):
-    fitted = _budget_run(tmp_path / "fit", monkeypatch, digits)
+    fitted, clock = _budget_run(tmp_path / "fit", monkeypatch, digits)
     fitted.fit()
-    assert fitted.epochs == 11 and fitted.epoch == 11 and fitted.step == 55
-    assert fitted.optimizer.param_groups[0]["lr"] == pytest.approx(0.0, abs=1e-12)
-    # the probe ran inside the warm-up, so the run is a plain 11-epoch run, weight for weight
-    plain = Trainer(
-        _recipe(),
-        digits.train.subset(range(640)),
-        _cfg(tmp_path / "plain", epochs=11, warmup_epochs=5),
-    )
-    plain.fit()
-    a, b = plain.recipe.state_dict(), fitted.recipe.state_dict()
-    for k in a:
-        assert torch.equal(a[k], b[k]), k
-    assert (tmp_path / "fit" / "encoder.safetensors").exists() or fitted.encoder_name is None
+    assert fitted.total_steps == fitted.step == 58 and fitted.epochs == fitted.epoch == 12
+    assert clock.now - 1000.0 == 58 < 60  # inside the budget, not cut by max_minutes
+    # every step's lr (base 0.2 at batch 256 = 0.1) is the warm-up + cosine of a 58-step run (the probe ended in the warm-up)
+    schedule = WarmupCosine(total_steps=58, warmup_steps=25, final_lr_fraction=0.0)
+    assert clock.lrs == pytest.approx([0.1 * schedule(t) for t in range(1, 59)], abs=1e-12)
+    assert clock.lrs[-1] == pytest.approx(0.0, abs=1e-12)
+    assert (tmp_path / "fit" / "encoder.safetensors").exists()  # a finished run exports
 
 
 def test_fit_to_budget_survives_a_resume(digits, tmp_path, monkeypatch):
-    full = _budget_run(tmp_path / "full", monkeypatch, digits)
+    full, _ = _budget_run(tmp_path / "full", monkeypatch, digits)
     full.fit()
-    part = _budget_run(tmp_path / "part", monkeypatch, digits)
+    part, _ = _budget_run(tmp_path / "part", monkeypatch, digits)
     part.fit(stop_after_epoch=5)  # the 20-step probe ends in epoch 5
-    assert part.epochs == 11 and part.epoch == 5
-    resumed = _budget_run(tmp_path / "part", monkeypatch, digits)
+    assert part.total_steps == 58 and part.epoch == 5
+    resumed, _ = _budget_run(tmp_path / "part", monkeypatch, digits)
     resumed.fit(resume=True)
-    assert resumed.epochs == 11 and resumed.step == full.step == 55
+    assert resumed.total_steps == 58 and resumed.step == full.step == 58
     a, b = full.recipe.state_dict(), resumed.recipe.state_dict()
     for k in a:
         assert torch.equal(a[k], b[k]), k

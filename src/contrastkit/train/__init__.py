@@ -2,7 +2,13 @@
 
 from contrastkit.train.checkpoint import load_state, save_state
 from contrastkit.train.grad_cache import RandomState, grad_cache_step
-from contrastkit.train.optim import LARS, build_optimizer, param_groups, warmup_cosine
+from contrastkit.train.optim import (
+    LARS,
+    WarmupCosine,
+    build_optimizer,
+    param_groups,
+    warmup_cosine,
+)
 from contrastkit.train.precision import bf16_supported, resolve_precision
 from contrastkit.train.trainer import (
     CollapseWarning,
@@ -18,6 +24,7 @@ __all__ = [
     "RandomState",
     "TrainConfig",
     "Trainer",
+    "WarmupCosine",
     "bf16_supported",
     "build_optimizer",
     "export_encoder",

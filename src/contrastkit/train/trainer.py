@@ -95,8 +95,9 @@ class TrainConfig:
         collapse_std_ratio, collapse_rank: thresholds of the collapse warning.
         max_minutes: stop after this wall time (checkpoint kept; None: no limit).
         fit_to_budget: with ``max_minutes``, time ``fit_probe_steps`` training steps (after two
-            warm-up steps, so compilation is not counted) and lower ``epochs`` to as many whole
-            epochs as fit in the budget (less 5% for checkpoints and the monitor), so that the
+            warm-up steps, so compilation is not counted) and lower the run's length to the steps
+            that fit in the budget (less 5% for checkpoints and the monitor; the last epoch may
+            be partial), so that the
             warm-up + cosine schedule (and momentum schedules) end inside it instead of being
             cut by the time limit. ``epochs`` is then an upper bound. The measurement falls
             inside the learning-rate warm-up when that lasts longer than the probe, so no
@@ -288,6 +289,7 @@ class Trainer:
             "epoch": self.epoch,
             "step": self.step,
             "epochs": self.epochs,
+            "total_steps": self.total_steps,
             "epochs_fitted": self.epochs_fitted,
             "history": self.history,
             "config": asdict(self.config),
@@ -306,7 +308,7 @@ class Trainer:
             torch.cuda.set_rng_state_all(state["rng_cuda"])
         self.epoch = int(state["epoch"])
         self.step = int(state["step"])
-        self._set_epochs(int(state.get("epochs", self.config.epochs)))
+        self._set_length(int(state.get("total_steps", self.steps_per_epoch * self.config.epochs)))
         self.epochs_fitted = bool(state.get("epochs_fitted", False))
         self.history = list(state["history"])
 
@@ -338,22 +340,22 @@ class Trainer:
         self.load_state_dict(state)
         return True
 
-    def _set_epochs(self, epochs: int) -> None:
-        """Set the run's length: epochs, total steps and the cosine horizon."""
-        self.epochs = epochs
-        self.total_steps = self.steps_per_epoch * epochs
+    def _set_length(self, total_steps: int) -> None:
+        """Set the run's length: total steps, epochs (the last may be partial) and the cosine
+        horizon."""
+        self.total_steps = total_steps
+        self.epochs = -(-total_steps // self.steps_per_epoch)
         for fn in self.scheduler.lr_lambdas:
             if hasattr(fn, "total_steps"):
-                fn.total_steps = self.total_steps
+                fn.total_steps = total_steps
 
-    def _fit_epochs(self, seconds_per_step: float, elapsed: float) -> int:
-        """Whole epochs (≤ config.epochs, ≥ the current one) that end inside the budget."""
+    def _fit_steps(self, seconds_per_step: float, elapsed: float) -> int:
+        """Total steps (≤ config.epochs' worth, > the current step) that end in the budget."""
         budget = 60 * float(self.config.max_minutes or 0) * 0.95 - elapsed
-        steps = self.step + max(0.0, budget) / max(seconds_per_step, 1e-9)
-        epochs = max(self.epoch + 1, min(self.config.epochs, int(steps // self.steps_per_epoch)))
+        steps = self.step + int(max(0.0, budget) / max(seconds_per_step, 1e-9))
+        steps = max(self.step + 1, min(self.steps_per_epoch * self.config.epochs, steps))
         # every process must train the same number of steps: agree on the mean of the counts
-        mean = float(dist.all_reduce_sum(torch.tensor(float(epochs)))) / self.world
-        return int(mean)
+        return int(float(dist.all_reduce_sum(torch.tensor(float(steps)))) / self.world)
 
     # ------------------------------------------------------------------ loop
     def _batches(self, epoch: int):
@@ -529,7 +531,7 @@ class Trainer:
                     probe_start = time.time()
                 elif fit_at and self.step == fit_at[1]:
                     per_step = (time.time() - probe_start) / (fit_at[1] - fit_at[0])
-                    self._set_epochs(self._fit_epochs(per_step, time.time() - start_time))
+                    self._set_length(self._fit_steps(per_step, time.time() - start_time))
                     self.epochs_fitted = True
                     bar.total = self.total_steps
                     bar.refresh()
@@ -553,6 +555,8 @@ class Trainer:
                     lr=f"{lr:.3g}",
                     img_s=f"{images / max(time.time() - t0, 1e-9):.0f}",
                 )
+                if self.step >= self.total_steps:  # a fitted run may end inside an epoch
+                    break
                 if self.config.max_minutes and dist.any_process(
                     time.time() - start_time > 60 * self.config.max_minutes
                 ):
@@ -588,7 +592,7 @@ class Trainer:
         if self._tb is not None:
             self._tb.close()
             self._tb = None
-        if self.encoder_name and self.epoch >= self.epochs and self.is_main:
+        if self.encoder_name and self.step >= self.total_steps and self.is_main:
             export_encoder(self.recipe.encoder, self.out_dir, self.encoder_name)
         dist.barrier()  # the files are written before any process goes on
         return self.history
