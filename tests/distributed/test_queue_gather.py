@@ -32,7 +32,10 @@ def _moco():
             return self.net(x.to(self.net[1].weight.dtype))
 
     torch.manual_seed(0)
-    cfg = MoCoConfig(image_size=8, channels=1, flip=0.0, proj_hidden=16, proj_dim=4, queue_size=32)
+    # no BN anywhere (encoder and head), so each row's embedding is independent of its batch
+    cfg = MoCoConfig(
+        image_size=8, channels=1, flip=0.0, proj_hidden=16, proj_dim=4, queue_size=32, proj_bn=False
+    )
     recipe = MoCo(RowEncoder(), cfg)
     recipe.views = Views([torch.nn.Identity(), K.RandomHorizontalFlip(p=1.0)])  # deterministic
     return recipe.to(F64)

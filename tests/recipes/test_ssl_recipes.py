@@ -181,12 +181,26 @@ def test_moco_queue_never_holds_the_batch_keys_and_skips_queued_copies(digits, m
     torch.testing.assert_close(got, torch.stack(rows).mean(), atol=1e-12, rtol=0)
 
 
-def test_moco_split_bn_is_in_the_online_and_key_encoders():
-    from contrastkit.memory import SplitBatchNorm2d
+def test_moco_split_bn_is_in_the_key_encoder_and_optionally_the_query_encoder():
+    from contrastkit.memory import SplitBatchNorm1d, SplitBatchNorm2d
 
     recipe = _recipe("moco")
-    assert any(isinstance(m, SplitBatchNorm2d) for m in recipe.encoder.modules())
+    assert not any(isinstance(m, SplitBatchNorm2d) for m in recipe.encoder.modules())
     assert any(isinstance(m, SplitBatchNorm2d) for m in recipe.key_encoder.modules())
+    assert any(isinstance(m, SplitBatchNorm1d) for m in recipe.key_encoder.modules())  # head
+    assert not any(p.requires_grad for p in recipe.key_encoder.parameters())
+    both = _recipe("moco", split_query_bn=True)
+    assert any(isinstance(m, SplitBatchNorm2d) for m in both.encoder.modules())
+    # the key network still follows the online one parameter for parameter
+    both.key_encoder.update(online_of(both), momentum=0.0)
+    for a, b in zip(both.key_encoder.parameters(), online_of(both).parameters(), strict=True):
+        assert torch.equal(a, b)
+
+
+def online_of(recipe):
+    from contrastkit.recipes._common import online
+
+    return online(recipe.encoder, recipe.head)
 
 
 def test_swav_freezes_then_trains_prototypes_and_uses_its_queue(digits):

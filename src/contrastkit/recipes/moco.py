@@ -4,8 +4,10 @@ The query network (encoder + 2-layer MLP head) is trained with InfoNCE against k
 momentum copy: the positive is the key of the other view of the same image, the negatives are
 the other keys of the batch and a FIFO queue of past keys. The queue stores data-set indices
 as ids, so a queued key of the query's own image is left out of its negatives rather than
-pushing the image away from itself. On one device, split BN + a shuffled key batch stop the
-network from finding its key through batch statistics (MoCo's shuffle-BN).
+pushing the image away from itself. On one device the key encoder's BN is split into groups
+and it sees a shuffled batch, so a key is normalised with the statistics of a random subset of
+images unrelated to its query's: the network cannot find its positive through batch
+statistics (MoCo's shuffle-BN).
 
 The loss is symmetrised (both views are queries, as in MoCo v3 and solo-learn's MoCo v2+), which
 costs one extra forward of the key encoder and doubles the training signal per step.
@@ -69,8 +71,14 @@ class MoCoConfig(ImageViewsConfig):
             training set, so queued keys are at most ~64 steps old).
         base_momentum, final_momentum: key-encoder EMA, cosine from 0.99 to 1 (0.999 constant
             in the paper's 200-epoch ImageNet runs; short runs need a faster-moving key).
-        bn_splits: split-BN groups for single-device shuffle-BN (1 turns it off; 4 groups of
-            64 images for batch 256).
+        bn_splits: split-BN groups of the key encoder for single-device shuffle-BN (1 turns
+            it off; 4 groups of 64 images for batch 256).
+        split_query_bn: split the query encoder's BN into the same groups too (the literal
+            single-device copy of MoCo's per-GPU BN). Off by default: a query normalised over
+            the whole batch carries no statistics of a subset, so its positive key, normalised
+            in a random subset of the shuffled key batch, cannot be found through them, and
+            the training pass (forward + backward) keeps plain BN, ~1.4× faster on a 2-core CPU
+            for ResNet-18 ¼ at 28 px.
     """
 
     temperature: float = 0.2
@@ -81,6 +89,7 @@ class MoCoConfig(ImageViewsConfig):
     base_momentum: float = 0.99
     final_momentum: float = 1.0
     bn_splits: int = 4
+    split_query_bn: bool = False
 
 
 class MoCo(Recipe):
@@ -97,11 +106,15 @@ class MoCo(Recipe):
     def __init__(self, encoder: nn.Module, config: MoCoConfig | None = None) -> None:
         super().__init__()
         self.config = c = config or MoCoConfig()
-        self.encoder = convert_split_batchnorm(encoder, c.bn_splits) if c.bn_splits > 1 else encoder
+        self.encoder = encoder
         self.head = ProjectionHead(encoder.out_dim, c.proj_hidden, c.proj_dim, 2, bn=c.proj_bn)
         self.key_encoder = MomentumEncoder(
             online(self.encoder, self.head), c.base_momentum, c.final_momentum
         )
+        if c.bn_splits > 1:  # keys: statistics per group of the shuffled batch (shuffle-BN)
+            convert_split_batchnorm(self.key_encoder.target, c.bn_splits).requires_grad_(False)
+            if c.split_query_bn:
+                convert_split_batchnorm(self.encoder, c.bn_splits)
         self.queue = FeatureQueue(c.queue_size, c.proj_dim, normalize=True)
         self.views = build_views(c)
 
