@@ -97,9 +97,8 @@ class TrainConfig:
         fit_to_budget: with ``max_minutes``, time ``fit_probe_steps`` training steps (after two
             warm-up steps, so compilation is not counted) and lower the run's length to the steps
             that fit in the budget (less 5% for checkpoints and the monitor; the last epoch may
-            be partial), so that the
-            warm-up + cosine schedule (and momentum schedules) end inside it instead of being
-            cut by the time limit. ``epochs`` is then an upper bound. The measurement falls
+            be partial), so that the warm-up + cosine schedule (and momentum schedules) end
+            inside it instead of being cut by the time limit. ``epochs`` is then an upper bound. The measurement falls
             inside the learning-rate warm-up when that lasts longer than the probe, so no
             learning rate already used changes; the fitted count is kept in the checkpoint
             (resume continues the same schedule). The count depends on the machine's speed,
@@ -242,10 +241,9 @@ class Trainer:
         self.precision = resolve_precision(config.precision, self.device)
         self.out_dir = Path(config.out_dir)
         self.steps_per_epoch = len(train) // config.batch_size
-        #: epochs of this run: config.epochs, or fewer once fitted to the time budget
-        self.epochs = config.epochs
-        self.epochs_fitted = False
+        #: steps of this run: config.epochs' worth, or fewer once fitted to the time budget
         self.total_steps = self.steps_per_epoch * config.epochs
+        self.length_fitted = False
         self.recipe.to(self.device)
         if config.sync_bn and self.world > 1:
             if self.device.type != "cuda":
@@ -288,9 +286,8 @@ class Trainer:
             "rng_cpu_ranks": dist.gather_rng_states(),
             "epoch": self.epoch,
             "step": self.step,
-            "epochs": self.epochs,
             "total_steps": self.total_steps,
-            "epochs_fitted": self.epochs_fitted,
+            "length_fitted": self.length_fitted,
             "history": self.history,
             "config": asdict(self.config),
         }
@@ -309,7 +306,7 @@ class Trainer:
         self.epoch = int(state["epoch"])
         self.step = int(state["step"])
         self._set_length(int(state.get("total_steps", self.steps_per_epoch * self.config.epochs)))
-        self.epochs_fitted = bool(state.get("epochs_fitted", False))
+        self.length_fitted = bool(state.get("length_fitted", False))
         self.history = list(state["history"])
 
     def save_checkpoint(self) -> Path:
@@ -340,18 +337,21 @@ class Trainer:
         self.load_state_dict(state)
         return True
 
+    @property
+    def epochs(self) -> int:
+        """Epochs of this run (the last one partial when the length was fitted to a budget)."""
+        return -(-self.total_steps // self.steps_per_epoch)
+
     def _set_length(self, total_steps: int) -> None:
-        """Set the run's length: total steps, epochs (the last may be partial) and the cosine
-        horizon."""
+        """Set the run's length in steps and move the cosine horizon with it."""
         self.total_steps = total_steps
-        self.epochs = -(-total_steps // self.steps_per_epoch)
         for fn in self.scheduler.lr_lambdas:
             if hasattr(fn, "total_steps"):
                 fn.total_steps = total_steps
 
     def _fit_steps(self, seconds_per_step: float, elapsed: float) -> int:
         """Total steps (≤ config.epochs' worth, > the current step) that end in the budget."""
-        budget = 60 * float(self.config.max_minutes or 0) * 0.95 - elapsed
+        budget = 60 * float(self.config.max_minutes) * 0.95 - elapsed
         steps = self.step + int(max(0.0, budget) / max(seconds_per_step, 1e-9))
         steps = max(self.step + 1, min(self.steps_per_epoch * self.config.epochs, steps))
         # every process must train the same number of steps: agree on the mean of the counts
@@ -492,9 +492,9 @@ class Trainer:
             dynamic_ncols=True,
         )
         stopped = False
-        # fit the epochs to the budget once per run (a resumed run keeps its fitted count)
+        # fit the length to the budget once per run (a resumed run keeps its fitted length)
         fit_at = None
-        if self.config.fit_to_budget and not self.epochs_fitted:
+        if self.config.fit_to_budget and not self.length_fitted:
             fit_at = (self.step + 2, self.step + 2 + self.config.fit_probe_steps)
         probe_start = 0.0
         while not stopped:
@@ -532,7 +532,7 @@ class Trainer:
                 elif fit_at and self.step == fit_at[1]:
                     per_step = (time.time() - probe_start) / (fit_at[1] - fit_at[0])
                     self._set_length(self._fit_steps(per_step, time.time() - start_time))
-                    self.epochs_fitted = True
+                    self.length_fitted = True
                     bar.total = self.total_steps
                     bar.refresh()
                     fit_at = None
