@@ -1,7 +1,21 @@
-"""Augmentation: batched tensor views (kornia), recipe presets, RandAugment, MixUp/CutMix."""
+"""Augmentation: batched tensor views (kornia), recipe presets, RandAugment, MixUp/CutMix, and
+text views (word-level edits, WordNet synonyms; see :mod:`contrastkit.augment.text`)."""
 
 from contrastkit.augment.mix import cutmix, mixup
 from contrastkit.augment.policies import AnyChannels, auto_augment, rand_augment
+from contrastkit.augment.text import (
+    ENGLISH_STOPWORDS,
+    TEXT_OPS,
+    TEXT_VIEW_PRESETS,
+    TextViews,
+    WordNet,
+    random_crop,
+    span_deletion,
+    synonym_replacement,
+    text_views,
+    word_dropout,
+    word_swap,
+)
 from contrastkit.augment.views import (
     PRESETS,
     ViewConfig,
@@ -12,15 +26,26 @@ from contrastkit.augment.views import (
 )
 
 __all__ = [
+    "ENGLISH_STOPWORDS",
     "PRESETS",
+    "TEXT_OPS",
+    "TEXT_VIEW_PRESETS",
     "AnyChannels",
+    "TextViews",
     "ViewConfig",
     "Views",
+    "WordNet",
     "auto_augment",
     "cutmix",
     "make_view",
     "mixup",
     "rand_augment",
+    "random_crop",
+    "span_deletion",
+    "synonym_replacement",
+    "text_views",
     "to_float_images",
     "views_for",
+    "word_dropout",
+    "word_swap",
 ]

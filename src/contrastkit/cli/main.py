@@ -81,10 +81,18 @@ def train(
     recipe: str = typer.Option(
         "simclr",
         help="simclr, supcon, supervised, moco, mocov3, byol, simsiam, swav, barlow_twins, "
-        "vicreg, nnclr or dino.",
+        "vicreg, nnclr or dino; text: simcse or text_supcon.",
     ),
-    data: str = typer.Option("digits", help="digits, mnist, fashion-mnist, or a folder."),
-    encoder: str = typer.Option("resnet18", help="resnet18/34/50, small_cnn or mlp."),
+    data: str = typer.Option(
+        "digits",
+        help="digits, mnist, fashion-mnist, or an image folder; for text recipes "
+        "movie-snippets or a .txt/.csv/.tsv/.jsonl file.",
+    ),
+    encoder: str = typer.Option(
+        "resnet18",
+        help="resnet18/34/50, small_cnn or mlp; for text recipes minilm, small_text, or a "
+        "local Hugging Face / exported encoder folder.",
+    ),
     width: float = typer.Option(0.25, help="Channel multiplier (ResNet) / width (SmallCNN)."),
     epochs: int = typer.Option(10, help="Training epochs."),
     batch_size: int = typer.Option(256, help="Images per step."),
@@ -176,6 +184,9 @@ def train(
         return
     summary = {"out_dir": cfg.out_dir, "train_seconds": round(results["train_seconds"], 1)}
     summary.update(results.get("test", {}))
+    if "val" in results:  # text recipes: held-out texts, beside the baselines
+        summary["val"] = results["val"]
+        summary["baselines"] = results.get("baselines", {})
     typer.echo(json.dumps(summary, indent=2))
 
 
@@ -273,6 +284,75 @@ def embed(
         typer.secho(f"error: {err}", fg=typer.colors.RED, err=True)
         raise typer.Exit(2) from err
     typer.echo(f"wrote {path}")
+
+
+@app.command()
+def index(
+    data: str = typer.Option(
+        ..., help="movie-snippets, or a .txt (one text per line) / .csv / .tsv / .jsonl file."
+    ),
+    out: str = typer.Option(..., "--out", help="Folder for the index."),
+    encoder: str = typer.Option(
+        "minilm", help="minilm, a folder written by contrastkit train, or a Hugging Face folder."
+    ),
+    column: str = typer.Option("text", help="Text column of a table file."),
+    backend: str = typer.Option(
+        "auto", help="exact, usearch (approximate), or auto (exact below 50,000 texts)."
+    ),
+    max_length: int = typer.Option(128, help="Tokens per text."),
+) -> None:
+    """Embed a corpus with a text encoder and save a search index (with the encoder's name)."""
+    import time
+
+    from contrastkit.recipes.text_experiment import build_search_index
+
+    t0 = time.time()
+    try:
+        search = build_search_index(
+            encoder, data, out, column=column, backend=backend, max_length=max_length
+        )
+    except (ValueError, FileNotFoundError, ImportError) as err:
+        typer.secho(f"error: {err}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(2) from err
+    typer.echo(
+        f"indexed {len(search.index)} texts ({search.index.backend}) in {time.time() - t0:.1f} s "
+        f"→ {out}"
+    )
+
+
+@app.command()
+def search(
+    query: list[str] = typer.Argument(..., help="One or more query texts."),
+    index: str = typer.Option(..., "--index", help="Folder written by contrastkit index."),
+    k: int = typer.Option(10, "-k", help="Hits per query."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+) -> None:
+    """Top-k texts of an index closest to each query (cosine similarity)."""
+    import json
+    import time
+
+    from contrastkit.recipes.text_experiment import load_search
+
+    try:
+        engine = load_search(index)
+        t0 = time.perf_counter()
+        hits = engine.search(list(query), k=k)
+        ms = (time.perf_counter() - t0) * 1e3 / len(query)
+    except (ValueError, FileNotFoundError, ImportError) as err:
+        typer.secho(f"error: {err}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(2) from err
+    if as_json:
+        rows = [
+            {"query": q, "hits": [{"id": h.id, "score": h.score, "text": h.text} for h in hs]}
+            for q, hs in zip(query, hits)
+        ]
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    for q, hs in zip(query, hits):
+        typer.echo(f"query: {q}")
+        for h in hs:
+            typer.echo(f"  {h.rank:>3}  {h.score:.4f}  [{h.id}]  {h.text}")
+    typer.echo(f"({ms:.1f} ms per query, encoder and index loaded)")
 
 
 def dataclass_values(obj) -> dict:

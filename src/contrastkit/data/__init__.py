@@ -1,4 +1,5 @@
-"""Data: offline data sets as uint8 image tensors (see :mod:`contrastkit.data.datasets`)."""
+"""Data: offline data sets as uint8 image tensors (see :mod:`contrastkit.data.datasets`) and
+texts (see :mod:`contrastkit.data.text`)."""
 
 from contrastkit.data.datasets import (
     DATASETS,
@@ -13,18 +14,40 @@ from contrastkit.data.datasets import (
     load_mnist,
 )
 from contrastkit.data.idx import read_idx, write_idx
+from contrastkit.data.text import (
+    TEXT_DATASETS,
+    LeeCorpus,
+    TextSet,
+    from_hf_dataset,
+    load_lee,
+    load_movie_snippets,
+    load_text_dataset,
+    load_text_file,
+    load_text_table,
+    stratified_folds,
+)
 
 __all__ = [
     "DATASETS",
+    "TEXT_DATASETS",
     "DataSplits",
     "ImageSet",
+    "LeeCorpus",
     "MissingDatasetError",
+    "TextSet",
+    "from_hf_dataset",
     "load_dataset",
     "load_digits",
     "load_fashion_mnist",
     "load_idx_dir",
     "load_image_folder",
+    "load_lee",
     "load_mnist",
+    "load_movie_snippets",
+    "load_text_dataset",
+    "load_text_file",
+    "load_text_table",
     "read_idx",
+    "stratified_folds",
     "write_idx",
 ]

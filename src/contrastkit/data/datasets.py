@@ -116,6 +116,14 @@ class ImageSet:
             paths=None if self.paths is None else [self.paths[i] for i in idx.tolist()],
         )
 
+    def rows(self, index: Tensor) -> dict[str, Tensor]:
+        """The trainer's batch for rows ``index`` (LongTensor): ``{"images", "indices"}`` and
+        ``"labels"`` when labelled (CPU tensors; the same contract as ``TextSet.rows``)."""
+        batch = {"images": self.images[index], "indices": index}
+        if self.labels is not None:
+            batch["labels"] = self.labels[index]
+        return batch
+
 
 @dataclass
 class DataSplits:

@@ -11,6 +11,15 @@ from torch import nn
 from contrastkit.encoders.efficientnet import EfficientNetLite0
 from contrastkit.encoders.resnet import ResNet, resnet18, resnet34, resnet50
 from contrastkit.encoders.small import MLP, SmallCNN
+from contrastkit.encoders.text import (
+    HFTextEncoder,
+    SmallTextEncoder,
+    TextEncoder,
+    WordVocab,
+    build_vocab,
+    minilm,
+    minilm_path,
+)
 
 ENCODERS = {
     "resnet18": resnet18,
@@ -19,6 +28,9 @@ ENCODERS = {
     "small_cnn": SmallCNN,
     "mlp": MLP,
     "efficientnet_lite0": EfficientNetLite0,
+    "hf_text": HFTextEncoder,
+    "small_text": SmallTextEncoder,
+    "minilm": minilm,
 }
 
 
@@ -44,9 +56,16 @@ def build_encoder(name: str, **config) -> nn.Module:
 __all__ = [
     "ENCODERS",
     "MLP",
+    "HFTextEncoder",
     "ResNet",
     "SmallCNN",
+    "SmallTextEncoder",
+    "TextEncoder",
+    "WordVocab",
     "build_encoder",
+    "build_vocab",
+    "minilm",
+    "minilm_path",
     "resnet18",
     "resnet34",
     "resnet50",

@@ -1,4 +1,5 @@
-"""Evaluation of embeddings: kNN, linear probe, retrieval metrics, collapse diagnostics."""
+"""Evaluation of embeddings: kNN, linear probe, retrieval metrics, collapse diagnostics, text
+evaluation (similarity correlation, cross-validated probes, clustering, TF-IDF baseline)."""
 
 from contrastkit.evaluate.collapse import collapse_stats, effective_rank, embedding_std
 from contrastkit.evaluate.features import extract_features
@@ -19,12 +20,28 @@ from contrastkit.evaluate.metrics import (
     recall_at_k,
     uniformity,
 )
+from contrastkit.evaluate.ranking import (
+    average_precision_at_k,
+    mrr_at_k,
+    ndcg_at_k,
+    ranked_recall_at_k,
+    retrieval_metrics,
+)
+from contrastkit.evaluate.text import (
+    clustering_scores,
+    cross_validated_probe,
+    similarity_correlation,
+    tfidf_features,
+)
 
 __all__ = [
     "DEFAULT_K_GRID",
     "alignment",
+    "average_precision_at_k",
     "classification_report",
+    "clustering_scores",
     "collapse_stats",
+    "cross_validated_probe",
     "effective_rank",
     "embedding_std",
     "extract_features",
@@ -35,8 +52,14 @@ __all__ = [
     "knn_scores",
     "linear_probe",
     "map_at_r",
+    "mrr_at_k",
+    "ndcg_at_k",
     "precision_at_k",
+    "ranked_recall_at_k",
     "recall_at_k",
+    "retrieval_metrics",
     "select_knn_k",
+    "similarity_correlation",
+    "tfidf_features",
     "uniformity",
 ]

@@ -1,4 +1,4 @@
-"""Extract features from an encoder over an image set, in eval mode, batched.
+"""Extract features from an encoder over an image set (or texts), in eval mode, batched.
 
 Example:
     >>> import torch
@@ -21,7 +21,7 @@ __all__ = ["extract_features"]
 @torch.no_grad()
 def extract_features(
     encoder: nn.Module,
-    images: Tensor,
+    images: Tensor | list[str],
     *,
     batch_size: int = 512,
     device: str | torch.device | None = None,
@@ -32,9 +32,22 @@ def extract_features(
 ) -> Tensor:
     """Encode uint8 (or float) images (N, C, H, W) → float32 features (N, D) on the CPU.
 
+    ``images`` may also be a list of N strings for a text encoder (one with ``encode``, see
+    :mod:`contrastkit.encoders.text`); ``bf16`` then runs it under bf16 autocast.
     The encoder is put in eval mode for the pass and its previous mode restored afterwards.
     """
     device = torch.device(device) if device is not None else next(encoder.parameters()).device
+    if isinstance(images, (list, tuple)):
+        if not hasattr(encoder, "encode"):
+            raise TypeError(
+                f"got {len(images)} texts but {type(encoder).__name__} is not a text encoder "
+                "(no encode()); use contrastkit.encoders.text.HFTextEncoder or SmallTextEncoder."
+            )
+        ctx = (
+            torch.autocast(device.type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
+        )
+        with ctx:
+            return encoder.encode(list(images), batch_size=min(batch_size, 128), device=device)
     was_training = encoder.training
     encoder.eval()
     out = []

@@ -14,6 +14,7 @@ from contrastkit.miners.distance_weighted import (
     distance_weighted_triplets,
     distance_weights,
 )
+from contrastkit.miners.offline import mine_hard_negatives
 from contrastkit.miners.semi_hard import SemiHardMiner, semi_hard_triplets
 from contrastkit.pairs import Pairs, Triplets, all_pairs, all_triplets, to_pairs
 
@@ -29,6 +30,7 @@ __all__ = [
     "all_triplets",
     "batch_all_triplets",
     "batch_hard_triplets",
+    "mine_hard_negatives",
     "distance_weighted_triplets",
     "distance_weights",
     "semi_hard_triplets",

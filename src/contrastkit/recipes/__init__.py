@@ -7,10 +7,12 @@ from contrastkit.recipes.moco import MoCo, MoCoConfig
 from contrastkit.recipes.mocov3 import MoCoV3, MoCoV3Config
 from contrastkit.recipes.nnclr import NNCLR, NNCLRConfig
 from contrastkit.recipes.simclr import SimCLR, SimCLRConfig
+from contrastkit.recipes.simcse import SimCSE, SimCSEConfig
 from contrastkit.recipes.simsiam import SimSiam, SimSiamConfig
 from contrastkit.recipes.supcon import SupCon, SupConConfig
 from contrastkit.recipes.supervised import Supervised, SupervisedConfig
 from contrastkit.recipes.swav import SwAV, SwAVConfig
+from contrastkit.recipes.text_supcon import TextSupCon, TextSupConConfig
 from contrastkit.recipes.vicreg import VICReg, VICRegConfig
 from contrastkit.train.recipe import LossOutput, Recipe
 
@@ -28,6 +30,8 @@ RECIPES = {
     "vicreg": (VICReg, VICRegConfig),
     "nnclr": (NNCLR, NNCLRConfig),
     "dino": (DINO, DINOConfig),
+    "simcse": (SimCSE, SimCSEConfig),
+    "text_supcon": (TextSupCon, TextSupConConfig),
 }
 
 __all__ = [
@@ -48,6 +52,8 @@ __all__ = [
     "Recipe",
     "SimCLR",
     "SimCLRConfig",
+    "SimCSE",
+    "SimCSEConfig",
     "SimSiam",
     "SimSiamConfig",
     "SupCon",
@@ -56,6 +62,8 @@ __all__ = [
     "SupervisedConfig",
     "SwAV",
     "SwAVConfig",
+    "TextSupCon",
+    "TextSupConConfig",
     "VICReg",
     "VICRegConfig",
 ]

@@ -64,7 +64,7 @@ class ExperimentConfig:
     for the monitor; a fraction if < 1). Model: ``encoder``, ``width`` (channel multiplier or
     SmallCNN width), ``small_input`` (auto: images ≤ 64 px). Recipe: ``recipe``,
     ``temperature``, ``proj_hidden``, ``proj_dim`` (None: the recipe's default), ``flip``,
-    ``recipe_options`` (any other field of the recipe's config dataclass, e.g.
+    ``max_length`` (text encoders: tokens per text), ``recipe_options`` (any other field of the recipe's config dataclass, e.g.
     ``{"queue_size": 8192}`` for moco; CLI ``--set queue_size=8192``). ``optimizer``, ``lr``
     and ``weight_decay`` left unset take the recipe's ``optim_defaults``.
     Evaluation: ``knn_k`` (the monitor's k, also reported on test), ``knn_temperature``,
@@ -85,6 +85,7 @@ class ExperimentConfig:
     temperature: float | None = None
     proj_hidden: int | None = None
     proj_dim: int | None = None
+    max_length: int = 128
     recipe_options: dict[str, Any] = field(default_factory=dict)
     flip: float = 0.5
     crop_min_scale: float = 0.2
@@ -292,7 +293,15 @@ def raw_pixel_knn(train: ImageSet, test: ImageSet, *, n_val: int, **knn: Any) ->
 
 
 def run_experiment(cfg: ExperimentConfig, resume: bool = False) -> dict[str, Any]:
-    """Train and evaluate; write ``results.json`` (and the encoder) into ``cfg.out_dir``."""
+    """Train and evaluate; write ``results.json`` (and the encoder) into ``cfg.out_dir``.
+
+    Text recipes (``simcse``, ``text_supcon``) run
+    :func:`~contrastkit.recipes.text_experiment.run_text_experiment`.
+    """
+    if getattr(RECIPES[cfg.recipe][0], "modality", "image") == "text":
+        from contrastkit.recipes.text_experiment import run_text_experiment
+
+        return run_text_experiment(cfg, resume=resume)
     t_start = time.time()
     torch.manual_seed(cfg.seed)
     data: DataSplits = load_dataset(cfg.data)

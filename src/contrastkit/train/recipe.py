@@ -48,6 +48,8 @@ class Recipe(nn.Module):
     encoder: nn.Module
     name: str = "recipe"
     needs_labels: bool = False
+    #: what the recipe trains on: ``"image"`` batches (``images``) or ``"text"`` (``texts``)
+    modality: str = "image"
     #: the optimiser, base learning rate (at batch 256) and weight decay that ``contrastkit
     #: train`` uses for this recipe unless told otherwise (each recipe states its source)
     optim_defaults: ClassVar[dict[str, Any]] = {

@@ -163,6 +163,11 @@ class TrainConfig:
         return self.lr * _LR_SCALING[self.lr_scaling](self.batch_size / 256)
 
 
+def _inputs_of(data: Any) -> Tensor | list[str]:
+    """What an encoder embeds of a data set: its images (ImageSet) or its texts (TextSet)."""
+    return data.images if hasattr(data, "images") else list(data.texts)
+
+
 def _device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -365,14 +370,12 @@ class Trainer:
         for i in range(self.steps_per_epoch):
             # the same global batch on every process; each takes its contiguous share
             idx = perm[i * bs : (i + 1) * bs][self.rank * lb : (self.rank + 1) * lb]
-            batch = {
-                "images": self.train.images[idx].to(self.device, non_blocking=True),
-                # data-set indices: global instance ids (queues, memory banks)
-                "indices": idx.to(self.device, non_blocking=True),
+            # images / texts, labels, and "indices": data-set indices, the global instance
+            # ids of queues and memory banks; tensors move to the device, texts stay lists
+            yield {
+                k: v.to(self.device, non_blocking=True) if isinstance(v, Tensor) else v
+                for k, v in self.train.rows(idx).items()
             }
-            if self.train.labels is not None:
-                batch["labels"] = self.train.labels[idx].to(self.device, non_blocking=True)
-            yield batch
 
     def _monitor(self) -> dict[str, float]:
         if self.monitor is None or not self.is_main:
@@ -381,8 +384,8 @@ class Trainer:
         kw = dict(bf16=self.precision == "bf16", channels_last=self.config.channels_last)
         enc = self.recipe.encoder
         with torch.compiler.set_stance("force_eager"):  # no recompiles for eval shapes
-            f_ref = extract_features(enc, ref.images, device=self.device, **kw)
-            f_held = extract_features(enc, held.images, device=self.device, **kw)
+            f_ref = extract_features(enc, _inputs_of(ref), device=self.device, **kw)
+            f_held = extract_features(enc, _inputs_of(held), device=self.device, **kw)
         acc = knn_accuracy(
             f_ref,
             ref.labels,
@@ -539,7 +542,7 @@ class Trainer:
                 self.recipe.on_step_end(self.step, self.total_steps)
                 epoch_loss += loss_value
                 n_steps += 1
-                images += batch["images"].shape[0] * self.world
+                images += len(batch["indices"]) * self.world
                 for key, value in out.metrics.items():
                     metric_sums[key] = metric_sums.get(key, 0.0) + float(value)
                 if out.embeddings is not None and len(embeds) < 8:
@@ -592,7 +595,9 @@ class Trainer:
         if self._tb is not None:
             self._tb.close()
             self._tb = None
-        if self.encoder_name and self.step >= self.total_steps and self.is_main:
+        # a finished run, or one the time budget stopped, exports its encoder (a run paused
+        # with stop_after_epoch does not: it is meant to be resumed)
+        if self.encoder_name and (self.step >= self.total_steps or stopped) and self.is_main:
             export_encoder(self.recipe.encoder, self.out_dir, self.encoder_name)
         dist.barrier()  # the files are written before any process goes on
         return self.history

