@@ -10,6 +10,7 @@ own speed, timed on its first 20 training steps (``fit_to_budget``); ``max_minut
 run anyway.
 
     python benchmarks/recipes_fmnist.py [--minutes 4.5] [--recipes simclr,byol,...] [--out runs/bench]
+                                        [--view-size 20]
 
 A recipe whose result file is already in ``--out`` is not run again (an interrupted
 benchmark continues where it stopped). Prints one table (kNN, linear probe, images/s, peak memory, the collapse monitor's last
@@ -62,11 +63,12 @@ EXTRA: dict[str, dict] = {
 }
 
 
-def experiment(name: str, out: Path, epochs: int, minutes: float):
+def experiment(name: str, out: Path, epochs: int, minutes: float, view_size: int | None = None):
     from contrastkit.recipes.experiment import ExperimentConfig
 
     return ExperimentConfig(
         recipe=name,
+        recipe_options={} if view_size is None else {"image_size": view_size},
         epochs=epochs,
         monitor_every=epochs,
         max_minutes=minutes,
@@ -77,11 +79,11 @@ def experiment(name: str, out: Path, epochs: int, minutes: float):
     )
 
 
-def run_one(name: str, out: Path, minutes: float) -> dict:
+def run_one(name: str, out: Path, minutes: float, view_size: int | None = None) -> dict:
     from contrastkit.recipes.experiment import run_experiment
 
     # the trainer times its first steps and fits the epochs (≤ 100) to the budget
-    res = run_experiment(experiment(name, out, 100, minutes))
+    res = run_experiment(experiment(name, out, 100, minutes, view_size))
     epochs = res["epochs"]
     last = res["history"][-1]
     return {
@@ -144,11 +146,14 @@ def main() -> None:
     ap.add_argument("--minutes", type=float, default=4.5, help="training budget per recipe")
     ap.add_argument("--recipes", default=",".join(ALL))
     ap.add_argument("--out", default="runs/bench_recipes")
+    ap.add_argument(
+        "--view-size", type=int, default=None, help="views' size in px (default: the images')"
+    )
     ap.add_argument("--one", help=argparse.SUPPRESS)  # child process: one recipe
     args = ap.parse_args()
     out = Path(args.out)
     if args.one:
-        row = run_one(args.one, out, args.minutes)
+        row = run_one(args.one, out, args.minutes, args.view_size)
         (out / f"{args.one}.json").write_text(json.dumps(row, indent=2))
         return
     out.mkdir(parents=True, exist_ok=True)
@@ -159,6 +164,8 @@ def main() -> None:
         if not (out / f"{name}.json").exists():  # a finished recipe is not run again
             # one process per recipe: a clean peak-memory figure and no state carried over
             cmd = [sys.executable, __file__, "--one", name, "--minutes", str(args.minutes)]
+            if args.view_size:
+                cmd += ["--view-size", str(args.view_size)]
             subprocess.run([*cmd, "--out", str(out)], check=True)
         row = json.loads((out / f"{name}.json").read_text())
         rows.append(row)

@@ -35,8 +35,18 @@ from contrastkit.recipes import SimCSE, SimCSEConfig
 from contrastkit.train import TrainConfig, Trainer
 
 
-def _corr(features: torch.Tensor, human: torch.Tensor) -> dict[str, float]:
-    return similarity_correlation(features, human)
+def _train_and_score(recipe, corpus, lee, name, out: Path, **train) -> dict[str, float]:
+    """Train ``recipe`` on ``corpus`` (AdamW, lr as given, no lr scaling), then correlate."""
+    cfg = TrainConfig(
+        optimizer="adamw", lr_scaling="none", out_dir=str(out / name), monitor_every=0, **train
+    )
+    t0 = time.time()
+    Trainer(
+        recipe, corpus, cfg, encoder_name={"minilm": "hf_text", "scratch": "small_text"}[name]
+    ).fit()
+    res = similarity_correlation(extract_features(recipe.encoder, lee.documents), lee.similarity)
+    res["minutes"] = (time.time() - t0) / 60
+    return res
 
 
 def main() -> None:
@@ -57,8 +67,8 @@ def main() -> None:
     out = Path(args.out)
     res: dict[str, dict[str, float]] = {}
     _, x = tfidf_features(corpus.texts, lee.documents)
-    res["tfidf"] = _corr(x, lee.similarity)
-    res["frozen_minilm"] = _corr(
+    res["tfidf"] = similarity_correlation(x, lee.similarity)
+    res["frozen_minilm"] = similarity_correlation(
         extract_features(minilm(max_length=args.max_length), lee.documents), lee.similarity
     )
     for key in ("tfidf", "frozen_minilm"):
@@ -66,24 +76,18 @@ def main() -> None:
     runs = args.runs.split(",")
     if "minilm" in runs:
         recipe = SimCSE(minilm(max_length=args.max_length), SimCSEConfig())
-        cfg = TrainConfig(
+        res["simcse_minilm"] = r = _train_and_score(
+            recipe,
+            corpus,
+            lee,
+            "minilm",
+            out,
             epochs=1,
             batch_size=64,
-            optimizer="adamw",
             lr=3e-5,
-            lr_scaling="none",
             weight_decay=0.0,
             warmup_epochs=0.0,
-            out_dir=str(out / "minilm"),
-            monitor_every=0,
         )
-        t0 = time.time()
-        Trainer(recipe, corpus, cfg, encoder_name="hf_text").fit()
-        res["simcse_minilm"] = _corr(
-            extract_features(recipe.encoder, lee.documents), lee.similarity
-        )
-        res["simcse_minilm"]["minutes"] = (time.time() - t0) / 60
-        r = res["simcse_minilm"]
         d = r["pearson"] - res["frozen_minilm"]["pearson"]
         print(
             f"SimCSE from MiniLM pearson {r['pearson']:.4f} ({d:+.4f} vs frozen)  spearman "
@@ -95,22 +99,18 @@ def main() -> None:
             build_vocab(corpus.texts, min_count=2), dim=256, layers=2, heads=4, max_length=128
         )
         recipe = SimCSE(enc, SimCSEConfig(views="crop"))
-        cfg = TrainConfig(
+        res["simcse_scratch"] = r = _train_and_score(
+            recipe,
+            corpus,
+            lee,
+            "scratch",
+            out,
             epochs=args.scratch_epochs,
             batch_size=128,
-            optimizer="adamw",
             lr=1e-3,
-            lr_scaling="none",
             weight_decay=0.01,
             warmup_epochs=0.5,
-            out_dir=str(out / "scratch"),
-            monitor_every=0,
         )
-        t0 = time.time()
-        Trainer(recipe, corpus, cfg, encoder_name="small_text").fit()
-        res["simcse_scratch"] = _corr(extract_features(recipe.encoder, lee.documents), lee.similarity)
-        res["simcse_scratch"]["minutes"] = (time.time() - t0) / 60
-        r = res["simcse_scratch"]
         d = r["pearson"] - res["tfidf"]["pearson"]
         print(
             f"SimCSE from scratch pearson {r['pearson']:.4f} ({d:+.4f} vs TF-IDF)  spearman "

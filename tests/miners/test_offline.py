@@ -38,8 +38,14 @@ def test_matches_explicit_loop(margin, max_sim):
     pos[3] = -1  # a positive outside the corpus: no margin test for that row
     exclude = torch.rand(37, 50, generator=g) < 0.1
     got = mine_hard_negatives(
-        anchors, corpus, positive_index=pos, k=4, margin=margin, max_similarity=max_sim,
-        exclude=exclude, chunk=8,
+        anchors,
+        corpus,
+        positive_index=pos,
+        k=4,
+        margin=margin,
+        max_similarity=max_sim,
+        exclude=exclude,
+        chunk=8,
     )
     assert torch.equal(got, _loop(anchors, corpus, pos, 4, margin, max_sim, exclude))
 

@@ -320,9 +320,12 @@ def index(
     )
 
 
+_QUERY_ARGUMENT = typer.Argument(..., help="One or more query texts.")
+
+
 @app.command()
 def search(
-    query: list[str] = typer.Argument(..., help="One or more query texts."),
+    query: list[str] = _QUERY_ARGUMENT,
     index: str = typer.Option(..., "--index", help="Folder written by contrastkit index."),
     k: int = typer.Option(10, "-k", help="Hits per query."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),

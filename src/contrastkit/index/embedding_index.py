@@ -128,6 +128,8 @@ class EmbeddingIndex:
         connectivity, expansion_add, expansion_search: usearch's HNSW M, efConstruction and
             ef (None: usearch's defaults 16, 128, 64). Raise ``expansion_search`` for recall.
         auto_threshold: the row count at which ``"auto"`` switches to usearch.
+        threads: usearch worker threads for adding and searching (0: all cores). A run-time
+            setting, not saved; the exact backend follows ``torch.set_num_threads``.
 
     Example:
         >>> import torch
@@ -150,6 +152,7 @@ class EmbeddingIndex:
         expansion_add: int | None = None,
         expansion_search: int | None = None,
         auto_threshold: int = AUTO_EXACT_MAX_ROWS,
+        threads: int = 0,
     ) -> None:
         if isinstance(dim, bool) or not isinstance(dim, int) or dim < 1:
             raise ValueError(f"dim must be a positive integer (the embedding size), got {dim!r}.")
@@ -168,6 +171,7 @@ class EmbeddingIndex:
             "expansion_search": expansion_search,
         }
         self.auto_threshold = int(auto_threshold)
+        self.threads = int(threads)
         self._chunks: list[Tensor] = []
         self._n = 0
         self._ids: list[str] = []
@@ -323,7 +327,7 @@ class EmbeddingIndex:
 
     def _graph_add(self, z: Tensor, start: int) -> None:
         keys = np.arange(start, start + z.shape[0], dtype=np.uint64)
-        self._graph.add(keys, np.ascontiguousarray(z.numpy()))
+        self._graph.add(keys, np.ascontiguousarray(z.numpy()), threads=self.threads)
 
     def _build_graph(self) -> None:
         self._graph = self._new_graph()
@@ -368,7 +372,7 @@ class EmbeddingIndex:
         return top.values, top.indices
 
     def _search_graph(self, q: Tensor, e: Tensor, k: int) -> tuple[Tensor, Tensor]:
-        found = self._graph.search(np.ascontiguousarray(q.numpy()), count=k)
+        found = self._graph.search(np.ascontiguousarray(q.numpy()), count=k, threads=self.threads)
         if q.shape[0] == 1:  # usearch returns Matches (1-D) for a single query
             keys = np.full((1, k), -1, dtype=np.int64)
             got = np.asarray(found.keys, dtype=np.int64)[:k]

@@ -30,9 +30,9 @@ __all__ = [
     "all_triplets",
     "batch_all_triplets",
     "batch_hard_triplets",
-    "mine_hard_negatives",
     "distance_weighted_triplets",
     "distance_weights",
+    "mine_hard_negatives",
     "semi_hard_triplets",
     "to_pairs",
 ]

@@ -68,7 +68,9 @@ def mine_hard_negatives(
     if k < 1:
         raise ValueError(f"k must be ≥ 1, got {k}.")
     if positive_index is not None and positive_index.shape != (n,):
-        raise ValueError(f"positive_index must have shape ({n},), got {tuple(positive_index.shape)}.")
+        raise ValueError(
+            f"positive_index must have shape ({n},), got {tuple(positive_index.shape)}."
+        )
     if positives is not None and positives.shape != anchors.shape:
         raise ValueError(
             f"positives must have the anchors' shape {tuple(anchors.shape)}, got "

@@ -12,9 +12,11 @@ from contrastkit.augment import Views, views_for
 __all__ = [
     "ImageViewsConfig",
     "build_views",
+    "check_text_encoder",
     "instance_ids",
     "like_encoder",
     "online",
+    "text_views_or_none",
     "view_pair",
 ]
 
@@ -80,3 +82,21 @@ def online(*modules: nn.Module) -> nn.Sequential:
     """The online branch a momentum encoder follows, e.g. ``online(encoder, projector)``
     (a throwaway container: the modules stay registered where they are)."""
     return nn.Sequential(*modules)
+
+
+def check_text_encoder(encoder: nn.Module, recipe: str) -> None:
+    """Raise a clear error when a text recipe is given an encoder without ``tokenize``."""
+    if not hasattr(encoder, "tokenize"):
+        raise TypeError(
+            f"{recipe} needs a text encoder with tokenize(); got {type(encoder).__name__}. "
+            "Use contrastkit.encoders.text.HFTextEncoder (minilm) or SmallTextEncoder."
+        )
+
+
+def text_views_or_none(preset: str, seed: int):
+    """The text-view preset (``"none"``: no views, dropout is the only noise)."""
+    if preset == "none":
+        return None
+    from contrastkit.augment.text import text_views
+
+    return text_views(preset, seed=seed)

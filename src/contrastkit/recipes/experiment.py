@@ -172,12 +172,16 @@ def _unknown(what: str, value: str, choices: list[str]) -> None:
     raise ValueError(f"unknown {what} {value!r}; valid: {choices}.{hint}")
 
 
-def split_validation(train: ImageSet, val_size: float, seed: int) -> tuple[ImageSet, ImageSet]:
-    """Hold ``val_size`` images (or that fraction) out of ``train``, stratified by label."""
+def split_validation(train: Any, val_size: float, seed: int) -> tuple[Any, Any]:
+    """Hold ``val_size`` rows (or that fraction) out of ``train``, stratified by label.
+
+    ``train`` is an :class:`ImageSet` or a :class:`~contrastkit.data.text.TextSet` (anything
+    with ``len``, ``labels`` and ``subset``); returns (training part, validation part).
+    """
     n = len(train)
     n_val = int(round(val_size * n)) if val_size < 1 else int(val_size)
     if not 0 < n_val < n:
-        raise ValueError(f"val_size={val_size} leaves no training or no validation images.")
+        raise ValueError(f"val_size={val_size} leaves no training or no validation rows.")
     g = torch.Generator().manual_seed(seed + 17)
     if train.labels is None:
         perm = torch.randperm(n, generator=g)

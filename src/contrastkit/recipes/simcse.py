@@ -42,6 +42,7 @@ import torch
 from torch import Tensor, nn
 
 from contrastkit.losses import info_nce, triplet_margin
+from contrastkit.recipes._common import check_text_encoder, text_views_or_none
 from contrastkit.train.recipe import LossOutput, Recipe
 
 __all__ = ["SimCSE", "SimCSEConfig"]
@@ -89,19 +90,11 @@ class SimCSE(Recipe):
         self.config = c = config or SimCSEConfig()
         if c.loss not in ("info_nce", "triplet"):
             raise ValueError(f"SimCSE loss must be 'info_nce' or 'triplet', got {c.loss!r}.")
-        if not hasattr(encoder, "tokenize"):
-            raise TypeError(
-                f"SimCSE needs a text encoder with tokenize(); got {type(encoder).__name__}. "
-                "Use contrastkit.encoders.text.HFTextEncoder or SmallTextEncoder."
-            )
+        check_text_encoder(encoder, "SimCSE")
         self.encoder = encoder
         d = int(encoder.out_dim)
         self.head = nn.Sequential(nn.Linear(d, d), nn.Tanh()) if c.head else nn.Identity()
-        self._views = None
-        if c.views != "none":
-            from contrastkit.augment.text import text_views
-
-            self._views = text_views(c.views, seed=c.seed)
+        self._views = text_views_or_none(c.views, c.seed)
 
     def _noisy(self, texts: list[str]) -> list[str]:
         return list(texts) if self._views is None else self._views(list(texts))

@@ -48,29 +48,7 @@ __all__ = [
     "load_text_encoder",
     "mine_text_triplets",
     "run_text_experiment",
-    "split_texts",
 ]
-
-
-def split_texts(data: Any, val_size: float, seed: int) -> tuple[Any, Any]:
-    """Hold ``val_size`` texts (or that fraction) out of a TextSet, stratified when labelled."""
-    n = len(data)
-    n_val = int(round(val_size * n)) if val_size < 1 else int(val_size)
-    if not 0 < n_val < n:
-        raise ValueError(f"val_size={val_size} leaves no training or no validation texts.")
-    g = torch.Generator().manual_seed(seed + 17)
-    if data.labels is None:
-        perm = torch.randperm(n, generator=g)
-        return data.subset(perm[n_val:].sort().values), data.subset(perm[:n_val].sort().values)
-    val_idx = []
-    for c in torch.unique(data.labels):
-        idx = (data.labels == c).nonzero().flatten()
-        take = int(round(n_val * len(idx) / n))
-        val_idx.append(idx[torch.randperm(len(idx), generator=g)[:take]])
-    val = torch.cat(val_idx).sort().values
-    mask = torch.ones(n, dtype=torch.bool)
-    mask[val] = False
-    return data.subset(mask.nonzero().flatten()), data.subset(val)
 
 
 def _table_columns(path: Path) -> list[str]:
@@ -160,8 +138,10 @@ def run_text_experiment(cfg: Any, resume: bool = False) -> dict[str, Any]:
 
     t_start = time.time()
     torch.manual_seed(cfg.seed)
+    from contrastkit.recipes.experiment import split_validation
+
     data = load_text_data(cfg.data)
-    train, val = split_texts(data, cfg.val_size, cfg.seed)
+    train, val = split_validation(data, cfg.val_size, cfg.seed)
     recipe, enc_name = build_text_recipe(cfg, train.texts)
     labelled = train.labels is not None
     results: dict[str, Any] = {

@@ -25,6 +25,7 @@ from torch import Tensor, nn
 
 from contrastkit.heads import ProjectionHead
 from contrastkit.losses import info_nce
+from contrastkit.recipes._common import check_text_encoder, text_views_or_none
 from contrastkit.train.recipe import LossOutput, Recipe
 
 __all__ = ["TextSupCon", "TextSupConConfig"]
@@ -67,11 +68,7 @@ class TextSupCon(Recipe):
     def __init__(self, encoder: nn.Module, config: TextSupConConfig | None = None) -> None:
         super().__init__()
         self.config = c = config or TextSupConConfig()
-        if not hasattr(encoder, "tokenize"):
-            raise TypeError(
-                f"TextSupCon needs a text encoder with tokenize(); got "
-                f"{type(encoder).__name__}. Use contrastkit.encoders.text.HFTextEncoder."
-            )
+        check_text_encoder(encoder, "TextSupCon")
         self.encoder = encoder
         d = int(encoder.out_dim)
         self.head: nn.Module = (
@@ -79,11 +76,7 @@ class TextSupCon(Recipe):
             if c.proj_layers
             else nn.Identity()
         )
-        self._views = None
-        if c.views != "none":
-            from contrastkit.augment.text import text_views
-
-            self._views = text_views(c.views, seed=c.seed)
+        self._views = text_views_or_none(c.views, c.seed)
 
     def prepare(self, batch: dict[str, Any]) -> dict[str, Any]:
         labels = Recipe._require_labels(batch, self.name)
