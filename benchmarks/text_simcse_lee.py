@@ -38,7 +38,12 @@ from contrastkit.train import TrainConfig, Trainer
 def _train_and_score(recipe, corpus, lee, name, out: Path, **train) -> dict[str, float]:
     """Train ``recipe`` on ``corpus`` (AdamW, lr as given, no lr scaling), then correlate."""
     cfg = TrainConfig(
-        optimizer="adamw", lr_scaling="none", out_dir=str(out / name), monitor_every=0, **train
+        optimizer="adamw",
+        lr_scaling="none",
+        group_by_length=True,
+        out_dir=str(out / name),
+        monitor_every=0,
+        **train,
     )
     t0 = time.time()
     Trainer(

@@ -280,3 +280,20 @@ def test_compile_trains_like_eager_and_leaves_plain_modules(digits, tmp_path):
     x = torch.rand(4, 1, 8, 8)
     comp.recipe.encoder.eval()
     torch.testing.assert_close(load_encoder(tmp_path / "True")(x), comp.recipe.encoder(x))
+
+
+def test_group_by_length_keeps_every_row_and_groups_lengths():
+    """Length-grouped batches: a permutation of the rows; each batch's lengths span little."""
+    from contrastkit.train.trainer import _group_by_length
+
+    g = torch.Generator().manual_seed(0)
+    lengths = torch.randint(1, 200, (1000,), generator=g)
+    perm = torch.randperm(1000, generator=g)
+    out = _group_by_length(perm, lengths, 16, torch.Generator().manual_seed(1))
+    assert torch.equal(out.sort().values, torch.arange(1000))
+    spans = [int(lengths[b].max() - lengths[b].min()) for b in out[: 62 * 16].view(62, 16)]
+    random_spans = [int(lengths[b].max() - lengths[b].min()) for b in perm[: 62 * 16].view(62, 16)]
+    assert sum(spans) < 0.2 * sum(random_spans)
+    # batches are shuffled: not simply longest first
+    firsts = [int(lengths[b].max()) for b in out[: 62 * 16].view(62, 16)]
+    assert firsts != sorted(firsts, reverse=True)

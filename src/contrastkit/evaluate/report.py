@@ -205,6 +205,43 @@ def _fmt(v: Any) -> str:
     return html.escape(str(v))
 
 
+def _text_neighbours(
+    texts: list[str],
+    features: Tensor,
+    labels: Tensor | None,
+    classes: Sequence[str] | None,
+    seed: int,
+    rows: int = 8,
+    k: int = 3,
+) -> str:
+    """An HTML table: sample texts and their ``k`` nearest texts (cosine), other labels red."""
+    z = torch.nn.functional.normalize(features.float(), dim=1)
+    g = torch.Generator().manual_seed(seed)
+    picks = torch.randperm(len(texts), generator=g)[: min(rows, len(texts))]
+    sim = z[picks] @ z.T
+    sim[torch.arange(len(picks)), picks] = -2.0  # not its own neighbour
+    top = sim.topk(min(k, len(texts) - 1), dim=1)
+
+    def name(i: int) -> str:
+        if labels is None:
+            return ""
+        y = int(labels[i])
+        return f" <small>[{html.escape(str(classes[y]) if classes else str(y))}]</small>"
+
+    out = [
+        "<h2>Nearest neighbours</h2><p>Each row: a text and its nearest texts by cosine "
+        "similarity; red marks another label.</p><table><tr><th>text</th><th>neighbours</th></tr>"
+    ]
+    for r, i in enumerate(picks.tolist()):
+        cells = []
+        for s, j in zip(top.values[r].tolist(), top.indices[r].tolist()):
+            other = labels is not None and int(labels[j]) != int(labels[i])
+            style = ' style="color:#c00"' if other else ""
+            cells.append(f"<div{style}>{s:.3f} {html.escape(texts[j])}{name(j)}</div>")
+        out.append(f"<tr><td>{html.escape(texts[i])}{name(i)}</td><td>{''.join(cells)}</td></tr>")
+    return "".join(out) + "</table>"
+
+
 def write_report(
     path: str | os.PathLike,
     *,
@@ -214,6 +251,7 @@ def write_report(
     features: Tensor | None = None,
     labels: Tensor | None = None,
     images: Tensor | None = None,
+    texts: Sequence[str] | None = None,
     classes: Sequence[str] | None = None,
     confusion: np.ndarray | None = None,
     maps: Sequence[str] = ("tsne", "umap"),
@@ -228,6 +266,7 @@ def write_report(
         metrics: name → value rows of the table (e.g. test kNN and linear-probe accuracy).
         history: per-epoch rows from the trainer (curves).
         features, labels, images: test-set embeddings, labels and images (maps, neighbours).
+        texts: the embedded texts, for text encoders (a table of nearest-neighbour texts).
         classes: class names. confusion: confusion matrix (C, C).
         maps: which embedding maps to draw (``tsne``, ``umap``).
         max_points: class-stratified sample size for the maps.
@@ -270,6 +309,8 @@ def write_report(
                 "neighbours by cosine similarity; red frames mark another class.</p>"
                 + _img_tag(plot_neighbours(images, features, labels, seed=seed), "neighbours")
             )
+        if texts is not None:
+            sections.append(_text_neighbours(list(texts), features, labels, classes, seed))
     if confusion is not None:
         sections.append(
             "<h2>Confusion matrix</h2>" + _img_tag(plot_confusion(confusion, classes), "confusion")

@@ -58,6 +58,14 @@ def mine_hard_negatives(
     Returns:
         LongTensor (N, k) of corpus rows, hardest first; −1 where fewer than ``k`` candidates
         pass the filters.
+
+    Example:
+        >>> import torch
+        >>> a = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+        >>> corpus = torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.6, 0.8]])
+        >>> mine_hard_negatives(a, corpus, positive_index=torch.tensor([0, 1]), k=2, margin=0.0)
+        tensor([[2, 1],
+                [2, 0]])
     """
     if anchors.dim() != 2 or corpus.dim() != 2 or anchors.shape[1] != corpus.shape[1]:
         raise ValueError(

@@ -104,6 +104,7 @@ class ExperimentConfig:
     channels_last: bool = True
     compile: bool = False
     grad_cache: int = 0
+    group_by_length: bool = True
     sync_bn: bool = False
     seed: int = 0
     out_dir: str = "runs/contrastkit"

@@ -20,7 +20,7 @@ Example:
     >>> _ = (d / "t.tsv").write_text("text\\tlabel\\n" + "\\n".join(rows))
     >>> cfg = ExperimentConfig(recipe="text_supcon", data=str(d / "t.tsv"), encoder="small_text",
     ...                        epochs=1, batch_size=16, val_size=0.25, out_dir=str(d / "run"),
-    ...                        progress=False, report=False, width=32)
+    ...                        progress=False, report_maps=("tsne",), width=32)
     >>> sorted(run_experiment(cfg)["val"])[:2]
     ['knn_acc', 'linear_probe_acc']
 """
@@ -171,6 +171,33 @@ def run_text_experiment(cfg: Any, resume: bool = False) -> dict[str, Any]:
         f_va = extract_features(recipe.encoder, val.texts, bf16=bf16)
         results["val"] = _probe(f_tr, train.labels, f_va, val.labels)
         results["baselines"] = baselines
+        if cfg.report:
+            from contrastkit.evaluate.report import write_report
+
+            metrics: dict[str, Any] = {f"val {k}": v for k, v in results["val"].items()}
+            for base, vals in baselines.items():
+                metrics.update({f"{base} val {k}": v for k, v in vals.items()})
+            metrics.update(
+                recipe=cfg.recipe,
+                data=f"{data.name} (train {len(train)}, val {len(val)})",
+                encoder=cfg.encoder,
+                epochs=trainer.epoch,
+                precision=trainer.precision,
+            )
+            results["report"] = str(
+                write_report(
+                    Path(cfg.out_dir) / "report.html",
+                    title=f"contrastkit {cfg.recipe} on {data.name}",
+                    metrics=metrics,
+                    history=results["history"],
+                    features=f_va,
+                    labels=val.labels,
+                    texts=val.texts,
+                    classes=val.classes,
+                    maps=cfg.report_maps,
+                    seed=cfg.seed,
+                )
+            )
     results["total_seconds"] = time.time() - t_start
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)

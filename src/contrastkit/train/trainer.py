@@ -88,6 +88,8 @@ class TrainConfig:
         grad_cache: embed each batch in chunks of this many rows (views) with gradient caching
             (:func:`~contrastkit.train.grad_cache_step`): batches far larger than memory
             allows for one pass, same loss over the whole batch; 0 (default) disables it.
+        group_by_length: text data: batches of texts of similar length (sorted within
+            windows of 50 batches, batches shuffled), so little compute goes to padding.
         seed: seeds the weights' init (if built after), batch order and augmentations.
         out_dir: checkpoints, logs and the exported encoder go here.
         monitor_every: run the kNN monitor every this many epochs (0: never).
@@ -123,6 +125,7 @@ class TrainConfig:
     channels_last: bool = True
     compile: bool = False
     grad_cache: int = 0
+    group_by_length: bool = False
     sync_bn: bool = False
     seed: int = 0
     out_dir: str = "runs/contrastkit"
@@ -161,6 +164,24 @@ class TrainConfig:
     def base_lr(self) -> float:
         """``lr`` scaled from batch 256 to ``batch_size`` by the ``lr_scaling`` rule."""
         return self.lr * _LR_SCALING[self.lr_scaling](self.batch_size / 256)
+
+
+def _group_by_length(perm: Tensor, lengths: Tensor, batch: int, g: torch.Generator) -> Tensor:
+    """Reorder a random permutation so each batch holds texts of similar length.
+
+    Within windows of 50 batches the rows are sorted by length and cut into batches; the
+    batches are then shuffled (Hugging Face's length-grouped sampler). Padding per batch
+    falls from the longest text of a random batch to a near neighbour's length.
+    """
+    window = 50 * batch
+    chunks = []
+    for s in range(0, len(perm), window):
+        part = perm[s : s + window]
+        chunks.append(part[lengths[part].argsort(descending=True, stable=True)])
+    ordered = torch.cat(chunks)
+    n = len(ordered) // batch
+    blocks = ordered[: n * batch].view(n, batch)[torch.randperm(n, generator=g)]
+    return torch.cat([blocks.flatten(), ordered[n * batch :]])
 
 
 def _inputs_of(data: Any) -> Tensor | list[str]:
@@ -367,6 +388,8 @@ class Trainer:
         g = torch.Generator().manual_seed(self.config.seed * 1_000_003 + epoch)
         perm = torch.randperm(len(self.train), generator=g)
         bs, lb = self.config.batch_size, self.local_batch
+        if self.config.group_by_length and hasattr(self.train, "texts"):
+            perm = _group_by_length(perm, self._text_lengths(), bs, g)
         for i in range(self.steps_per_epoch):
             # the same global batch on every process; each takes its contiguous share
             idx = perm[i * bs : (i + 1) * bs][self.rank * lb : (self.rank + 1) * lb]
@@ -376,6 +399,11 @@ class Trainer:
                 k: v.to(self.device, non_blocking=True) if isinstance(v, Tensor) else v
                 for k, v in self.train.rows(idx).items()
             }
+
+    def _text_lengths(self) -> Tensor:
+        if getattr(self, "_lengths", None) is None:
+            self._lengths = torch.tensor([len(t) for t in self.train.texts])
+        return self._lengths
 
     def _monitor(self) -> dict[str, float]:
         if self.monitor is None or not self.is_main:
