@@ -55,6 +55,7 @@ __all__ = [
     "from_hf_dataset",
     "load_lee",
     "load_movie_snippets",
+    "load_text_data",
     "load_text_dataset",
     "load_text_file",
     "load_text_table",
@@ -763,6 +764,26 @@ def load_text_dataset(name_or_path: str | os.PathLike, **kwargs: Any) -> TextSet
         f"unknown text data set {str(name_or_path)!r}: not one of {sorted(TEXT_DATASETS)} and "
         f"not a file ending in .txt, {', '.join(sorted(TABLE_SUFFIXES))}.{hint}"
     )
+
+
+def load_text_data(name_or_path: str | os.PathLike) -> TextSet:
+    """:func:`load_text_dataset`, with a table's role columns found by name: ``label``,
+    ``positive``, ``negative``, ``score`` and ``id`` are used when the header has them (the
+    texts are in ``text``). What ``contrastkit train`` uses for a text recipe's data.
+
+    Example:
+        >>> import pathlib, tempfile
+        >>> p = pathlib.Path(tempfile.mkdtemp()) / "pairs.jsonl"
+        >>> _ = p.write_text('{"text": "a cat", "positive": "a kitten"}')
+        >>> load_text_data(p).positives
+        ['a kitten']
+    """
+    path = Path(name_or_path)
+    if path.suffix.lower() not in TABLE_SUFFIXES or not path.is_file():
+        return load_text_dataset(name_or_path)
+    header = set(_read_table(path)[0])
+    roles = ("label", "positive", "negative", "score", "id")
+    return load_text_table(path, **{f"{r}_column": r for r in roles if r in header})
 
 
 def stratified_folds(labels: Tensor, k: int = 5, seed: int = 0) -> list[tuple[Tensor, Tensor]]:

@@ -144,7 +144,6 @@ class SimCSE(Recipe):
                 query_ids=ids,
                 temperature=c.temperature,
                 negatives=negative,
-                negative_ids=None if negative is None else torch.full_like(ids, -1),
                 symmetric=c.symmetric,
                 gather=self.id_kind,
             )

@@ -44,40 +44,10 @@ __all__ = [
     "build_text_encoder",
     "build_text_recipe",
     "load_search",
-    "load_text_data",
     "load_text_encoder",
     "mine_text_triplets",
     "run_text_experiment",
 ]
-
-
-def _table_columns(path: Path) -> list[str]:
-    """The column names of a .csv / .tsv (header row) or .jsonl (first record) file."""
-    with open(path, encoding="utf-8", errors="replace") as fh:
-        first = fh.readline()
-    if path.suffix.lower() == ".jsonl":
-        return list(json.loads(first)) if first.strip() else []
-    import csv
-
-    delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
-    return next(csv.reader([first], delimiter=delimiter), [])
-
-
-def load_text_data(name: str) -> Any:
-    """A built-in text set or a file; a table's ``label`` / ``positive`` / ``negative`` /
-    ``score`` / ``id`` columns are used when it has them (its texts are in ``text``)."""
-    from contrastkit.data.text import TABLE_SUFFIXES, load_text_dataset
-
-    path = Path(name)
-    if path.suffix.lower() not in TABLE_SUFFIXES or not path.exists():
-        return load_text_dataset(name)
-    cols = set(_table_columns(path))
-    kw = {
-        f"{role}_column": role
-        for role in ("label", "positive", "negative", "score", "id")
-        if role in cols
-    }
-    return load_text_dataset(name, **kw)
 
 
 def build_text_encoder(name: str, texts: list[str], *, max_length: int, width: float) -> Any:
@@ -106,12 +76,11 @@ def build_text_encoder(name: str, texts: list[str], *, max_length: int, width: f
 
 def build_text_recipe(cfg: Any, texts: list[str]) -> tuple[Any, str]:
     """The text recipe of ``cfg`` (an ExperimentConfig) on a fresh encoder; (recipe, name)."""
+    from contrastkit.encoders.text import SmallTextEncoder
     from contrastkit.recipes import RECIPES
 
     enc = build_text_encoder(cfg.encoder, texts, max_length=cfg.max_length, width=cfg.width)
-    name = {"minilm": "hf_text", "small_text": "small_text"}.get(cfg.encoder, "hf_text")
-    if Path(cfg.encoder, "encoder.json").exists():
-        name = json.loads(Path(cfg.encoder, "encoder.json").read_text())["encoder"]
+    name = "small_text" if isinstance(enc, SmallTextEncoder) else "hf_text"
     cls, config_cls = RECIPES[cfg.recipe]
     fields = {f.name for f in dataclasses.fields(config_cls)}
     options = dict(cfg.recipe_options)
@@ -134,6 +103,7 @@ def _probe(f_tr: torch.Tensor, y_tr: torch.Tensor, f_va: torch.Tensor, y_va: tor
 
 def run_text_experiment(cfg: Any, resume: bool = False) -> dict[str, Any]:
     """Train a text recipe and evaluate it on held-out texts; writes ``results.json``."""
+    from contrastkit.data.text import load_text_data
     from contrastkit.evaluate.text import tfidf_features
 
     t_start = time.time()
@@ -229,7 +199,7 @@ def build_search_index(
     """Embed every text of ``data`` (a built-in text set or a .txt/.csv/.tsv/.jsonl file, its
     ``column``) with ``encoder`` and save a :class:`~contrastkit.index.SemanticSearch` index
     in ``out`` (the encoder reference is stored with it). Returns the SemanticSearch."""
-    from contrastkit.data.text import load_text_table
+    from contrastkit.data.text import load_text_data, load_text_table
     from contrastkit.index import SemanticSearch
 
     p = Path(data)

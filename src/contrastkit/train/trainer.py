@@ -299,6 +299,7 @@ class Trainer:
         self.step = 0
         self.history: list[dict[str, float]] = []
         self._tb: Any = None
+        self._lengths: Tensor | None = None  # text lengths, for group_by_length
 
     # ----------------------------------------------------------------- state
     def state_dict(self) -> dict[str, Any]:
@@ -401,7 +402,7 @@ class Trainer:
             }
 
     def _text_lengths(self) -> Tensor:
-        if getattr(self, "_lengths", None) is None:
+        if self._lengths is None:
             self._lengths = torch.tensor([len(t) for t in self.train.texts])
         return self._lengths
 
