@@ -72,3 +72,20 @@ def test_warmup_cosine_schedule():
     assert lrs[mid] == pytest.approx(0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * 0.5)))
     assert all(a >= b for a, b in zip(lrs[10:], lrs[11:]))
     assert opt.param_groups[0]["lr"] == pytest.approx(0.1)
+
+
+def test_warmup_cosine_refit_continues_the_cosine_from_its_phase():
+    from contrastkit.train.optim import WarmupCosine
+
+    s = WarmupCosine(total_steps=110, warmup_steps=10, final_lr_fraction=0.1)
+    before = s(60)  # phase 0.5
+    s.refit(60, 85)  # 25 steps left instead of 50: the second half of the cosine, faster
+    assert s(60) == pytest.approx(before, abs=1e-15)
+    assert s.phase(60) == pytest.approx(0.5) and s.phase(72.5) == pytest.approx(0.75)
+    assert s(85) == pytest.approx(0.1) and s(200) == pytest.approx(0.1)
+    s.refit(70, 200)  # longer again: still continuous, still reaches the end
+    assert s(70) == pytest.approx(0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * 0.7)))
+    assert s(200) == pytest.approx(0.1)
+    w = WarmupCosine(total_steps=100, warmup_steps=10, final_lr_fraction=0.0)
+    w.refit(5, 60)  # inside the warm-up only the horizon moves
+    assert w.rebase_step == 0 and w(5) == pytest.approx(0.6) and w(35) == pytest.approx(0.5)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 
 import pytest
@@ -72,10 +73,11 @@ class _StepClock:
         self.now = 1000.0
         self.optimizer = None
         self.lrs: list[float] = []
+        self.seconds_per_step = lambda step: 1.0
         original = recipe.on_step_end
 
         def on_step_end(step, total):
-            self.now += 1.0
+            self.now += self.seconds_per_step(step)
             if self.optimizer is not None:
                 self.lrs.append(self.optimizer.param_groups[0]["lr"])
             original(step, total)
@@ -91,8 +93,10 @@ def _budget_run(tmp, monkeypatch, digits, **kw):
     clock = _StepClock(recipe)
     monkeypatch.setattr(trainer_mod.time, "time", clock)
     # 5 steps per epoch, 1 s per step: the probe ends at step 22 with 21 s gone (this clock
-    # ticks after the step); 57 s (1 minute less 5%) - 21 s = 36 more steps, 58 = 11 epochs + 3
-    cfg = _cfg(tmp, epochs=50, max_minutes=1.0, fit_to_budget=True, warmup_epochs=5, **kw)
+    # ticks after the step); 57 s (1 minute less 5%) - 21 s = 36 more steps, 58 = 11 epochs + 3;
+    # the refit after epoch 5 (25 s gone, 32 s left) makes it 57 = 11 epochs + 2, and stays
+    kw = {"warmup_epochs": 5, **kw}
+    cfg = _cfg(tmp, epochs=50, max_minutes=1.0, fit_to_budget=True, **kw)
     trainer = Trainer(recipe, digits.train.subset(range(640)), cfg, encoder_name="small_cnn")
     clock.optimizer = trainer.optimizer
     return trainer, clock
@@ -101,13 +105,32 @@ def _budget_run(tmp, monkeypatch, digits, **kw):
 def test_fit_to_budget_ends_the_schedule_inside_the_budget(digits, tmp_path, monkeypatch):
     fitted, clock = _budget_run(tmp_path / "fit", monkeypatch, digits)
     fitted.fit()
-    assert fitted.total_steps == fitted.step == 58 and fitted.epochs == fitted.epoch == 12
-    assert clock.now - 1000.0 == 58 < 60  # inside the budget, not cut by max_minutes
-    # every step's lr (base 0.2 at batch 256 = 0.1) is the warm-up + cosine of a 58-step run (the probe ended in the warm-up)
-    schedule = WarmupCosine(total_steps=58, warmup_steps=25, final_lr_fraction=0.0)
-    assert clock.lrs == pytest.approx([0.1 * schedule(t) for t in range(1, 59)], abs=1e-12)
+    assert fitted.total_steps == fitted.step == 57 and fitted.epochs == fitted.epoch == 12
+    assert clock.now - 1000.0 == 57 < 60  # inside the budget, not cut by max_minutes
+    # every step's lr (base 0.2 at batch 256 = 0.1) is the warm-up + cosine of a 57-step run
+    # (the probe and the first refit fell in the warm-up, so they only moved the horizon)
+    schedule = WarmupCosine(total_steps=57, warmup_steps=25, final_lr_fraction=0.0)
+    assert clock.lrs == pytest.approx([0.1 * schedule(t) for t in range(1, 58)], abs=1e-12)
     assert clock.lrs[-1] == pytest.approx(0.0, abs=1e-12)
     assert (tmp_path / "fit" / "encoder.safetensors").exists()  # a finished run exports
+
+
+def test_fit_to_budget_refits_after_each_epoch_without_a_jump(digits, tmp_path, monkeypatch):
+    # the machine slows to 2 s per step from step 30 (epoch 7): a fit made once, at step 22,
+    # would plan 58 steps and be cut by max_minutes at step ~44, mid-cosine
+    run, clock = _budget_run(tmp_path / "slow", monkeypatch, digits, warmup_epochs=2)
+    clock.seconds_per_step = lambda step: 1.0 if step < 30 else 2.0
+    run.fit()
+    assert run.step == run.total_steps < 58  # refitted shorter, and ended by its schedule
+    assert clock.now - 1000.0 < 60  # inside the budget
+    assert clock.lrs[-1] == pytest.approx(0.0, abs=1e-12)  # the cosine reached its end
+    # the lr never jumps: after the 10-step warm-up it only falls, and by no more in one step
+    # than the steepest cosine left after the first slow epoch's refit (step 35) allows;
+    # moving the horizon alone (no rebase) would drop it by ~0.03 at that refit
+    after = clock.lrs[10:]
+    drops = [a - b for a, b in zip(after, after[1:])]
+    assert min(drops) >= -1e-12
+    assert max(drops) < 0.5 * math.pi * 0.1 / (run.total_steps - 35)
 
 
 def test_fit_to_budget_survives_a_resume(digits, tmp_path, monkeypatch):
@@ -115,10 +138,10 @@ def test_fit_to_budget_survives_a_resume(digits, tmp_path, monkeypatch):
     full.fit()
     part, _ = _budget_run(tmp_path / "part", monkeypatch, digits)
     part.fit(stop_after_epoch=5)  # the 20-step probe ends in epoch 5
-    assert part.total_steps == 58 and part.epoch == 5
+    assert part.total_steps == 57 and part.epoch == 5
     resumed, _ = _budget_run(tmp_path / "part", monkeypatch, digits)
     resumed.fit(resume=True)
-    assert resumed.total_steps == 58 and resumed.step == full.step == 58
+    assert resumed.total_steps == 57 and resumed.step == full.step == 57
     a, b = full.recipe.state_dict(), resumed.recipe.state_dict()
     for k in a:
         assert torch.equal(a[k], b[k]), k

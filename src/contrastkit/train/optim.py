@@ -138,19 +138,42 @@ def build_optimizer(
 
 class WarmupCosine:
     """The lr factor of :func:`warmup_cosine` at a step: a callable object, so that
-    ``LambdaLR.state_dict`` keeps its horizon (a fitted ``total_steps`` survives a resume)."""
+    ``LambdaLR.state_dict`` keeps its horizon (a fitted ``total_steps`` survives a resume).
+
+    :meth:`refit` moves the horizon in the middle of the cosine without a jump: the rest of
+    the schedule continues from the current phase and reaches the final lr at the new end."""
 
     def __init__(self, total_steps: int, warmup_steps: int, final_lr_fraction: float) -> None:
         self.total_steps = int(total_steps)
         self.warmup_steps = int(min(warmup_steps, total_steps))
         self.final_lr_fraction = float(final_lr_fraction)
+        #: from this step on, the phase runs from ``rebase_phase`` to 1 at ``total_steps``
+        self.rebase_step = 0
+        self.rebase_phase = 0.0
+
+    def phase(self, step: int) -> float:
+        """Position in the cosine, 0 (base lr) to 1 (final lr); 0 during the warm-up."""
+        w = self.warmup_steps
+        if step < w:
+            return 0.0
+        if self.rebase_step and step >= self.rebase_step:
+            t0, s0 = self.rebase_phase, self.rebase_step
+            return min(t0 + (1 - t0) * (step - s0) / max(1, self.total_steps - s0), 1.0)
+        return min((step - w) / max(1, self.total_steps - w), 1.0)
 
     def __call__(self, step: int) -> float:
         w, f = self.warmup_steps, self.final_lr_fraction
         if step < w:
             return (step + 1) / w
-        t = min((step - w) / max(1, self.total_steps - w), 1.0)
-        return f + (1 - f) * 0.5 * (1 + math.cos(math.pi * t))
+        return f + (1 - f) * 0.5 * (1 + math.cos(math.pi * self.phase(step)))
+
+    def refit(self, step: int, total_steps: int) -> None:
+        """End the schedule at ``total_steps`` instead; ``step`` is the next step to run.
+        Inside the warm-up only the horizon moves; later, the cosine continues from its
+        phase at ``step``, so the lr is continuous."""
+        if step > self.warmup_steps:
+            self.rebase_phase, self.rebase_step = self.phase(step), step
+        self.total_steps = int(total_steps)
 
 
 def warmup_cosine(
@@ -161,7 +184,7 @@ def warmup_cosine(
 ) -> torch.optim.lr_scheduler.LambdaLR:
     """Per-step schedule: linear warm-up from ~0 to the base lr, then cosine to
     ``final_lr_fraction`` × base lr at ``total_steps``. The horizon can be moved later with
-    ``scheduler.lr_lambdas[0].total_steps = n`` (the trainer does so when it fits the epochs
+    ``scheduler.lr_lambdas[0].refit(step, n)`` (the trainer does so when it fits the epochs
     to a time budget)."""
     if total_steps <= 0:
         raise ValueError(f"total_steps must be > 0, got {total_steps}.")

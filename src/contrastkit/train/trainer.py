@@ -100,10 +100,12 @@ class TrainConfig:
             warm-up steps, so compilation is not counted) and lower the run's length to the steps
             that fit in the budget (less 5% for checkpoints and the monitor; the last epoch may
             be partial), so that the warm-up + cosine schedule (and momentum schedules) end
-            inside it instead of being cut by the time limit. ``epochs`` is then an upper bound. The measurement falls
-            inside the learning-rate warm-up when that lasts longer than the probe, so no
-            learning rate already used changes; the fitted count is kept in the checkpoint
-            (resume continues the same schedule). The count depends on the machine's speed,
+            inside it instead of being cut by the time limit. ``epochs`` is then an upper
+            bound. After every epoch the length is fitted again from that epoch's speed, and
+            the cosine continues from where it is to the new end (no jump in the lr), so a
+            machine that slows down or speeds up later still ends its schedule in the budget.
+            The fitted count is kept in the checkpoint (resume continues the same schedule,
+            without refits). The count depends on the machine's speed,
             so two runs on different machines can train for different numbers of epochs.
         tensorboard: ``"auto"`` writes TensorBoard event files to ``out_dir/tensorboard`` when
             the ``tensorboard`` package is installed; True requires it; False never.
@@ -370,10 +372,13 @@ class Trainer:
         return -(-self.total_steps // self.steps_per_epoch)
 
     def _set_length(self, total_steps: int) -> None:
-        """Set the run's length in steps and move the cosine horizon with it."""
+        """Set the run's length in steps and move the cosine horizon with it (continuously:
+        the lr of the next step is the one the old horizon gave it)."""
         self.total_steps = total_steps
         for fn in self.scheduler.lr_lambdas:
-            if hasattr(fn, "total_steps"):
+            if hasattr(fn, "refit"):
+                fn.refit(self.step, total_steps)
+            elif hasattr(fn, "total_steps"):
                 fn.total_steps = total_steps
 
     def _fit_steps(self, seconds_per_step: float, elapsed: float) -> int:
@@ -526,7 +531,10 @@ class Trainer:
         stopped = False
         # fit the length to the budget once per run (a resumed run keeps its fitted length)
         fit_at = None
-        if self.config.fit_to_budget and not self.length_fitted:
+        # the call that fits the length also refits it after every epoch, from that epoch's
+        # speed (a machine that slows down later would otherwise hit max_minutes mid-cosine)
+        refit = self.config.fit_to_budget and not self.length_fitted
+        if refit:
             fit_at = (self.step + 2, self.step + 2 + self.config.fit_probe_steps)
         probe_start = 0.0
         while not stopped:
@@ -595,6 +603,11 @@ class Trainer:
                     stopped = True
                     break
             self.epoch += 1
+            if refit and self.length_fitted and not stopped and self.step < self.total_steps:
+                per_step = (time.time() - t0) / max(n_steps, 1)
+                self._set_length(self._fit_steps(per_step, time.time() - start_time))
+                bar.total = self.total_steps
+                bar.refresh()
             row: dict[str, float] = {
                 "epoch": self.epoch,
                 "step": self.step,
