@@ -277,3 +277,40 @@ def test_text_views_apply_ops_in_order_and_check_them_early(tiny_wordnet):
         TextViews(["word_dropout"])
     with pytest.raises(TypeError, match="list of texts"):
         views("not a list")
+
+
+def test_split_text_gives_two_disjoint_sides_that_cover_the_text():
+    from contrastkit.augment.text import split_text
+
+    text = "w0 w1 w2 w3 w4 w5 w6 w7 w8 w9"
+    cuts = set()
+    for seed in range(200):
+        a, b = split_text(text, 0.3, 0.7, random.Random(seed))
+        first, second = sorted([a.split(), b.split()], key=lambda w: w[0])
+        assert first + second == text.split()  # two sides of one cut, nothing lost or shared
+        cuts.add(len(first))
+    assert cuts == {3, 4, 5, 6, 7}  # every cut in [0.3 n, 0.7 n], each side non-empty
+    assert split_text("too short", 0.3, 0.7, random.Random(0)) == ("too short", "too short")
+    assert split_text("a b", 0.1, 0.2, random.Random(0), min_words=2) in [("a", "b"), ("b", "a")]
+    with pytest.raises(ValueError, match=r"low=0\.8 must be <= high=0\.2"):
+        split_text(text, 0.8, 0.2, random.Random(0))
+    with pytest.raises(ValueError, match="high must be a number"):
+        split_text(text, 0.3, 1.0, random.Random(0))
+
+
+def test_span_preset_pairs_are_the_two_sides_of_each_text():
+    views = text_views("span", seed=3)
+    texts = ["one two three four five six seven eight", "short text", "a b c d e"]
+    first, second = views.pair(texts)
+    for t, a, b in zip(texts, first, second):
+        if len(t.split()) < 4:
+            assert a == b == t
+        else:
+            assert not set(a.split()) & set(b.split())
+            assert sorted(a.split() + b.split()) == sorted(t.split())
+    assert text_views("span", seed=3).pair(texts) == (first, second)  # reproducible
+    assert views.pair(texts) != (first, second)  # the running generator moves on
+    plain = text_views("crop", seed=1)
+    a, b = plain.pair(texts)
+    again = text_views("crop", seed=1)
+    assert (a, b) == (again(texts), again(texts))  # without a split: two independent views

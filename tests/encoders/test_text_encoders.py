@@ -146,10 +146,18 @@ def test_hf_export_load_uses_saved_weights(mini, tmp_path):
     perturbed = enc.encode(SENTENCES)
     assert float((perturbed - mini.encode(SENTENCES)).abs().max()) > 1e-3
     assert json.loads(json.dumps(enc.config)) == enc.config
-    export_encoder(enc, tmp_path, "hf_text")
-    loaded = load_encoder(tmp_path)
-    assert isinstance(loaded, HFTextEncoder) and loaded.config == enc.config
+    export_encoder(enc, tmp_path / "run", "hf_text")
+    # the export carries its tokenizer and architecture: it loads after being moved away
+    # from where it was written, and never reads the base model's weights again
+    (tmp_path / "run").rename(tmp_path / "moved")
+    saved = json.loads((tmp_path / "moved" / "encoder.json").read_text())["config"]
+    assert saved == {**enc.config, "model_path": "hf"}
+    assert not any((tmp_path / "moved" / "hf" / f).exists() for f in ("model.safetensors",))
+    loaded = load_encoder(tmp_path / "moved")
+    assert isinstance(loaded, HFTextEncoder)
+    assert loaded.config == {**enc.config, "model_path": str(tmp_path / "moved" / "hf")}
     torch.testing.assert_close(loaded.encode(SENTENCES), perturbed, atol=0, rtol=0)
+    assert loaded.tokenize(SENTENCES).tolist() == enc.tokenize(SENTENCES).tolist()
 
 
 def test_minilm_registry_and_config_rebuild(mini):
@@ -241,7 +249,7 @@ def test_word_vocab_ids_and_errors():
 # --- SmallTextEncoder -------------------------------------------------------------------------
 
 KINDS = [("transformer", "mean"), ("transformer", "cls"), ("transformer", "max")]
-KINDS += [("gru", "mean"), ("gru", "last"), ("gru", "max")]
+KINDS += [("gru", "mean"), ("gru", "last"), ("gru", "max"), ("bag", "mean"), ("bag", "max")]
 
 
 def _small(kind: str, pooling: str, **kw) -> SmallTextEncoder:
@@ -292,7 +300,7 @@ def test_small_encode_order_normalize_and_mode():
     torch.testing.assert_close(full.norm(dim=1), torch.ones(len(SENTENCES)))
 
 
-@pytest.mark.parametrize("kind,pooling", [("transformer", "cls"), ("gru", "last")])
+@pytest.mark.parametrize("kind,pooling", [("transformer", "cls"), ("gru", "last"), ("bag", "mean")])
 def test_small_config_rebuilds_and_exports(kind, pooling, tmp_path):
     enc = _small(kind, pooling, lowercase=False).eval()
     config = json.loads(json.dumps(enc.config))
@@ -305,6 +313,16 @@ def test_small_config_rebuilds_and_exports(kind, pooling, tmp_path):
     torch.testing.assert_close(loaded.encode(SENTENCES), enc.encode(SENTENCES), atol=0, rtol=0)
 
 
+def test_small_bag_is_the_mean_of_its_word_embeddings():
+    enc = _small("bag", "mean").eval()
+    ids = enc.tokenize(["a man is playing", "playing is a man"])  # same words, other order
+    with torch.no_grad():
+        out = enc(ids)
+        expected = enc.embed.weight[ids[0]].mean(0)  # [CLS] + the four words
+    torch.testing.assert_close(out[0], expected)
+    torch.testing.assert_close(out[1], out[0])  # word order does not matter
+
+
 def test_small_from_texts_and_errors():
     enc = SmallTextEncoder.from_texts(SENTENCES, min_count=2, dim=16, heads=2, layers=1)
     assert enc.config["vocab"] == build_vocab(SENTENCES, min_count=2)
@@ -312,8 +330,10 @@ def test_small_from_texts_and_errors():
         _small("gru", "cls")
     with pytest.raises(ValueError, match="must divide"):
         _small("transformer", "mean", heads=5)
-    with pytest.raises(ValueError, match="'transformer' or 'gru'"):
+    with pytest.raises(ValueError, match="'transformer', 'gru' or 'bag'"):
         _small("lstm", "mean")
+    with pytest.raises(ValueError, match="does not work with kind='bag'"):
+        _small("bag", "cls")
     with pytest.raises(ValueError, match="max_length is 40"):
         _small("transformer", "mean")(torch.ones(2, 50, dtype=torch.long))
     with pytest.raises(ValueError, match=r"shape \(N, L\)"):

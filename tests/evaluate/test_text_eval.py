@@ -243,3 +243,32 @@ def test_tfidf_options():
         tfidf_features("just one string")
     with pytest.raises(ValueError, match="no vocabulary"):
         tfidf_features(["the", "a of"], stop_words="english")
+
+
+def test_split_halves_and_halves_retrieval_against_a_loop():
+    from contrastkit.evaluate.text import halves_retrieval, split_halves
+
+    assert split_halves(["a b c", "w x y z"]) == (["a", "w x"], ["b c", "y z"])
+    with pytest.raises(ValueError, match="document 1 has 1 word"):
+        split_halves(["a b", "lonely"])
+    g = torch.Generator().manual_seed(0)
+    a, b = torch.randn(12, 8, generator=g), torch.randn(12, 8, generator=g)
+    b[:6] = a[:6] + 0.1 * b[:6]  # half of the pairs are easy to find
+    got = halves_retrieval(a, b, k=5)
+
+    def loop(q, c):  # rank of the partner by cosine, by hand
+        q, c = torch.nn.functional.normalize(q, dim=1), torch.nn.functional.normalize(c, dim=1)
+        rr, hit = [], []
+        for i in range(len(q)):
+            s = (q[i] * c).sum(1)
+            rank = 1 + int((s > s[i]).sum())
+            rr.append(1.0 / rank if rank <= 5 else 0.0)
+            hit.append(float(rank == 1))
+        return sum(rr) / len(rr), sum(hit) / len(hit)
+
+    (m1, r1), (m2, r2) = loop(a, b), loop(b, a)
+    assert got["mrr@5"] == pytest.approx((m1 + m2) / 2, abs=1e-6)
+    assert got["recall@1"] == pytest.approx((r1 + r2) / 2, abs=1e-6)
+    assert halves_retrieval(a, a.clone())["recall@1"] == 1.0  # analytic: identical halves
+    with pytest.raises(ValueError, match="same shape"):
+        halves_retrieval(a, b[:5])

@@ -10,12 +10,16 @@ keeps at least one word, and a text without words is an error.
 - :func:`word_swap` — swap ``n_swaps`` random (or adjacent) word pairs;
 - :func:`random_crop` — keep one contiguous window of at least ``min_fraction`` of the words;
 - :func:`synonym_replacement` — replace each non-stopword with a WordNet synonym with
-  probability ``p`` (:class:`WordNet` reads Debian's ``wordnet-base`` WordNet 3.0 files).
+  probability ``p`` (:class:`WordNet` reads Debian's ``wordnet-base`` WordNet 3.0 files);
+- :func:`split_text` — cut a text in two at a random word: the two sides of one text are two
+  views that share no words (a pair op, used through :meth:`TextViews.pair`).
 
 :class:`TextViews` chains ops on a batch of texts; :func:`text_views` builds the presets:
 ``"none"`` (identity: SimCSE's only noise is the encoder's dropout, Gao et al. 2021), ``"eda"``
-(synonym replacement + swap + dropout, after EDA, Wei & Zou 2019) and ``"crop"`` (random crop +
-word dropout).
+(synonym replacement + swap + dropout, after EDA, Wei & Zou 2019), ``"crop"`` (random crop +
+word dropout) and ``"span"`` (the two views of a text are its two sides of a random cut, as
+the adjacent spans of DeCLUTR, Giorgi et al. 2021: a positive that can only be matched by what
+the two parts are about, not by the words they share).
 
 Example:
     >>> import random
@@ -48,6 +52,7 @@ __all__ = [
     "WordNet",
     "random_crop",
     "span_deletion",
+    "split_text",
     "synonym_replacement",
     "text_views",
     "word_dropout",
@@ -346,6 +351,32 @@ def random_crop(text: str, min_fraction: float, rng: random.Random) -> str:
     return " ".join(words[start : start + length])
 
 
+def split_text(
+    text: str, low: float, high: float, rng: random.Random, min_words: int = 4
+) -> tuple[str, str]:
+    """Cut the n words at a position uniform in [⌈``low`` · n⌉, ⌊``high`` · n⌋] (at least one
+    word each side) and return the two sides in random order. A text of fewer than
+    ``min_words`` words is returned twice, whole.
+
+    Example:
+        >>> split_text("one two three four five six", 0.3, 0.7, random.Random(0))
+        ('four five six', 'one two three')
+    """
+    _check_fraction(low, "low", "split_text", True, True)
+    _check_fraction(high, "high", "split_text", True, True)
+    if low > high:
+        raise ValueError(f"split_text: low={low} must be <= high={high}.")
+    words = _words(text, "split_text")
+    n = len(words)
+    if n < max(2, min_words):
+        return text, text
+    lo = min(max(1, math.ceil(low * n - 1e-9)), n - 1)
+    hi = max(lo, min(n - 1, math.floor(high * n + 1e-9)))
+    cut = rng.randint(lo, hi)
+    a, b = " ".join(words[:cut]), " ".join(words[cut:])
+    return (a, b) if rng.random() < 0.5 else (b, a)
+
+
 _PUNCT = string.punctuation + "“”‘’«»…–—"
 
 
@@ -405,7 +436,11 @@ TEXT_VIEW_PRESETS: dict[str, list[tuple[str, dict[str, Any]]]] = {
         ("word_dropout", {"p": 0.1}),
     ],
     "crop": [("random_crop", {"min_fraction": 0.6}), ("word_dropout", {"p": 0.1})],
+    "span": [],
 }
+
+#: presets whose two views are the two sides of one cut (:func:`split_text`, low / high)
+TEXT_VIEW_SPLITS: dict[str, tuple[float, float]] = {"span": (0.3, 0.7)}
 
 
 class TextViews:
@@ -419,6 +454,9 @@ class TextViews:
             pair differ); a new ``TextViews`` with the same seed repeats the same sequence, and
             ``views(texts, seed=s)`` gives the same views for ``s`` every time.
         wordnet: the :class:`WordNet` for ``synonym_replacement`` (default: the system one).
+        split: ``(low, high)``: :meth:`pair` cuts each text in two (:func:`split_text`) and
+            gives one side to each view before the ops; None: the two views of a pair are two
+            independent draws of the ops on the whole text.
 
     Raises:
         ValueError / TypeError: for an unknown op or bad arguments, when constructed.
@@ -434,7 +472,11 @@ class TextViews:
         ops: Sequence[tuple[str, dict[str, Any]]] | None = None,
         seed: int = 0,
         wordnet: WordNet | None = None,
+        split: tuple[float, float] | None = None,
     ) -> None:
+        if split is not None:
+            split_text("a b c d", *split, rng=random.Random(0))  # validates low / high now
+        self.split = None if split is None else (float(split[0]), float(split[1]))
         self.ops: list[tuple[str, dict[str, Any]]] = []
         for item in ops or []:
             if not (isinstance(item, (tuple, list)) and len(item) == 2):
@@ -471,7 +513,8 @@ class TextViews:
 
     def __repr__(self) -> str:
         shown = [(n, {k: v for k, v in kw.items() if k != "wordnet"}) for n, kw in self.ops]
-        return f"TextViews({shown}, seed={self.seed})"
+        split = "" if self.split is None else f", split={self.split}"
+        return f"TextViews({shown}, seed={self.seed}{split})"
 
     def view(self, text: str, rng: random.Random) -> str:
         """One view of one text with the given generator."""
@@ -487,10 +530,30 @@ class TextViews:
         rng = self._rng if seed is None else random.Random(seed)
         return [self.view(t, rng) for t in texts]
 
+    def pair(self, texts: Sequence[str], seed: int | None = None) -> tuple[list[str], list[str]]:
+        """The two views of every text (B strings → two lists of B strings): the two sides of
+        a cut when ``split`` is set, else two independent views.
+
+        Example:
+            >>> TextViews(split=(0.5, 0.5), seed=0).pair(["one two three four"])
+            (['three four'], ['one two'])
+        """
+        if isinstance(texts, str):
+            raise TypeError("TextViews takes a list of texts; wrap a single text as [text].")
+        rng = self._rng if seed is None else random.Random(seed)
+        if self.split is None:
+            return [self.view(t, rng) for t in texts], [self.view(t, rng) for t in texts]
+        first, second = [], []
+        for t in texts:
+            a, b = split_text(t, *self.split, rng=rng)
+            first.append(self.view(a, rng))
+            second.append(self.view(b, rng))
+        return first, second
+
 
 def text_views(preset: str, seed: int = 0, wordnet: WordNet | None = None) -> TextViews:
-    """The :class:`TextViews` of a preset: ``"none"``, ``"eda"`` or ``"crop"`` (see the module
-    doc and :data:`TEXT_VIEW_PRESETS`).
+    """The :class:`TextViews` of a preset: ``"none"``, ``"eda"``, ``"crop"`` or ``"span"`` (see
+    the module doc, :data:`TEXT_VIEW_PRESETS` and :data:`TEXT_VIEW_SPLITS`).
 
     Example:
         >>> text_views("none")(["kept as it is"])
@@ -502,4 +565,6 @@ def text_views(preset: str, seed: int = 0, wordnet: WordNet | None = None) -> Te
         raise ValueError(
             f"unknown text view preset {preset!r}; presets are {sorted(TEXT_VIEW_PRESETS)}.{hint}"
         )
-    return TextViews(TEXT_VIEW_PRESETS[preset], seed=seed, wordnet=wordnet)
+    return TextViews(
+        TEXT_VIEW_PRESETS[preset], seed=seed, wordnet=wordnet, split=TEXT_VIEW_SPLITS.get(preset)
+    )

@@ -56,6 +56,7 @@ def build_encoder(name: str, **config) -> nn.Module:
 __all__ = [
     "ENCODERS",
     "MLP",
+    "EfficientNetLite0",
     "HFTextEncoder",
     "ResNet",
     "SmallCNN",

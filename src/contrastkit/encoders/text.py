@@ -227,6 +227,15 @@ def _transformer_folder(model_path: str | os.PathLike) -> Path:
     return folder
 
 
+#: the weight files of a Hugging Face folder; a folder without any has only the architecture
+_HF_WEIGHT_FILES = (
+    "model.safetensors",
+    "model.safetensors.index.json",
+    "pytorch_model.bin",
+    "pytorch_model.bin.index.json",
+)
+
+
 class HFTextEncoder(TextEncoder):
     """A local Hugging Face encoder (BERT, MiniLM, RoBERTa, ...) with pooling: (N, L) → (N, D).
 
@@ -242,8 +251,10 @@ class HFTextEncoder(TextEncoder):
         max_length: tokens per text, special tokens included (longer texts are truncated).
         normalize: L2-normalise the output of ``forward``.
 
-    ``config`` holds these four arguments, so an exported encoder rebuilds from the same folder
-    (its weights then come from the exported file).
+    ``config`` holds these four arguments. An exported encoder (``export_encoder``) also writes
+    the tokenizer and the model's ``config.json`` (no weights) to ``hf/`` beside its weights and
+    refers to that folder, so the export loads on a machine without the base model; a folder
+    without weight files builds the architecture from its ``config.json`` alone.
 
     Example:
         >>> from contrastkit.encoders import HFTextEncoder, minilm_path
@@ -285,9 +296,15 @@ class HFTextEncoder(TextEncoder):
                 f"or choose a model whose tokenizer has one."
             )
         self.tokenizer.padding_side = "right"
-        self.model = AutoModel.from_pretrained(
-            str(folder), local_files_only=True, dtype=torch.float32
-        )
+        if any((folder / f).exists() for f in _HF_WEIGHT_FILES):
+            self.model = AutoModel.from_pretrained(
+                str(folder), local_files_only=True, dtype=torch.float32
+            )
+        else:  # an exported encoder's folder: architecture only, weights come from the export
+            from transformers import AutoConfig
+
+            cfg = AutoConfig.from_pretrained(str(folder), local_files_only=True)
+            self.model = AutoModel.from_config(cfg).float()
         limit = getattr(self.model.config, "max_position_embeddings", None)
         if limit is not None and max_length > limit:
             raise ValueError(
@@ -345,6 +362,15 @@ class HFTextEncoder(TextEncoder):
 
     def extra_repr(self) -> str:
         return f"pooling={self.pooling!r}, max_length={self.max_length}, out_dim={self.out_dim}"
+
+    def export_assets(self, folder: Path) -> dict[str, Any]:
+        """Write the tokenizer and the model's ``config.json`` (not its weights) to ``folder``;
+        return this encoder's ``config`` with ``model_path`` set to that folder's name, which
+        :func:`~contrastkit.train.load_encoder` resolves against the export's folder."""
+        folder.mkdir(parents=True, exist_ok=True)
+        self.tokenizer.save_pretrained(str(folder))
+        self.model.config.save_pretrained(str(folder))
+        return {**self.config, "model_path": folder.name}
 
 
 def minilm_path() -> str:
@@ -505,12 +531,14 @@ class SmallTextEncoder(TextEncoder):
     Args:
         vocab: the words (e.g. ``build_vocab(train_texts)``), without special tokens.
         dim: embedding and output width.
-        layers: Transformer layers or GRU layers.
+        layers: Transformer layers or GRU layers (unused by ``kind="bag"``).
         heads: attention heads (``kind="transformer"``; must divide ``dim``).
         max_length: ids per text, ``[CLS]`` included.
         kind: "transformer" (pre-norm ``nn.TransformerEncoder`` with learned positions and a
-            key padding mask) or "gru" (bidirectional GRU over packed sequences, ``dim // 2``
-            units per direction).
+            key padding mask), "gru" (bidirectional GRU over packed sequences, ``dim // 2``
+            units per direction) or "bag" (no layers: the pooled word embeddings, as fastText's
+            and the SIF / averaged-word-vector sentence encoders; word order is ignored, which
+            suits document similarity and little training text).
         pooling: "mean" or "max" over the non-pad tokens; "cls" (the ``[CLS]`` state, for the
             transformer) or "last" (the final forward and backward states, for the GRU).
         dropout: dropout on the embeddings and inside the layers.
@@ -537,9 +565,13 @@ class SmallTextEncoder(TextEncoder):
         lowercase: bool = True,
     ) -> None:
         super().__init__()
-        if kind not in ("transformer", "gru"):
-            raise ValueError(f"unknown kind {kind!r}; use 'transformer' or 'gru'.")
-        allowed = ("mean", "max", "cls") if kind == "transformer" else ("mean", "max", "last")
+        if kind not in ("transformer", "gru", "bag"):
+            raise ValueError(f"unknown kind {kind!r}; use 'transformer', 'gru' or 'bag'.")
+        allowed = {
+            "transformer": ("mean", "max", "cls"),
+            "gru": ("mean", "max", "last"),
+            "bag": ("mean", "max"),
+        }[kind]
         if pooling not in allowed:
             raise ValueError(
                 f"pooling {pooling!r} does not work with kind={kind!r}; use one of {allowed}."
@@ -580,8 +612,10 @@ class SmallTextEncoder(TextEncoder):
                 layer, layers, norm=nn.LayerNorm(dim), enable_nested_tensor=False
             )
             nn.init.normal_(self.pos.weight, std=0.02)
-        else:
+        elif kind == "gru":
             self.body = _GRUBody(dim, layers, dropout)
+        else:
+            self.body = nn.Identity()
         nn.init.normal_(self.embed.weight, std=0.02)
         with torch.no_grad():
             self.embed.weight[self.pad_id].zero_()
@@ -626,6 +660,8 @@ class SmallTextEncoder(TextEncoder):
             x = x + self.pos(torch.arange(ids.shape[1], device=ids.device))
             hidden = self.body(self.drop(x), src_key_padding_mask=~mask)
             return _masked_pool(hidden, mask, self.pooling)
+        if self.kind == "bag":
+            return _masked_pool(self.drop(x), mask, self.pooling)
         lengths = mask.sum(1).clamp(min=1)
         hidden, last = self.body(self.drop(x), lengths)
         if self.pooling == "last":

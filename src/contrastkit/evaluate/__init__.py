@@ -30,7 +30,9 @@ from contrastkit.evaluate.ranking import (
 from contrastkit.evaluate.text import (
     clustering_scores,
     cross_validated_probe,
+    halves_retrieval,
     similarity_correlation,
+    split_halves,
     tfidf_features,
 )
 
@@ -46,6 +48,7 @@ __all__ = [
     "embedding_std",
     "extract_features",
     "fit_logistic",
+    "halves_retrieval",
     "knn_accuracies",
     "knn_accuracy",
     "knn_predict",
@@ -60,6 +63,7 @@ __all__ = [
     "retrieval_metrics",
     "select_knn_k",
     "similarity_correlation",
+    "split_halves",
     "tfidf_features",
     "uniformity",
 ]

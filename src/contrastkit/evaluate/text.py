@@ -7,6 +7,9 @@ clustering scores and the TF-IDF baseline.
   MPQA, TREC ...), the penalty chosen inside each training fold.
 - :func:`clustering_scores`: NMI and ARI of k-means on the normalised embeddings.
 - :func:`tfidf_features`: the TF-IDF bag-of-words baseline every text encoder should beat.
+- :func:`split_halves` and :func:`halves_retrieval`: a validation signal for document
+  encoders that needs no labels: each held-out document is cut in two, and each half has to
+  find its other half among the other documents' halves (MRR@k, recall@1).
 
 Example:
     >>> import torch
@@ -32,7 +35,9 @@ from contrastkit.evaluate.linear import linear_probe
 __all__ = [
     "clustering_scores",
     "cross_validated_probe",
+    "halves_retrieval",
     "similarity_correlation",
+    "split_halves",
     "tfidf_features",
 ]
 
@@ -352,3 +357,62 @@ def tfidf_features(
         )
     mats = [fitted, *(vectorizer.transform(list(t)) for t in texts)]
     return tuple(F.normalize(torch.from_numpy(m.toarray().astype(np.float32)), dim=1) for m in mats)
+
+
+def split_halves(documents: Sequence[str]) -> tuple[list[str], list[str]]:
+    """Cut every document at its middle word: (first halves, second halves).
+
+    Args:
+        documents: N strings of at least two words each.
+
+    Example:
+        >>> split_halves(["one two three four five"])
+        (['one two'], ['three four five'])
+    """
+    first, second = [], []
+    for i, doc in enumerate(documents):
+        words = str(doc).split()
+        if len(words) < 2:
+            raise ValueError(
+                f"document {i} has {len(words)} word(s); split_halves needs at least two per "
+                f"document (leave short texts out of a halves validation)."
+            )
+        m = len(words) // 2
+        first.append(" ".join(words[:m]))
+        second.append(" ".join(words[m:]))
+    return first, second
+
+
+def halves_retrieval(first: Tensor, second: Tensor, k: int = 10) -> dict[str, float]:
+    """Each half retrieves its document's other half among all the other halves.
+
+    Args:
+        first, second: (N, D) embeddings of the first and second halves of N documents
+            (:func:`split_halves`), row i of both from document i.
+        k: MRR cut-off.
+
+    Returns:
+        ``{"mrr@k", "recall@1"}``, each the mean of both directions (first → second and
+        second → first); 1.0 when every half finds its partner first.
+
+    Example:
+        >>> import torch
+        >>> halves_retrieval(torch.eye(3), torch.eye(3) + 0.1, k=2)["mrr@2"]
+        1.0
+    """
+    from contrastkit.evaluate.ranking import retrieval_metrics
+
+    check_embeddings(first, "first")
+    check_embeddings(second, "second")
+    if first.shape != second.shape:
+        raise ValueError(
+            f"first and second must have the same shape (one row per document), got "
+            f"{tuple(first.shape)} and {tuple(second.shape)}."
+        )
+    relevant = [{i} for i in range(first.shape[0])]
+    ab = retrieval_metrics(first, second, relevant, ks=(1, k))
+    ba = retrieval_metrics(second, first, relevant, ks=(1, k))
+    return {
+        f"mrr@{k}": 0.5 * (ab[f"mrr@{k}"] + ba[f"mrr@{k}"]),
+        "recall@1": 0.5 * (ab["recall@1"] + ba["recall@1"]),
+    }

@@ -57,7 +57,9 @@ class SimCSEConfig:
         symmetric: also contrast positives → anchors (both directions averaged).
         head: train through a Linear + Tanh head on the pooled output (dropped at export).
         views: text-view preset applied to each copy before encoding (``"none"``: dropout
-            is the only noise, as in the paper; see :func:`contrastkit.augment.text.text_views`).
+            is the only noise, as in the paper; ``"span"``: the two copies are the two sides
+            of a random cut of the text, for documents whose dropout copies are too easy to
+            match; see :func:`contrastkit.augment.text.text_views`).
         loss: ``"info_nce"`` or ``"triplet"`` (margin loss on (anchor, positive, negative)).
         margin: triplet margin (cosine distance).
         seed: seed of the text views.
@@ -96,9 +98,6 @@ class SimCSE(Recipe):
         self.head = nn.Sequential(nn.Linear(d, d), nn.Tanh()) if c.head else nn.Identity()
         self._views = text_views_or_none(c.views, c.seed)
 
-    def _noisy(self, texts: list[str]) -> list[str]:
-        return list(texts) if self._views is None else self._views(list(texts))
-
     def prepare(self, batch: dict[str, Any]) -> dict[str, Any]:
         texts: list[str] = list(batch["texts"])
         n = len(texts)
@@ -107,7 +106,11 @@ class SimCSE(Recipe):
         if positives is None:  # unsupervised: the same sentences twice, dropout differs
             if negatives is not None:
                 raise ValueError("SimCSE got negatives without positives; give both columns.")
-            rows = self._noisy(texts) + self._noisy(texts)
+            if self._views is None:
+                rows = texts + texts
+            else:  # two views of every text (e.g. the two sides of a cut, views="span")
+                first, second = self._views.pair(texts)
+                rows = first + second
         else:
             rows = texts + list(positives) + (list(negatives) if negatives is not None else [])
         if self.config.loss == "triplet" and negatives is None:

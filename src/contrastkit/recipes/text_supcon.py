@@ -81,7 +81,7 @@ class TextSupCon(Recipe):
     def prepare(self, batch: dict[str, Any]) -> dict[str, Any]:
         labels = Recipe._require_labels(batch, self.name)
         texts = list(batch["texts"])
-        a, b = (texts, texts) if self._views is None else (self._views(texts), self._views(texts))
+        a, b = (texts, texts) if self._views is None else self._views.pair(texts)
         ids = self.encoder.tokenize(a + b).to(labels.device)
         return {**batch, "inputs": ids, "n": len(texts)}
 
