@@ -1,4 +1,4 @@
-"""Training: the loop, optimisers and schedules, precision, checkpoints."""
+"""Training: the loop, optimisers and schedules, precision, checkpoints, weight interpolation."""
 
 from contrastkit.train.checkpoint import load_state, save_state
 from contrastkit.train.grad_cache import RandomState, grad_cache_step
@@ -17,6 +17,7 @@ from contrastkit.train.trainer import (
     export_encoder,
     load_encoder,
 )
+from contrastkit.train.wise import interpolate_weights
 
 __all__ = [
     "LARS",
@@ -29,6 +30,7 @@ __all__ = [
     "build_optimizer",
     "export_encoder",
     "grad_cache_step",
+    "interpolate_weights",
     "load_encoder",
     "load_state",
     "param_groups",
