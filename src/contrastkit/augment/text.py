@@ -525,10 +525,13 @@ class TextViews:
     def __call__(self, texts: Sequence[str], seed: int | None = None) -> list[str]:
         """Views of ``texts`` (B strings → B strings), from the running generator or, with
         ``seed``, from a fresh one."""
+        rng = self._generator(texts, seed)
+        return [self.view(t, rng) for t in texts]
+
+    def _generator(self, texts: Sequence[str], seed: int | None) -> random.Random:
         if isinstance(texts, str):
             raise TypeError("TextViews takes a list of texts; wrap a single text as [text].")
-        rng = self._rng if seed is None else random.Random(seed)
-        return [self.view(t, rng) for t in texts]
+        return self._rng if seed is None else random.Random(seed)
 
     def pair(self, texts: Sequence[str], seed: int | None = None) -> tuple[list[str], list[str]]:
         """The two views of every text (B strings → two lists of B strings): the two sides of
@@ -538,9 +541,7 @@ class TextViews:
             >>> TextViews(split=(0.5, 0.5), seed=0).pair(["one two three four"])
             (['three four'], ['one two'])
         """
-        if isinstance(texts, str):
-            raise TypeError("TextViews takes a list of texts; wrap a single text as [text].")
-        rng = self._rng if seed is None else random.Random(seed)
+        rng = self._generator(texts, seed)
         if self.split is None:
             return [self.view(t, rng) for t in texts], [self.view(t, rng) for t in texts]
         first, second = [], []

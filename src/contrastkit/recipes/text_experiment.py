@@ -105,11 +105,10 @@ def run_text_experiment(cfg: Any, resume: bool = False) -> dict[str, Any]:
     """Train a text recipe and evaluate it on held-out texts; writes ``results.json``."""
     from contrastkit.data.text import load_text_data
     from contrastkit.evaluate.text import tfidf_features
+    from contrastkit.recipes.experiment import split_validation
 
     t_start = time.time()
     torch.manual_seed(cfg.seed)
-    from contrastkit.recipes.experiment import split_validation
-
     data = load_text_data(cfg.data)
     train, val = split_validation(data, cfg.val_size, cfg.seed)
     recipe, enc_name = build_text_recipe(cfg, train.texts)

@@ -343,7 +343,8 @@ class Trainer:
             torch.cuda.set_rng_state_all(state["rng_cuda"])
         self.epoch = int(state["epoch"])
         self.step = int(state["step"])
-        self._set_length(int(state.get("total_steps", self.steps_per_epoch * self.config.epochs)))
+        # the lr schedule's horizon came back with the scheduler's state
+        self.total_steps = int(state.get("total_steps", self.steps_per_epoch * self.config.epochs))
         self.length_fitted = bool(state.get("length_fitted", False))
         self.history = list(state["history"])
 
@@ -380,15 +381,14 @@ class Trainer:
         """Epochs of this run (the last one partial when the length was fitted to a budget)."""
         return -(-self.total_steps // self.steps_per_epoch)
 
-    def _set_length(self, total_steps: int) -> None:
+    def _set_length(self, total_steps: int, bar: Any) -> None:
         """Set the run's length in steps and move the cosine horizon with it (continuously:
         the lr of the next step is the one the old horizon gave it)."""
         self.total_steps = total_steps
         for fn in self.scheduler.lr_lambdas:
-            if hasattr(fn, "refit"):
-                fn.refit(self.step, total_steps)
-            elif hasattr(fn, "total_steps"):
-                fn.total_steps = total_steps
+            fn.refit(self.step, total_steps)
+        bar.total = total_steps
+        bar.refresh()
 
     def _fit_steps(self, seconds_per_step: float, elapsed: float) -> int:
         """Total steps (≤ config.epochs' worth, > the current step) that end in the budget."""
@@ -580,10 +580,8 @@ class Trainer:
                     probe_start = time.time()
                 elif fit_at and self.step == fit_at[1]:
                     per_step = (time.time() - probe_start) / (fit_at[1] - fit_at[0])
-                    self._set_length(self._fit_steps(per_step, time.time() - start_time))
+                    self._set_length(self._fit_steps(per_step, time.time() - start_time), bar)
                     self.length_fitted = True
-                    bar.total = self.total_steps
-                    bar.refresh()
                     fit_at = None
                 self.recipe.on_step_end(self.step, self.total_steps)
                 epoch_loss += loss_value
@@ -614,9 +612,7 @@ class Trainer:
             self.epoch += 1
             if refit and self.length_fitted and not stopped and self.step < self.total_steps:
                 per_step = (time.time() - t0) / max(n_steps, 1)
-                self._set_length(self._fit_steps(per_step, time.time() - start_time))
-                bar.total = self.total_steps
-                bar.refresh()
+                self._set_length(self._fit_steps(per_step, time.time() - start_time), bar)
             row: dict[str, float] = {
                 "epoch": self.epoch,
                 "step": self.step,
