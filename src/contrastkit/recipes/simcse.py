@@ -16,6 +16,13 @@ queries and positives as keys; ``symmetric=True`` also contrasts positives again
 ``loss="triplet"`` uses :func:`~contrastkit.losses.triplet_margin` on the same triplets
 instead (needs negatives).
 
+``distill > 0`` adds self-distillation from the starting model, for fine-tuning a sentence
+encoder that is already good (MiniLM) on little text: a frozen copy of the encoder as it was
+when the recipe was built embeds every text of the batch (eval mode, whole text, no views), and
+each of the two views must also pick out its own text's frozen embedding among the batch's
+(InfoNCE, the same τ). The tuned model learns from the new text while its neighbourhoods stay
+those of the pre-trained one (a relational form of learning without forgetting).
+
 The encoder is a text encoder (``tokenize(list[str]) -> (N, L)`` ids, ``forward(ids) ->
 (N, D)``, see :mod:`contrastkit.encoders.text`). The paper trains unsupervised SimCSE with a
 one-layer MLP over the pooled output and drops it at test time (``head=True``); for a
@@ -35,6 +42,8 @@ Example:
 
 from __future__ import annotations
 
+import copy
+import math
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -63,6 +72,9 @@ class SimCSEConfig:
         loss: ``"info_nce"`` or ``"triplet"`` (margin loss on (anchor, positive, negative)).
         margin: triplet margin (cosine distance).
         seed: seed of the text views.
+        distill: weight of the self-distillation term (0: none); see the module docstring.
+            Costs one forward pass of the frozen copy per step, and the copy's weights in
+            memory and in checkpoints (it is needed to resume).
     """
 
     temperature: float = 0.05
@@ -72,6 +84,7 @@ class SimCSEConfig:
     loss: str = "info_nce"
     margin: float = 0.2
     seed: int = 0
+    distill: float = 0.0
 
 
 class SimCSE(Recipe):
@@ -92,11 +105,24 @@ class SimCSE(Recipe):
         self.config = c = config or SimCSEConfig()
         if c.loss not in ("info_nce", "triplet"):
             raise ValueError(f"SimCSE loss must be 'info_nce' or 'triplet', got {c.loss!r}.")
+        if not (math.isfinite(c.distill) and c.distill >= 0):
+            raise ValueError(f"distill must be a finite weight >= 0, got {c.distill}.")
         check_text_encoder(encoder, "SimCSE")
         self.encoder = encoder
+        #: frozen copy of the starting encoder (``distill > 0``), always in eval mode
+        self.teacher: nn.Module | None = None
+        if c.distill > 0:
+            self.teacher = copy.deepcopy(encoder).requires_grad_(False).eval()
         d = int(encoder.out_dim)
         self.head = nn.Sequential(nn.Linear(d, d), nn.Tanh()) if c.head else nn.Identity()
         self._views = text_views_or_none(c.views, c.seed)
+
+    def train(self, mode: bool = True) -> SimCSE:
+        """Train/eval mode for the encoder and head; the frozen teacher stays in eval mode."""
+        super().train(mode)
+        if self.teacher is not None:
+            self.teacher.eval()
+        return self
 
     def prepare(self, batch: dict[str, Any]) -> dict[str, Any]:
         texts: list[str] = list(batch["texts"])
@@ -118,8 +144,13 @@ class SimCSE(Recipe):
                 "loss='triplet' needs (anchor, positive, negative) rows; give a negative "
                 "column or use loss='info_nce'."
             )
-        ids = self.encoder.tokenize(rows).to(next(self.encoder.parameters()).device)
-        return {**batch, "inputs": ids, "n": n, "has_negatives": negatives is not None}
+        device = next(self.encoder.parameters()).device
+        ids = self.encoder.tokenize(rows).to(device)
+        out = {**batch, "inputs": ids, "n": n, "has_negatives": negatives is not None}
+        if self.teacher is not None:
+            with torch.no_grad():
+                out["teacher"] = self.teacher(self.teacher.tokenize(texts).to(device)).float()
+        return out
 
     def embed(self, inputs: Tensor) -> Tensor:
         return self.head(self.encoder(inputs))
@@ -150,4 +181,15 @@ class SimCSE(Recipe):
                 symmetric=c.symmetric,
                 gather=self.id_kind,
             )
-        return LossOutput(loss=loss, embeddings=anchor.detach())
+        metrics: dict[str, float] = {}
+        if self.teacher is not None:
+            teacher = prepared["teacher"]
+            distill = 0.5 * sum(
+                info_nce(
+                    view, teacher, query_ids=ids, temperature=c.temperature, gather=self.id_kind
+                )
+                for view in (anchor, positive)
+            )
+            metrics["distill"] = float(distill.detach())
+            loss = loss + c.distill * distill
+        return LossOutput(loss=loss, embeddings=anchor.detach(), metrics=metrics)
