@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from typer.testing import CliRunner
 
 from contrastkit.cli.main import app
@@ -19,10 +20,11 @@ def _table(path):
     return path
 
 
-def test_cli_text_supcon_then_index_and_search(tmp_path):
+@pytest.mark.parametrize("encoder", ["small_text", "small_bag"])
+def test_cli_text_supcon_then_index_and_search(tmp_path, encoder):
     runner = CliRunner()
     data, out = _table(tmp_path / "reviews.tsv"), tmp_path / "run"
-    args = ["train", "--recipe", "text_supcon", "--data", str(data), "--encoder", "small_text"]
+    args = ["train", "--recipe", "text_supcon", "--data", str(data), "--encoder", encoder]
     args += ["--width", "32", "--epochs", "3", "--batch-size", "16", "--optimizer", "adamw"]
     args += ["--lr", "0.003", "--out", str(out), "--no-progress", "--no-report"]
     r = runner.invoke(app, args)
@@ -31,6 +33,9 @@ def test_cli_text_supcon_then_index_and_search(tmp_path):
     assert {"linear_probe_acc", "knn_acc"} <= set(summary["val"])
     assert "tfidf" in summary["baselines"]
     assert (out / "encoder.safetensors").exists() and (out / "results.json").exists()
+    config = json.loads((out / "encoder.json").read_text())["config"]
+    assert config["kind"] == ("bag" if encoder == "small_bag" else "transformer")
+    assert ("word_weights" in config) == (encoder == "small_bag")
 
     index = tmp_path / "index"
     r = runner.invoke(

@@ -90,7 +90,8 @@ def train(
     ),
     encoder: str = typer.Option(
         "resnet18",
-        help="resnet18/34/50, small_cnn or mlp; for text recipes minilm, small_text, or a "
+        help="resnet18/34/50, small_cnn or mlp; for text recipes minilm, small_text (a small "
+        "Transformer), small_bag (SIF-weighted bag of word embeddings, for documents), or a "
         "local Hugging Face / exported encoder folder.",
     ),
     width: float = typer.Option(0.25, help="Channel multiplier (ResNet) / width (SmallCNN)."),

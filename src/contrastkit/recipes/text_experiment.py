@@ -51,8 +51,10 @@ __all__ = [
 
 
 def build_text_encoder(name: str, texts: list[str], *, max_length: int, width: float) -> Any:
-    """``minilm``, ``small_text`` (vocabulary from ``texts``; ``width`` = model dim when > 1),
-    an exported contrastkit folder (``encoder.json``) or a Hugging Face folder (``config.json``).
+    """``minilm``, ``small_text`` (a small Transformer, vocabulary from ``texts``; ``width`` =
+    model dim when > 1, else 256), ``small_bag`` (a bag of word embeddings pooled with SIF
+    weights from ``texts``, for documents; ``width`` = dim when > 1, else 1024), an exported
+    contrastkit folder (``encoder.json``) or a Hugging Face folder (``config.json``).
     """
     from contrastkit.encoders.text import HFTextEncoder, SmallTextEncoder, build_vocab, minilm
 
@@ -61,6 +63,11 @@ def build_text_encoder(name: str, texts: list[str], *, max_length: int, width: f
     if name == "small_text":
         dim = int(width) if width > 1 else 256
         return SmallTextEncoder(build_vocab(texts), dim=dim, max_length=max_length)
+    if name == "small_bag":
+        dim = int(width) if width > 1 else 1024
+        return SmallTextEncoder.from_texts(
+            texts, weights="sif", kind="bag", dim=dim, max_length=max_length
+        )
     folder = Path(name)
     if (folder / "encoder.json").exists():
         from contrastkit.train import load_encoder
@@ -69,7 +76,8 @@ def build_text_encoder(name: str, texts: list[str], *, max_length: int, width: f
     if (folder / "config.json").exists():
         return HFTextEncoder(str(folder), max_length=max_length)
     raise ValueError(
-        f"unknown text encoder {name!r}: use 'minilm', 'small_text', a folder exported by "
+        f"unknown text encoder {name!r}: use 'minilm', 'small_text', 'small_bag', a folder "
+        f"exported by "
         f"contrastkit (with encoder.json) or a local Hugging Face model folder (with config.json)."
     )
 
@@ -177,9 +185,9 @@ def run_text_experiment(cfg: Any, resume: bool = False) -> dict[str, Any]:
 def load_text_encoder(name: str, max_length: int = 128) -> Any:
     """A text encoder for inference: ``minilm``, an exported contrastkit folder, or a local
     Hugging Face folder (see :func:`build_text_encoder`); in eval mode."""
-    if name == "small_text":
+    if name in ("small_text", "small_bag"):
         raise ValueError(
-            "small_text is an untrained architecture; index with 'minilm', a trained encoder "
+            f"{name} is an untrained architecture; index with 'minilm', a trained encoder "
             "folder written by contrastkit train, or a Hugging Face model folder."
         )
     return build_text_encoder(name, [], max_length=max_length, width=0).eval()
