@@ -351,7 +351,7 @@ def test_small_word_weights_weight_the_mean_and_round_trip(kind, tmp_path):
     ).eval()
     texts = ["a man is playing a zebra guitar", "cats"]  # "zebra" is unknown
     ids = enc.tokenize(texts)
-    table = [0.0, 0.0, 0.0] + weights
+    table = [0.0, 0.0, 0.0, *weights]
     with torch.no_grad():
         out = enc(ids)
         x = enc.embed(ids)
