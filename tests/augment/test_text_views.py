@@ -314,3 +314,22 @@ def test_span_preset_pairs_are_the_two_sides_of_each_text():
     a, b = plain.pair(texts)
     again = text_views("crop", seed=1)
     assert (a, b) == (again(texts), again(texts))  # without a split: two independent views
+
+
+def test_passages_preset_cuts_only_long_texts():
+    """ "passages": texts of 32+ words are cut in two, shorter ones are kept whole in both
+    views (their noise is the encoder's dropout)."""
+    long_text = " ".join(f"w{i}" for i in range(40))
+    sentence = " ".join(f"s{i}" for i in range(31))
+    first, second = text_views("passages", seed=0).pair([long_text, sentence])
+    assert not set(first[0].split()) & set(second[0].split())
+    assert sorted(first[0].split() + second[0].split()) == sorted(long_text.split())
+    assert first[1] == second[1] == sentence
+    assert (
+        TextViews(split=(0.3, 0.7, 2)).pair(["a b"])[0]
+        != TextViews(split=(0.3, 0.7, 2)).pair(["a b"])[1]
+    )
+    with pytest.raises(ValueError, match="min_words"):
+        TextViews(split=(0.3, 0.7, 1.5))
+    with pytest.raises(ValueError, match="low, high"):
+        TextViews(split=(0.3,))

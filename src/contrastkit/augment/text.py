@@ -19,7 +19,11 @@ keeps at least one word, and a text without words is an error.
 (synonym replacement + swap + dropout, after EDA, Wei & Zou 2019), ``"crop"`` (random crop +
 word dropout) and ``"span"`` (the two views of a text are its two sides of a random cut, as
 the adjacent spans of DeCLUTR, Giorgi et al. 2021: a positive that can only be matched by what
-the two parts are about, not by the words they share).
+the two parts are about, not by the words they share). ``"passages"`` cuts only texts of at
+least 32 words: the two halves of a passage are about the same thing, while the two halves of
+a one-line sentence often are not (halves of a movie-review snippet are barely closer under
+MiniLM than two random snippets), so sentences keep both copies whole and dropout is their
+only noise, as in unsupervised SimCSE.
 
 Example:
     >>> import random
@@ -437,10 +441,12 @@ TEXT_VIEW_PRESETS: dict[str, list[tuple[str, dict[str, Any]]]] = {
     ],
     "crop": [("random_crop", {"min_fraction": 0.6}), ("word_dropout", {"p": 0.1})],
     "span": [],
+    "passages": [],
 }
 
-#: presets whose two views are the two sides of one cut (:func:`split_text`, low / high)
-TEXT_VIEW_SPLITS: dict[str, tuple[float, float]] = {"span": (0.3, 0.7)}
+#: presets whose two views are the two sides of one cut (:func:`split_text`: low, high and
+#: optionally min_words, below which a text is kept whole in both views)
+TEXT_VIEW_SPLITS: dict[str, tuple[float, ...]] = {"span": (0.3, 0.7), "passages": (0.3, 0.7, 32)}
 
 
 class TextViews:
@@ -454,9 +460,10 @@ class TextViews:
             pair differ); a new ``TextViews`` with the same seed repeats the same sequence, and
             ``views(texts, seed=s)`` gives the same views for ``s`` every time.
         wordnet: the :class:`WordNet` for ``synonym_replacement`` (default: the system one).
-        split: ``(low, high)``: :meth:`pair` cuts each text in two (:func:`split_text`) and
-            gives one side to each view before the ops; None: the two views of a pair are two
-            independent draws of the ops on the whole text.
+        split: ``(low, high)`` or ``(low, high, min_words)``: :meth:`pair` cuts each text in
+            two (:func:`split_text`; texts of fewer than ``min_words`` words, default 4, are
+            kept whole in both views) and gives one side to each view before the ops; None:
+            the two views of a pair are two independent draws of the ops on the whole text.
 
     Raises:
         ValueError / TypeError: for an unknown op or bad arguments, when constructed.
@@ -472,11 +479,18 @@ class TextViews:
         ops: Sequence[tuple[str, dict[str, Any]]] | None = None,
         seed: int = 0,
         wordnet: WordNet | None = None,
-        split: tuple[float, float] | None = None,
+        split: tuple[float, ...] | None = None,
     ) -> None:
         if split is not None:
-            split_text("a b c d", *split, rng=random.Random(0))  # validates low / high now
+            if len(split) not in (2, 3):
+                raise ValueError(
+                    f"split is (low, high) or (low, high, min_words), got {tuple(split)!r}."
+                )
+            if len(split) == 3 and not (int(split[2]) == split[2] and split[2] >= 2):
+                raise ValueError(f"split's min_words must be an integer >= 2, got {split[2]!r}.")
+            split_text("a b c d", split[0], split[1], rng=random.Random(0))  # validates now
         self.split = None if split is None else (float(split[0]), float(split[1]))
+        self.split_min_words = 4 if split is None or len(split) == 2 else int(split[2])
         self.ops: list[tuple[str, dict[str, Any]]] = []
         for item in ops or []:
             if not (isinstance(item, (tuple, list)) and len(item) == 2):
@@ -546,7 +560,7 @@ class TextViews:
             return [self.view(t, rng) for t in texts], [self.view(t, rng) for t in texts]
         first, second = [], []
         for t in texts:
-            a, b = split_text(t, *self.split, rng=rng)
+            a, b = split_text(t, *self.split, rng=rng, min_words=self.split_min_words)
             first.append(self.view(a, rng))
             second.append(self.view(b, rng))
         return first, second
