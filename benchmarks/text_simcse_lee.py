@@ -189,6 +189,17 @@ def main() -> None:
         enc, minutes = _train(run, best, corpus, out / run / "final", args.max_length)
         r = similarity_correlation(extract_features(enc, lee.documents), lee.similarity)
         res[f"simcse_{run}"] = {**r, "chosen": best, "minutes": minutes, "candidates": scores}
+        if run == "scratch":  # what training added: the same architecture, untrained
+            fresh = _encoder(run, CANDIDATES[run][best][0], corpus.texts, args.max_length)
+            u = similarity_correlation(
+                extract_features(fresh.eval(), lee.documents), lee.similarity
+            )
+            res["untrained_scratch"] = u
+            print(
+                f"  the same {best} encoder untrained: pearson {u['pearson']:.4f}  spearman "
+                f"{u['spearman']:.4f}  (selection only on validation; this line is a diagnostic)",
+                flush=True,
+            )
         ref = "frozen_minilm" if run == "minilm" else "tfidf"
         d = r["pearson"] - res[ref]["pearson"]
         label = {"minilm": "from MiniLM", "scratch": "from scratch"}[run]
