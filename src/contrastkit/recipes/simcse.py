@@ -68,7 +68,8 @@ class SimCSEConfig:
         views: text-view preset applied to each copy before encoding (``"none"``: dropout
             is the only noise, as in the paper; ``"span"``: the two copies are the two sides
             of a random cut of the text, for documents whose dropout copies are too easy to
-            match; see :func:`contrastkit.augment.text.text_views`).
+            match; ``"passages"``: the same for texts of 32+ words only, sentences keep
+            dropout; see :func:`contrastkit.augment.text.text_views`).
         loss: ``"info_nce"`` or ``"triplet"`` (margin loss on (anchor, positive, negative)).
         margin: triplet margin (cosine distance).
         seed: seed of the text views.
