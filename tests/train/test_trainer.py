@@ -209,6 +209,20 @@ def test_log_monitor_and_checkpoint_every_epoch(digits, tmp_path):
     assert load_state(tmp_path / "checkpoint.safetensors")["epoch"] == 2
 
 
+def test_progress_bar_into_a_file_is_not_redrawn_every_step(digits, tmp_path, capsys):
+    """stderr captured (not a terminal): the bar is drawn at its start and end and every 30 s,
+    not once per step, while every epoch's summary line is still written."""
+    trainer = Trainer(
+        _recipe(), digits.train, _cfg(tmp_path, epochs=2, batch_size=64, progress=True)
+    )
+    trainer.fit()
+    captured = capsys.readouterr()
+    assert trainer.total_steps >= 30
+    assert captured.err.count("\r") < 10  # a redraw per step would be >= total_steps
+    text = captured.out + captured.err
+    assert "epoch 1:" in text and "epoch 2:" in text
+
+
 def test_tensorboard_event_files_hold_the_epoch_scalars(digits, tmp_path):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 

@@ -27,6 +27,7 @@ import io
 import json
 import math
 import os
+import sys
 import time
 import warnings
 from dataclasses import asdict, dataclass, field
@@ -166,6 +167,15 @@ class TrainConfig:
     def base_lr(self) -> float:
         """``lr`` scaled from batch 256 to ``batch_size`` by the ``lr_scaling`` rule."""
         return self.lr * _LR_SCALING[self.lr_scaling](self.batch_size / 256)
+
+
+def _is_terminal(stream: Any) -> bool:
+    """Whether ``stream`` is an interactive terminal (False for files, pipes and notebooks'
+    captured streams that do not say)."""
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):  # no isatty, or a closed stream
+        return False
 
 
 def _group_by_length(perm: Tensor, lengths: Tensor, batch: int, g: torch.Generator) -> Tensor:
@@ -536,6 +546,9 @@ class Trainer:
             disable=not (self.config.progress and self.is_main),
             unit="step",
             dynamic_ncols=True,
+            # redirected to a file, a bar redrawn ten times a second floods the log: redraw
+            # it every 30 s there (the per-epoch summary lines are written either way)
+            mininterval=0.1 if _is_terminal(sys.stderr) or "notebook" in tqdm.__module__ else 30,
         )
         stopped = False
         # fit the length to the budget once per run (a resumed run keeps its fitted length)
@@ -596,11 +609,12 @@ class Trainer:
                     self._tb.add_scalar("step/loss", loss_value, self.step)
                     self._tb.add_scalar("step/lr", lr, self.step)
                 bar.update(1)
-                bar.set_postfix(
+                bar.set_postfix(  # shown at the bar's next redraw (no redraw per step)
                     epoch=self.epoch + 1,
                     loss=f"{loss_value:.3f}",
                     lr=f"{lr:.3g}",
                     img_s=f"{images / max(time.time() - t0, 1e-9):.0f}",
+                    refresh=False,
                 )
                 if self.step >= self.total_steps:  # a fitted run may end inside an epoch
                     break
