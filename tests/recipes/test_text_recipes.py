@@ -189,3 +189,5 @@ def test_simcse_distill_adds_info_nce_against_the_frozen_start():
     assert SimCSE(_encoder(), SimCSEConfig()).teacher is None
     with pytest.raises(ValueError, match="distill"):
         SimCSE(_encoder(), SimCSEConfig(distill=-1.0))
+    with pytest.raises(ValueError, match="head=False"):
+        SimCSE(_encoder(), SimCSEConfig(distill=1.0, head=True))

@@ -108,6 +108,11 @@ class SimCSE(Recipe):
             raise ValueError(f"SimCSE loss must be 'info_nce' or 'triplet', got {c.loss!r}.")
         if not (math.isfinite(c.distill) and c.distill >= 0):
             raise ValueError(f"distill must be a finite weight >= 0, got {c.distill}.")
+        if c.distill > 0 and c.head:
+            raise ValueError(
+                "distill compares the encoder's output with its frozen copy's, but head=True "
+                "trains through a new head; use head=False with distill."
+            )
         check_text_encoder(encoder, "SimCSE")
         self.encoder = encoder
         #: frozen copy of the starting encoder (``distill > 0``), always in eval mode
