@@ -1,5 +1,6 @@
-"""Text recipes on two gloo processes: SimCSE and text SupCon losses and gradients equal one
-process's on the whole batch (the same in-batch negatives, gathered across ranks)."""
+"""Text recipes on two gloo processes: SimCSE (with and without self-distillation) and text
+SupCon losses and gradients equal one process's on the whole batch (the same in-batch
+negatives, gathered across ranks)."""
 
 from __future__ import annotations
 
@@ -29,17 +30,18 @@ def _recipe(kind: str):
     torch.manual_seed(0)
     # no dropout: the two passes of a text are deterministic, on any process
     enc = SmallTextEncoder(build_vocab(TEXTS), dim=16, layers=1, heads=2, dropout=0.0)
-    recipe = (
-        SimCSE(enc, SimCSEConfig()) if kind == "simcse" else TextSupCon(enc, TextSupConConfig())
-    )
-    return recipe  # float32: text encoders pool in float32 anyway
+    if kind == "text_supcon":
+        return TextSupCon(enc, TextSupConConfig())
+    # simcse_distill: the frozen copy's embeddings are gathered like the other keys
+    # (float32: text encoders pool in float32 anyway)
+    return SimCSE(enc, SimCSEConfig(distill=1.0 if kind == "simcse_distill" else 0.0))
 
 
 def _text_step_case() -> None:
     labels = torch.tensor([1, 0, 1, 0, 1, 0, 1, 0])
     n = len(TEXTS) // WORLD
     mine = slice(n * dist.rank(), n * dist.rank() + n)
-    for kind in ("simcse", "text_supcon"):
+    for kind in ("simcse", "simcse_distill", "text_supcon"):
         recipe = _recipe(kind)
         batch = {"texts": TEXTS, "labels": labels, "indices": torch.arange(len(TEXTS))}
         with single():
