@@ -56,7 +56,7 @@ from pathlib import Path
 import torch
 
 from contrastkit.data.text import TextSet, load_lee, load_movie_snippets
-from contrastkit.encoders.text import SmallTextEncoder, build_vocab, minilm, word_weights
+from contrastkit.encoders.text import SmallTextEncoder, minilm
 from contrastkit.evaluate import extract_features
 from contrastkit.evaluate.text import (
     halves_retrieval,
@@ -91,12 +91,11 @@ def _encoder(run: str, settings: dict, texts: list[str], max_length: int):
     torch.manual_seed(0)
     if run == "minilm":
         return minilm(max_length=max_length)
-    settings = dict(settings)
-    scheme = settings.pop("weights", None)
-    vocab = build_vocab(texts, min_count=2)
-    weights = None if scheme is None else word_weights(texts, vocab, scheme)
-    settings.setdefault("dim", 256)
-    return SmallTextEncoder(vocab, layers=2, heads=4, word_weights=weights, **settings)
+    settings = {"dim": 256, **settings}
+    weights = settings.pop("weights", None)
+    return SmallTextEncoder.from_texts(
+        texts, min_count=2, weights=weights, layers=2, heads=4, **settings
+    )
 
 
 def _train(run: str, candidate: str, corpus: TextSet, out: Path, max_length: int):

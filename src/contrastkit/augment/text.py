@@ -489,8 +489,10 @@ class TextViews:
             if len(split) == 3 and not (int(split[2]) == split[2] and split[2] >= 2):
                 raise ValueError(f"split's min_words must be an integer >= 2, got {split[2]!r}.")
             split_text("a b c d", split[0], split[1], rng=random.Random(0))  # validates now
-        self.split = None if split is None else (float(split[0]), float(split[1]))
-        self.split_min_words = 4 if split is None or len(split) == 2 else int(split[2])
+        #: (low, high, min_words) of the cut, or None
+        self.split = None
+        if split is not None:
+            self.split = (float(split[0]), float(split[1]), int(split[2]) if len(split) == 3 else 4)
         self.ops: list[tuple[str, dict[str, Any]]] = []
         for item in ops or []:
             if not (isinstance(item, (tuple, list)) and len(item) == 2):
@@ -560,7 +562,8 @@ class TextViews:
             return [self.view(t, rng) for t in texts], [self.view(t, rng) for t in texts]
         first, second = [], []
         for t in texts:
-            a, b = split_text(t, *self.split, rng=rng, min_words=self.split_min_words)
+            low, high, min_words = self.split
+            a, b = split_text(t, low, high, rng=rng, min_words=min_words)
             first.append(self.view(a, rng))
             second.append(self.view(b, rng))
         return first, second

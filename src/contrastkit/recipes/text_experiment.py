@@ -77,8 +77,8 @@ def build_text_encoder(name: str, texts: list[str], *, max_length: int, width: f
         return HFTextEncoder(str(folder), max_length=max_length)
     raise ValueError(
         f"unknown text encoder {name!r}: use 'minilm', 'small_text', 'small_bag', a folder "
-        f"exported by "
-        f"contrastkit (with encoder.json) or a local Hugging Face model folder (with config.json)."
+        f"exported by contrastkit (with encoder.json) or a local Hugging Face model folder "
+        f"(with config.json)."
     )
 
 
