@@ -272,3 +272,27 @@ def test_split_halves_and_halves_retrieval_against_a_loop():
     assert halves_retrieval(a, a.clone())["recall@1"] == 1.0  # analytic: identical halves
     with pytest.raises(ValueError, match="same shape"):
         halves_retrieval(a, b[:5])
+    # searching other keys: first -> second_keys and second -> first_keys, by the same loop
+    c, d = torch.randn(12, 8, generator=g), torch.randn(12, 8, generator=g)
+    got = halves_retrieval(a, b, k=5, first_keys=c, second_keys=d)
+    (m1, r1), (m2, r2) = loop(a, d), loop(b, c)
+    assert got["mrr@5"] == pytest.approx((m1 + m2) / 2, abs=1e-6)
+    assert got["recall@1"] == pytest.approx((r1 + r2) / 2, abs=1e-6)
+    with pytest.raises(ValueError, match="both first_keys and second_keys"):
+        halves_retrieval(a, b, first_keys=c)
+    with pytest.raises(ValueError, match="same shape"):
+        halves_retrieval(a, b, first_keys=c, second_keys=d[:5])
+
+
+def test_disjoint_halves_drop_the_partners_words():
+    from contrastkit.evaluate.text import disjoint_halves, split_halves
+
+    first, second = split_halves(["Fire crews reach Gunning. The fire, they say, is out", "a b"])
+    got = disjoint_halves(first, second)
+    # the shared word (Fire / fire,) goes from both sides, with its punctuation
+    assert got == (["crews reach Gunning. The", "a"], ["they say, is out", "b"]), got
+    assert disjoint_halves(["Same words"], ["same WORDS"]) == ([""], [""])
+    for a, b in zip(*disjoint_halves(["x y z w", "p q r"], ["z w v", "r s"])):
+        assert not ({t.lower() for t in a.split()} & {t.lower() for t in b.split()})
+    with pytest.raises(ValueError, match="one half per document"):
+        disjoint_halves(["a"], ["b", "c"])

@@ -30,6 +30,7 @@ from contrastkit.evaluate.ranking import (
 from contrastkit.evaluate.text import (
     clustering_scores,
     cross_validated_probe,
+    disjoint_halves,
     halves_retrieval,
     similarity_correlation,
     split_halves,
@@ -44,6 +45,7 @@ __all__ = [
     "clustering_scores",
     "collapse_stats",
     "cross_validated_probe",
+    "disjoint_halves",
     "effective_rank",
     "embedding_std",
     "extract_features",

@@ -10,6 +10,8 @@ clustering scores and the TF-IDF baseline.
 - :func:`split_halves` and :func:`halves_retrieval`: a validation signal for document
   encoders that needs no labels: each held-out document is cut in two, and each half has to
   find its other half among the other documents' halves (MRR@k, recall@1).
+  :func:`disjoint_halves` makes the same task topical: each half loses the words its partner
+  has, so only what the words are about (learned association) can match them, not shared words.
 
 Example:
     >>> import torch
@@ -22,6 +24,7 @@ Example:
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 import numpy as np
@@ -35,6 +38,7 @@ from contrastkit.evaluate.linear import linear_probe
 __all__ = [
     "clustering_scores",
     "cross_validated_probe",
+    "disjoint_halves",
     "halves_retrieval",
     "similarity_correlation",
     "split_halves",
@@ -383,13 +387,70 @@ def split_halves(documents: Sequence[str]) -> tuple[list[str], list[str]]:
     return first, second
 
 
-def halves_retrieval(first: Tensor, second: Tensor, k: int = 10) -> dict[str, float]:
+_WORD = re.compile(r"\w+")
+
+
+def disjoint_halves(first: Sequence[str], second: Sequence[str]) -> tuple[list[str], list[str]]:
+    """Each half without the words of its partner: (first minus second's words, second minus
+    first's words).
+
+    With :func:`halves_retrieval` (``first_keys`` / ``second_keys``) this turns the halves task
+    into a topical one: a half must find what is left of its partner when every word the two
+    share is gone, so exact word overlap (TF-IDF's only signal: it scores 0 for the true
+    partner) cannot find it, and only learned association between different words (what a
+    topic model or a trained encoder adds: "bushfire" with "crews", "Hume Highway" with
+    "Goulburn") can. Words are compared lower-cased as ``\\w+`` runs; a whitespace token is
+    dropped when any of its words is shared ("fire," goes with "fire"), and the rest keep
+    their order and case.
+
+    Args:
+        first, second: the halves of N documents (:func:`split_halves`).
+
+    Returns:
+        Two lists of N strings (a half can come out empty when its partner shares all its
+        words; an encoder embeds it as it embeds any empty text).
+
+    Example:
+        >>> disjoint_halves(["Fire crews at Gunning"], ["the fire, near Goulburn"])
+        (['crews at Gunning'], ['the near Goulburn'])
+    """
+    if len(first) != len(second):
+        raise ValueError(
+            f"first and second must hold one half per document each, got {len(first)} and "
+            f"{len(second)}; use split_halves(documents)."
+        )
+
+    def words(text: str) -> set[str]:
+        return {w.lower() for w in _WORD.findall(str(text))}
+
+    def without(text: str, drop: set[str]) -> str:
+        return " ".join(t for t in str(text).split() if not (words(t) & drop))
+
+    out_first, out_second = [], []
+    for a, b in zip(first, second):
+        wa, wb = words(a), words(b)
+        out_first.append(without(a, wb))
+        out_second.append(without(b, wa))
+    return out_first, out_second
+
+
+def halves_retrieval(
+    first: Tensor,
+    second: Tensor,
+    k: int = 10,
+    first_keys: Tensor | None = None,
+    second_keys: Tensor | None = None,
+) -> dict[str, float]:
     """Each half retrieves its document's other half among all the other halves.
 
     Args:
         first, second: (N, D) embeddings of the first and second halves of N documents
             (:func:`split_halves`), row i of both from document i.
         k: MRR cut-off.
+        first_keys, second_keys: (N, D) embeddings searched instead of ``first`` / ``second``
+            (first → ``second_keys``, second → ``first_keys``), e.g. of the halves without
+            their partner's words (:func:`disjoint_halves`) for a topical version of the task.
+            Both or neither.
 
     Returns:
         ``{"mrr@k", "recall@1"}``, each the mean of both directions (first → second and
@@ -402,16 +463,25 @@ def halves_retrieval(first: Tensor, second: Tensor, k: int = 10) -> dict[str, fl
     """
     from contrastkit.evaluate.ranking import retrieval_metrics
 
-    check_embeddings(first, "first")
-    check_embeddings(second, "second")
-    if first.shape != second.shape:
+    if (first_keys is None) != (second_keys is None):
         raise ValueError(
-            f"first and second must have the same shape (one row per document), got "
-            f"{tuple(first.shape)} and {tuple(second.shape)}."
+            "give both first_keys and second_keys (the embeddings of both disjoint halves), "
+            "or neither."
+        )
+    if first_keys is None:
+        first_keys, second_keys = first, second
+    named = {"first": first, "second": second, "first_keys": first_keys, "second_keys": second_keys}
+    for name, x in named.items():
+        check_embeddings(x, name)
+    if len({tuple(x.shape) for x in named.values()}) > 1:
+        shapes = {name: tuple(x.shape) for name, x in named.items()}
+        raise ValueError(
+            f"first, second and their keys must have the same shape (one row per document), "
+            f"got {shapes}."
         )
     relevant = [{i} for i in range(first.shape[0])]
-    ab = retrieval_metrics(first, second, relevant, ks=(1, k))
-    ba = retrieval_metrics(second, first, relevant, ks=(1, k))
+    ab = retrieval_metrics(first, second_keys, relevant, ks=(1, k))
+    ba = retrieval_metrics(second, first_keys, relevant, ks=(1, k))
     return {
         f"mrr@{k}": 0.5 * (ab[f"mrr@{k}"] + ba[f"mrr@{k}"]),
         "recall@1": 0.5 * (ab["recall@1"] + ba["recall@1"]),
