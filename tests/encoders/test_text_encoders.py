@@ -325,6 +325,39 @@ def test_small_bag_is_the_mean_of_its_word_embeddings():
     torch.testing.assert_close(out[1], out[0])  # word order does not matter
 
 
+@pytest.mark.parametrize("weighted", [False, True])
+def test_small_bag_mean_without_token_states_matches_the_masked_mean(weighted):
+    """The bag's mean runs through F.embedding_bag (no (N, L, dim) states) in eval mode and
+    when training without dropout: same outputs and same embedding gradients as the masked
+    mean over the token states, with weights, unknown words and a text of only [UNK]."""
+    from contrastkit.encoders.text import _masked_pool
+
+    vocab = build_vocab(SENTENCES)
+    weights = [float(i % 3) + 0.25 for i in range(len(vocab))] if weighted else None
+    torch.manual_seed(0)
+    enc = SmallTextEncoder(vocab, dim=12, kind="bag", dropout=0.0, word_weights=weights).train()
+    ids = enc.tokenize(["a man is playing a zebra guitar", "zebra", "cats", "a a a man"])
+    out = enc(ids)
+    (out * torch.randn_like(out)).sum().backward()
+    fast_grad = enc.embed.weight.grad.clone()
+    enc.embed.weight.grad = None
+    mask = ids != 0
+    w = None if enc.token_weight is None else enc.token_weight[ids]
+    ref = _masked_pool(enc.embed(ids), mask, "mean", w)
+    torch.manual_seed(0)  # the same upstream gradient as above
+    enc2 = SmallTextEncoder(vocab, dim=12, kind="bag", dropout=0.0, word_weights=weights)
+    torch.testing.assert_close(enc2.embed.weight, enc.embed.weight)
+    (ref * torch.randn_like(ref)).sum().backward()
+    torch.testing.assert_close(out, ref, atol=1e-6, rtol=1e-5)
+    torch.testing.assert_close(fast_grad, enc.embed.weight.grad, atol=1e-6, rtol=1e-5)
+    if weighted:  # "zebra" is [UNK] (weight 0): a text of nothing weighted embeds as zeros
+        assert out[1].abs().max() == 0
+    # with dropout, training takes the token-state path (dropout per token embedding)
+    enc.drop.p = 0.5
+    assert not torch.equal(enc(ids), enc(ids))
+    torch.testing.assert_close(enc.eval()(ids), ref.detach(), atol=1e-6, rtol=1e-5)
+
+
 def test_word_weights_idf_and_sif_by_hand():
     texts = ["the cat sat", "the dog sat", "the end"]
     vocab = ["the", "sat", "cat", "zebra"]

@@ -743,18 +743,32 @@ class SmallTextEncoder(TextEncoder):
         ids = self._check_ids(ids).to(self._device())
         mask = ids != self.pad_id
         weights = None if self.token_weight is None else self.token_weight[ids]
+        if self.kind == "bag" and self.pooling == "mean" and not (self.training and self.drop.p):
+            return self._bag_mean(ids, mask, weights)
         x = self.embed(ids)
         if self.kind == "transformer":
             x = x + self.pos(torch.arange(ids.shape[1], device=ids.device))
             hidden = self.body(self.drop(x), src_key_padding_mask=~mask)
             return _masked_pool(hidden, mask, self.pooling, weights)
-        if self.kind == "bag":
+        if self.kind == "bag":  # max pooling, or embedding dropout while training
             return _masked_pool(self.drop(x), mask, self.pooling, weights)
         lengths = mask.sum(1).clamp(min=1)
         hidden, last = self.body(self.drop(x), lengths)
         if self.pooling == "last":
             return last.float()
         return _masked_pool(hidden, mask, self.pooling, weights)
+
+    def _bag_mean(self, ids: Tensor, mask: Tensor, weights: Tensor | None) -> Tensor:
+        """The (weighted) mean of a bag's word embeddings without the (N, L, dim) tensor of
+        token states: ``F.embedding_bag`` sums each row's embeddings scaled by its normalised
+        weights, so memory and time grow with N·dim, not N·L·dim (a 1,000-word document at
+        dim 4096 is 16 MB of states per text on the other path). The same numbers as the
+        masked mean up to float rounding."""
+        w = mask.float() if weights is None else weights.float() * mask
+        w = w / w.sum(1, keepdim=True).clamp(min=1e-9)
+        return F.embedding_bag(
+            ids, self.embed.weight, per_sample_weights=w, mode="sum", padding_idx=self.pad_id
+        ).float()
 
     def extra_repr(self) -> str:
         return f"kind={self.kind!r}, vocab={len(self.vocab)}, pooling={self.pooling!r}"
