@@ -333,3 +333,40 @@ def test_passages_preset_cuts_only_long_texts():
         TextViews(split=(0.3, 0.7, 1.5))
     with pytest.raises(ValueError, match="low, high"):
         TextViews(split=(0.3,))
+
+
+def test_drop_shared_words_by_hand():
+    from contrastkit.augment.text import drop_shared_words
+
+    assert drop_shared_words("Fire crews at Gunning", "the fire, near Goulburn") == (
+        "crews at Gunning",
+        "the near Goulburn",
+    )
+    assert drop_shared_words("same Words", "SAME words.") == ("", "")
+    assert drop_shared_words("a b", "c d") == ("a b", "c d")  # nothing shared, nothing dropped
+    assert drop_shared_words("it's late", "it is") == ("late", "is")  # "it's" holds "it"
+
+
+def test_ict_preset_drops_shared_words_from_most_pairs():
+    """ "ict": the two sides of a cut; for ~90% of the pairs they also lose the words they
+    share (a side that would be left empty is kept whole); the rest keep them."""
+    text = "the cat sat on the mat and the dog sat on the log near the cat"
+    views = text_views("ict", seed=0)
+    assert views.disjoint == 0.9 and "disjoint=0.9" in repr(views)
+    first, second = views.pair([text] * 400)
+    shared = [bool(set(a.split()) & set(b.split())) for a, b in zip(first, second)]
+    assert 0.02 < sum(shared) / 400 < 0.2  # ~10% keep their common words ("the", "sat", ...)
+    words = set(text.split())
+    for a, b in zip(first, second):
+        assert a and b and set(a.split()) <= words and set(b.split()) <= words
+    assert text_views("ict", seed=0).pair([text] * 400) == (first, second)  # reproducible
+    never = TextViews(split=(0.3, 0.7), disjoint=0.0).pair([text] * 50)
+    assert all(set(a.split()) & set(b.split()) for a, b in zip(*never))
+    # disjoint=1: every pair loses its shared words, except a side that would be left empty
+    (a, b), (c, d) = zip(*TextViews(split=(0.3, 0.7), disjoint=1.0).pair([text, "x y x y x y"]))
+    assert a and b and not set(a.split()) & set(b.split())
+    assert c and d and set(c.split()) == set(d.split()) == {"x", "y"}  # kept whole
+    with pytest.raises(ValueError, match="give split as well"):
+        TextViews(disjoint=0.5)
+    with pytest.raises(ValueError, match="probability"):
+        TextViews(split=(0.3, 0.7), disjoint=1.5)

@@ -12,7 +12,9 @@ keeps at least one word, and a text without words is an error.
 - :func:`synonym_replacement` — replace each non-stopword with a WordNet synonym with
   probability ``p`` (:class:`WordNet` reads Debian's ``wordnet-base`` WordNet 3.0 files);
 - :func:`split_text` — cut a text in two at a random word: the two sides of one text are two
-  views that share no words (a pair op, used through :meth:`TextViews.pair`).
+  views that share no words (a pair op, used through :meth:`TextViews.pair`);
+- :func:`drop_shared_words` — take from each of two texts the words the other one has (the
+  two sides of a cut then share no vocabulary at all).
 
 :class:`TextViews` chains ops on a batch of texts; :func:`text_views` builds the presets:
 ``"none"`` (identity: SimCSE's only noise is the encoder's dropout, Gao et al. 2021), ``"eda"``
@@ -23,7 +25,12 @@ the two parts are about, not by the words they share). ``"passages"`` cuts only 
 least 32 words: the two halves of a passage are about the same thing, while the two halves of
 a one-line sentence often are not (halves of a movie-review snippet are barely closer under
 MiniLM than two random snippets), so sentences keep both copies whole and dropout is their
-only noise, as in unsupervised SimCSE.
+only noise, as in unsupervised SimCSE. ``"ict"`` is ``"span"`` where, for 90% of the pairs,
+the two sides also lose the words they share (:func:`drop_shared_words`), as the Inverse Cloze
+Task of ORQA (Lee, Chang & Toutanova 2019) removes the pseudo-query from its context 90% of the
+time: a positive that shares no words can only be matched through what the words are about, so
+an encoder that could match the sides by their common names and terms alone has to learn
+which different words go together; the other 10% keep some lexical matching.
 
 Example:
     >>> import random
@@ -43,6 +50,7 @@ import inspect
 import math
 import os
 import random
+import re
 import string
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -54,6 +62,7 @@ __all__ = [
     "TEXT_VIEW_PRESETS",
     "TextViews",
     "WordNet",
+    "drop_shared_words",
     "random_crop",
     "span_deletion",
     "split_text",
@@ -381,6 +390,31 @@ def split_text(
     return (a, b) if rng.random() < 0.5 else (b, a)
 
 
+_WORD_RUN = re.compile(r"\w+")
+
+
+def drop_shared_words(first: str, second: str) -> tuple[str, str]:
+    """Each text without the words of the other: (first minus second's words, second minus
+    first's words).
+
+    Words are compared lower-cased as ``\\w+`` runs; a whitespace token goes when any of its
+    runs is in the other text ("fire," goes with "Fire"); the rest keep their order and case.
+    A side whose words are all shared comes out empty (:class:`TextViews` then keeps it whole).
+
+    Example:
+        >>> drop_shared_words("Fire crews at Gunning", "the fire, near Goulburn")
+        ('crews at Gunning', 'the near Goulburn')
+    """
+
+    def runs(text: str) -> set[str]:
+        return {w.lower() for w in _WORD_RUN.findall(text)}
+
+    shared = runs(first) & runs(second)
+    return tuple(  # type: ignore[return-value]
+        " ".join(t for t in text.split() if not (runs(t) & shared)) for text in (first, second)
+    )
+
+
 _PUNCT = string.punctuation + "“”‘’«»…–—"
 
 
@@ -442,11 +476,18 @@ TEXT_VIEW_PRESETS: dict[str, list[tuple[str, dict[str, Any]]]] = {
     "crop": [("random_crop", {"min_fraction": 0.6}), ("word_dropout", {"p": 0.1})],
     "span": [],
     "passages": [],
+    "ict": [],
 }
 
 #: presets whose two views are the two sides of one cut (:func:`split_text`: low, high and
 #: optionally min_words, below which a text is kept whole in both views)
-TEXT_VIEW_SPLITS: dict[str, tuple[float, ...]] = {"span": (0.3, 0.7), "passages": (0.3, 0.7, 32)}
+TEXT_VIEW_SPLITS: dict[str, tuple[float, ...]] = {
+    "span": (0.3, 0.7),
+    "passages": (0.3, 0.7, 32),
+    "ict": (0.3, 0.7),
+}
+#: presets whose two sides lose the words they share for this share of the pairs
+TEXT_VIEW_DISJOINT: dict[str, float] = {"ict": 0.9}
 
 
 class TextViews:
@@ -464,6 +505,9 @@ class TextViews:
             two (:func:`split_text`; texts of fewer than ``min_words`` words, default 4, are
             kept whole in both views) and gives one side to each view before the ops; None:
             the two views of a pair are two independent draws of the ops on the whole text.
+        disjoint: with ``split``, the probability that the two sides of a cut also lose the
+            words they share (:func:`drop_shared_words`; a side left with no words is kept
+            whole), before the ops.
 
     Raises:
         ValueError / TypeError: for an unknown op or bad arguments, when constructed.
@@ -480,7 +524,16 @@ class TextViews:
         seed: int = 0,
         wordnet: WordNet | None = None,
         split: tuple[float, ...] | None = None,
+        disjoint: float = 0.0,
     ) -> None:
+        if not (isinstance(disjoint, (int, float)) and 0.0 <= disjoint <= 1.0):
+            raise ValueError(f"disjoint is a probability in [0, 1], got {disjoint!r}.")
+        if disjoint and split is None:
+            raise ValueError(
+                "disjoint drops the words shared by the two sides of a cut; give split as well, "
+                "e.g. TextViews(split=(0.3, 0.7), disjoint=0.9)."
+            )
+        self.disjoint = float(disjoint)
         if split is not None:
             if len(split) not in (2, 3):
                 raise ValueError(
@@ -530,6 +583,8 @@ class TextViews:
     def __repr__(self) -> str:
         shown = [(n, {k: v for k, v in kw.items() if k != "wordnet"}) for n, kw in self.ops]
         split = "" if self.split is None else f", split={self.split}"
+        if self.disjoint:
+            split += f", disjoint={self.disjoint}"
         return f"TextViews({shown}, seed={self.seed}{split})"
 
     def view(self, text: str, rng: random.Random) -> str:
@@ -564,14 +619,18 @@ class TextViews:
         for t in texts:
             low, high, min_words = self.split
             a, b = split_text(t, low, high, rng=rng, min_words=min_words)
+            if self.disjoint and a != b and rng.random() < self.disjoint:
+                da, db = drop_shared_words(a, b)
+                a, b = da or a, db or b
             first.append(self.view(a, rng))
             second.append(self.view(b, rng))
         return first, second
 
 
 def text_views(preset: str, seed: int = 0, wordnet: WordNet | None = None) -> TextViews:
-    """The :class:`TextViews` of a preset: ``"none"``, ``"eda"``, ``"crop"`` or ``"span"`` (see
-    the module doc, :data:`TEXT_VIEW_PRESETS` and :data:`TEXT_VIEW_SPLITS`).
+    """The :class:`TextViews` of a preset: ``"none"``, ``"eda"``, ``"crop"``, ``"span"``,
+    ``"passages"`` or ``"ict"`` (see the module doc, :data:`TEXT_VIEW_PRESETS`,
+    :data:`TEXT_VIEW_SPLITS` and :data:`TEXT_VIEW_DISJOINT`).
 
     Example:
         >>> text_views("none")(["kept as it is"])
@@ -584,5 +643,9 @@ def text_views(preset: str, seed: int = 0, wordnet: WordNet | None = None) -> Te
             f"unknown text view preset {preset!r}; presets are {sorted(TEXT_VIEW_PRESETS)}.{hint}"
         )
     return TextViews(
-        TEXT_VIEW_PRESETS[preset], seed=seed, wordnet=wordnet, split=TEXT_VIEW_SPLITS.get(preset)
+        TEXT_VIEW_PRESETS[preset],
+        seed=seed,
+        wordnet=wordnet,
+        split=TEXT_VIEW_SPLITS.get(preset),
+        disjoint=TEXT_VIEW_DISJOINT.get(preset, 0.0),
     )

@@ -24,7 +24,6 @@ Example:
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 
 import numpy as np
@@ -33,6 +32,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from contrastkit._checks import check_embeddings
+from contrastkit.augment.text import drop_shared_words
 from contrastkit.evaluate.linear import linear_probe
 
 __all__ = [
@@ -387,9 +387,6 @@ def split_halves(documents: Sequence[str]) -> tuple[list[str], list[str]]:
     return first, second
 
 
-_WORD = re.compile(r"\w+")
-
-
 def disjoint_halves(first: Sequence[str], second: Sequence[str]) -> tuple[list[str], list[str]]:
     """Each half without the words of its partner: (first minus second's words, second minus
     first's words).
@@ -399,9 +396,7 @@ def disjoint_halves(first: Sequence[str], second: Sequence[str]) -> tuple[list[s
     share is gone, so exact word overlap (TF-IDF's only signal: it scores 0 for the true
     partner) cannot find it, and only learned association between different words (what a
     topic model or a trained encoder adds: "bushfire" with "crews", "Hume Highway" with
-    "Goulburn") can. Words are compared lower-cased as ``\\w+`` runs; a whitespace token is
-    dropped when any of its words is shared ("fire," goes with "fire"), and the rest keep
-    their order and case.
+    "Goulburn") can. Words are compared as in :func:`~contrastkit.augment.drop_shared_words`.
 
     Args:
         first, second: the halves of N documents (:func:`split_halves`).
@@ -419,19 +414,8 @@ def disjoint_halves(first: Sequence[str], second: Sequence[str]) -> tuple[list[s
             f"first and second must hold one half per document each, got {len(first)} and "
             f"{len(second)}; use split_halves(documents)."
         )
-
-    def words(text: str) -> set[str]:
-        return {w.lower() for w in _WORD.findall(str(text))}
-
-    def without(text: str, drop: set[str]) -> str:
-        return " ".join(t for t in str(text).split() if not (words(t) & drop))
-
-    out_first, out_second = [], []
-    for a, b in zip(first, second):
-        wa, wb = words(a), words(b)
-        out_first.append(without(a, wb))
-        out_second.append(without(b, wa))
-    return out_first, out_second
+    pairs = [drop_shared_words(str(a), str(b)) for a, b in zip(first, second)]
+    return [a for a, _ in pairs], [b for _, b in pairs]
 
 
 def halves_retrieval(
