@@ -37,7 +37,7 @@ def main() -> None:
     tuned = load_encoder(out / "minilm" / chosen)
     curve = {}
     for a in (float(x) for x in args.alphas.split(",")):
-        curve[a] = validation(interpolate_weights(frozen, tuned, a).eval(), halves)["mrr@10"]
+        curve[a] = validation(interpolate_weights(frozen, tuned, a).eval(), halves)["score"]
         print(f"alpha {a:.1f}  validation MRR@10 {curve[a]:.4f}", flush=True)
     best = max(curve, key=lambda a: curve[a])  # the first of equal scores: the smaller alpha
     final = interpolate_weights(frozen, load_encoder(out / "minilm" / "final"), best).eval()
