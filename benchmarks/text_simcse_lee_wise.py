@@ -1,6 +1,7 @@
 """WiSE-FT on top of ``text_simcse_lee.py``'s MiniLM run: interpolate the SimCSE-tuned weights
 with MiniLM's, θ(α) = (1 − α) · θ_MiniLM + α · θ_SimCSE, with α chosen on the same validation
-signal (held-out background documents' halves), then score the final model at that α on Lee.
+signal (the mean of the lexical and topical halves MRR@10 of held-out background documents,
+as in ``text_simcse_lee.py``), then score the final model at that α on Lee.
 
 α is chosen with the model that was trained without the validation documents (the chosen
 candidate's run in ``--out/minilm/<candidate>``); the same α is applied to the final model
@@ -38,7 +39,7 @@ def main() -> None:
     curve = {}
     for a in (float(x) for x in args.alphas.split(",")):
         curve[a] = validation(interpolate_weights(frozen, tuned, a).eval(), halves)["score"]
-        print(f"alpha {a:.1f}  validation MRR@10 {curve[a]:.4f}", flush=True)
+        print(f"alpha {a:.1f}  validation score {curve[a]:.4f}", flush=True)
     best = max(curve, key=lambda a: curve[a])  # the first of equal scores: the smaller alpha
     final = interpolate_weights(frozen, load_encoder(out / "minilm" / "final"), best).eval()
     r = similarity_correlation(extract_features(final, lee.documents), lee.similarity)
