@@ -58,6 +58,26 @@ def test_unsupervised_simcse_is_info_nce_of_two_dropout_passes():
     torch.testing.assert_close(out.loss, ref)
 
 
+@pytest.mark.parametrize("preset", ["span", "ict"])
+def test_simcse_views_are_the_presets_pairs(preset):
+    """With a split preset the two rows of a text are its preset pair (the two sides of a cut;
+    "ict": most pairs without their shared words), drawn from the recipe's seed; a bag
+    without dropout then trains on them through the embedding_bag path."""
+    from contrastkit.augment.text import text_views
+
+    torch.manual_seed(0)
+    enc = SmallTextEncoder(build_vocab(TEXTS), dim=16, kind="bag", dropout=0.0)
+    recipe = SimCSE(enc, SimCSEConfig(views=preset, seed=4)).train()
+    prepared = recipe.prepare(_batch())
+    first, second = text_views(preset, seed=4).pair(TEXTS)
+    assert torch.equal(prepared["inputs"], enc.tokenize(first + second))
+    if preset == "ict":
+        assert sum(not set(a.split()) & set(b.split()) for a, b in zip(first, second)) >= 6
+    out = recipe.step(_batch())
+    out.loss.backward()
+    assert torch.isfinite(out.loss) and enc.embed.weight.grad.abs().sum() > 0
+
+
 def test_unsupervised_simcse_explicit_loop():
     """Row i: −log softmax over cos(a_i, p_j)/τ at j = i (an explicit Python loop)."""
     recipe = SimCSE(_encoder(dropout=0.0), SimCSEConfig(temperature=0.1)).eval()

@@ -69,7 +69,9 @@ class SimCSEConfig:
             is the only noise, as in the paper; ``"span"``: the two copies are the two sides
             of a random cut of the text, for documents whose dropout copies are too easy to
             match; ``"passages"``: the same for texts of 32+ words only, sentences keep
-            dropout; see :func:`contrastkit.augment.text.text_views`).
+            dropout; ``"ict"``: ``"span"`` where 90% of the pairs also lose the words their
+            sides share, so a from-scratch encoder must learn which words go together; see
+            :func:`contrastkit.augment.text.text_views`).
         loss: ``"info_nce"`` or ``"triplet"`` (margin loss on (anchor, positive, negative)).
         margin: triplet margin (cosine distance).
         seed: seed of the text views.
