@@ -338,16 +338,14 @@ def test_small_bag_mean_without_token_states_matches_the_masked_mean(weighted):
     enc = SmallTextEncoder(vocab, dim=12, kind="bag", dropout=0.0, word_weights=weights).train()
     ids = enc.tokenize(["a man is playing a zebra guitar", "zebra", "cats", "a a a man"])
     out = enc(ids)
-    (out * torch.randn_like(out)).sum().backward()
+    upstream = torch.randn(out.shape)  # the same gradient into both paths
+    (out * upstream).sum().backward()
     fast_grad = enc.embed.weight.grad.clone()
     enc.embed.weight.grad = None
     mask = ids != 0
     w = None if enc.token_weight is None else enc.token_weight[ids]
     ref = _masked_pool(enc.embed(ids), mask, "mean", w)
-    torch.manual_seed(0)  # the same upstream gradient as above
-    enc2 = SmallTextEncoder(vocab, dim=12, kind="bag", dropout=0.0, word_weights=weights)
-    torch.testing.assert_close(enc2.embed.weight, enc.embed.weight)
-    (ref * torch.randn_like(ref)).sum().backward()
+    (ref * upstream).sum().backward()
     torch.testing.assert_close(out, ref, atol=1e-6, rtol=1e-5)
     torch.testing.assert_close(fast_grad, enc.embed.weight.grad, atol=1e-6, rtol=1e-5)
     if weighted:  # "zebra" is [UNK] (weight 0): a text of nothing weighted embeds as zeros

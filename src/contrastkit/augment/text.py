@@ -534,6 +534,8 @@ class TextViews:
                 "e.g. TextViews(split=(0.3, 0.7), disjoint=0.9)."
             )
         self.disjoint = float(disjoint)
+        #: (low, high, min_words) of the cut, or None
+        self.split = None
         if split is not None:
             if len(split) not in (2, 3):
                 raise ValueError(
@@ -542,9 +544,6 @@ class TextViews:
             if len(split) == 3 and not (int(split[2]) == split[2] and split[2] >= 2):
                 raise ValueError(f"split's min_words must be an integer >= 2, got {split[2]!r}.")
             split_text("a b c d", split[0], split[1], rng=random.Random(0))  # validates now
-        #: (low, high, min_words) of the cut, or None
-        self.split = None
-        if split is not None:
             self.split = (float(split[0]), float(split[1]), int(split[2]) if len(split) == 3 else 4)
         self.ops: list[tuple[str, dict[str, Any]]] = []
         for item in ops or []:
@@ -616,8 +615,8 @@ class TextViews:
         if self.split is None:
             return [self.view(t, rng) for t in texts], [self.view(t, rng) for t in texts]
         first, second = [], []
+        low, high, min_words = self.split
         for t in texts:
-            low, high, min_words = self.split
             a, b = split_text(t, low, high, rng=rng, min_words=min_words)
             if self.disjoint and a != b and rng.random() < self.disjoint:
                 da, db = drop_shared_words(a, b)

@@ -80,6 +80,13 @@ def _check_texts(texts: Any) -> list[str]:
     return texts
 
 
+def _mean_weights(mask: Tensor, weights: Tensor | None) -> Tensor:
+    """(N, L) weights of a masked (weighted) mean: ``weights`` (or ones) at the positions where
+    ``mask`` is True, 0 elsewhere, each row summing to 1 (all zeros if nothing is weighted)."""
+    w = mask.float() if weights is None else weights.float() * mask
+    return w / w.sum(1, keepdim=True).clamp(min=1e-9)
+
+
 def _masked_pool(
     hidden: Tensor, mask: Tensor, pooling: str, weights: Tensor | None = None
 ) -> Tensor:
@@ -94,8 +101,7 @@ def _masked_pool(
         return hidden[:, 0]
     m = mask.unsqueeze(-1)
     if pooling == "mean":
-        w = m.float() if weights is None else (weights.float() * mask).unsqueeze(-1)
-        return (hidden * w).sum(1) / w.sum(1).clamp(min=1e-9)
+        return (hidden * _mean_weights(mask, weights).unsqueeze(-1)).sum(1)
     if pooling == "max":
         return hidden.masked_fill(~m, torch.finfo(hidden.dtype).min).amax(1)
     raise ValueError(f"unknown pooling {pooling!r}; use 'mean', 'max' or 'cls'.")
@@ -493,13 +499,20 @@ def build_vocab(
     texts = _check_texts(texts)
     if min_count < 1 or max_size < 1:
         raise ValueError(f"min_count and max_size must be >= 1, got {min_count}, {max_size}.")
-    counts: Counter[str] = Counter()
+    tf = _word_counts(texts, lowercase)[0]
+    words = [w for w, c in tf.items() if c >= min_count and w not in WordVocab.SPECIALS]
+    return sorted(words, key=lambda w: (-tf[w], w))[:max_size]
+
+
+def _word_counts(texts: list[str], lowercase: bool) -> tuple[Counter[str], Counter[str]]:
+    """(token counts, document frequencies) of the words of ``texts``."""
+    tf: Counter[str] = Counter()
+    df: Counter[str] = Counter()
     for t in texts:
-        counts.update(_split(t, lowercase))
-    for s in WordVocab.SPECIALS:
-        counts.pop(s, None)
-    words = sorted((w for w, c in counts.items() if c >= min_count), key=lambda w: (-counts[w], w))
-    return words[:max_size]
+        words = _split(t, lowercase)
+        tf.update(words)
+        df.update(set(words))
+    return tf, df
 
 
 def word_weights(
@@ -534,12 +547,7 @@ def word_weights(
         raise ValueError(f"unknown scheme {scheme!r}; use 'idf' or 'sif'.")
     if not texts:
         raise ValueError("texts is empty; word weights need the training corpus.")
-    df: Counter[str] = Counter()
-    tf: Counter[str] = Counter()
-    for t in texts:
-        words = _split(t, lowercase)
-        tf.update(words)
-        df.update(set(words))
+    tf, df = _word_counts(texts, lowercase)
     if scheme == "idf":
         n = len(texts)
         return [math.log((1 + n) / (1 + df[w])) + 1.0 for w in vocab]
@@ -764,8 +772,7 @@ class SmallTextEncoder(TextEncoder):
         weights, so memory and time grow with N·dim, not N·L·dim (a 1,000-word document at
         dim 4096 is 16 MB of states per text on the other path). The same numbers as the
         masked mean up to float rounding."""
-        w = mask.float() if weights is None else weights.float() * mask
-        w = w / w.sum(1, keepdim=True).clamp(min=1e-9)
+        w = _mean_weights(mask, weights)
         return F.embedding_bag(
             ids, self.embed.weight, per_sample_weights=w, mode="sum", padding_idx=self.pad_id
         ).float()
