@@ -64,7 +64,7 @@ EXTRA: dict[str, dict] = {
 
 
 def experiment(name: str, out: Path, epochs: int, minutes: float, view_size: int | None = None):
-    from contrastkit.recipes.experiment import ExperimentConfig
+    from contrastkit.app.experiment import ExperimentConfig
 
     return ExperimentConfig(
         recipe=name,
@@ -80,7 +80,7 @@ def experiment(name: str, out: Path, epochs: int, minutes: float, view_size: int
 
 
 def run_one(name: str, out: Path, minutes: float, view_size: int | None = None) -> dict:
-    from contrastkit.recipes.experiment import run_experiment
+    from contrastkit.app.experiment import run_experiment
 
     # the trainer times its first steps and fits the epochs (≤ 100) to the budget
     res = run_experiment(experiment(name, out, 100, minutes, view_size))

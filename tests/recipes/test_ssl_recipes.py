@@ -10,12 +10,12 @@ import pytest
 import torch
 from torch import nn
 
+from contrastkit.app.experiment import ExperimentConfig, build_recipe
 from contrastkit.data import load_digits
 from contrastkit.encoders import SmallCNN
 from contrastkit.losses import info_nce
 from contrastkit.memory import MomentumEncoder
 from contrastkit.recipes import RECIPES, MoCo, MoCoConfig
-from contrastkit.recipes.experiment import ExperimentConfig, build_recipe
 from contrastkit.train import TrainConfig, Trainer, grad_cache_step
 
 NEW = ["moco", "mocov3", "byol", "simsiam", "swav", "barlow_twins", "vicreg", "nnclr", "dino"]

@@ -129,7 +129,7 @@ def train(
     """Train an encoder with a recipe, then evaluate it on the test split (results.json)."""
     import json
 
-    from contrastkit.recipes.experiment import ExperimentConfig, run_experiment
+    from contrastkit.app.experiment import ExperimentConfig, run_experiment
 
     values = {}
     if config:
@@ -217,7 +217,7 @@ def demo(
     """Train SimCLR on the built-in digits, evaluate on the test split, write the report."""
     import dataclasses
 
-    from contrastkit.recipes.experiment import demo_config, run_experiment
+    from contrastkit.app.experiment import demo_config, run_experiment
 
     cfg = dataclasses.replace(demo_config(out, epochs), progress=progress)
     typer.echo(f"contrastkit demo: SimCLR, ResNet-18 (1/4 width), digits, {epochs} epochs -> {out}")
@@ -250,7 +250,7 @@ def evaluate(
     """Evaluate an exported encoder: kNN, linear probe, P/R/F1, precision@1, MAP@R."""
     import json
 
-    from contrastkit.recipes.experiment import evaluate_encoder
+    from contrastkit.app.experiment import evaluate_encoder
 
     try:
         ks = tuple(int(k) for k in knn_select_k.replace(" ", "").split(",") if k)
@@ -277,7 +277,7 @@ def embed(
     split: str = typer.Option("test", help="train or test."),
 ) -> None:
     """Write embeddings and ids (and labels) of a data split to .npy or .parquet."""
-    from contrastkit.recipes.experiment import embed_dataset
+    from contrastkit.app.experiment import embed_dataset
 
     try:
         path = embed_dataset(encoder, data, out, split=split)
@@ -305,7 +305,7 @@ def index(
     """Embed a corpus with a text encoder and save a search index (with the encoder's name)."""
     import time
 
-    from contrastkit.recipes.text_experiment import build_search_index
+    from contrastkit.app.text import build_search_index
 
     t0 = time.time()
     try:
@@ -335,7 +335,7 @@ def search(
     import json
     import time
 
-    from contrastkit.recipes.text_experiment import load_search
+    from contrastkit.app.text import load_search
 
     try:
         engine = load_search(index)

@@ -10,15 +10,15 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from contrastkit.cli.main import app
-from contrastkit.data import load_digits
-from contrastkit.evaluate import knn_accuracy, select_knn_k
-from contrastkit.recipes.experiment import (
+from contrastkit.app.experiment import (
     ExperimentConfig,
     knn_protocol,
     run_experiment,
     split_validation,
 )
+from contrastkit.cli.main import app
+from contrastkit.data import load_digits
+from contrastkit.evaluate import knn_accuracy, select_knn_k
 
 
 def test_split_validation_is_stratified_disjoint_and_seeded():

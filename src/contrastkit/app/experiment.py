@@ -6,7 +6,7 @@ end, for the reported numbers.
 
 Example:
     >>> import tempfile
-    >>> from contrastkit.recipes.experiment import ExperimentConfig, run_experiment
+    >>> from contrastkit.app.experiment import ExperimentConfig, run_experiment
     >>> cfg = ExperimentConfig(data="digits", encoder="resnet18", epochs=1, batch_size=128,
     ...                        out_dir=tempfile.mkdtemp(), progress=False, linear_probe=False,
     ...                        report=False)
@@ -27,6 +27,7 @@ from typing import Any
 
 import torch
 
+from contrastkit.app.splits import split_validation
 from contrastkit.data import load_dataset
 from contrastkit.data.datasets import DataSplits, ImageSet
 from contrastkit.encoders import build_encoder
@@ -173,31 +174,6 @@ def _unknown(what: str, value: str, choices: list[str]) -> None:
     raise ValueError(f"unknown {what} {value!r}; valid: {choices}.{hint}")
 
 
-def split_validation(train: Any, val_size: float, seed: int) -> tuple[Any, Any]:
-    """Hold ``val_size`` rows (or that fraction) out of ``train``, stratified by label.
-
-    ``train`` is an :class:`ImageSet` or a :class:`~contrastkit.data.text.TextSet` (anything
-    with ``len``, ``labels`` and ``subset``); returns (training part, validation part).
-    """
-    n = len(train)
-    n_val = int(round(val_size * n)) if val_size < 1 else int(val_size)
-    if not 0 < n_val < n:
-        raise ValueError(f"val_size={val_size} leaves no training or no validation rows.")
-    g = torch.Generator().manual_seed(seed + 17)
-    if train.labels is None:
-        perm = torch.randperm(n, generator=g)
-        return train.subset(perm[n_val:].sort().values), train.subset(perm[:n_val].sort().values)
-    val_idx = []
-    for c in torch.unique(train.labels):
-        idx = (train.labels == c).nonzero().flatten()
-        take = int(round(n_val * len(idx) / n))
-        val_idx.append(idx[torch.randperm(len(idx), generator=g)[:take]])
-    val = torch.cat(val_idx).sort().values
-    mask = torch.ones(n, dtype=torch.bool)
-    mask[val] = False
-    return train.subset(mask.nonzero().flatten()), train.subset(val)
-
-
 def build_recipe(
     cfg: ExperimentConfig, image_shape: tuple[int, int, int], num_classes: int | None = None
 ) -> tuple[Any, str]:
@@ -301,10 +277,10 @@ def run_experiment(cfg: ExperimentConfig, resume: bool = False) -> dict[str, Any
     """Train and evaluate; write ``results.json`` (and the encoder) into ``cfg.out_dir``.
 
     Text recipes (``simcse``, ``text_supcon``) run
-    :func:`~contrastkit.recipes.text_experiment.run_text_experiment`.
+    :func:`~contrastkit.app.text.run_text_experiment`.
     """
     if getattr(RECIPES[cfg.recipe][0], "modality", "image") == "text":
-        from contrastkit.recipes.text_experiment import run_text_experiment
+        from contrastkit.app.text import run_text_experiment
 
         return run_text_experiment(cfg, resume=resume)
     t_start = time.time()

@@ -14,7 +14,7 @@ pre-trained start, on the frozen encoder's embeddings.
 
 Example:
     >>> import tempfile, pathlib
-    >>> from contrastkit.recipes.experiment import ExperimentConfig, run_experiment
+    >>> from contrastkit.app.experiment import ExperimentConfig, run_experiment
     >>> d = pathlib.Path(tempfile.mkdtemp())
     >>> rows = [f"{w} film number {i}\\t{int(w == 'good')}" for i in range(40) for w in ("good", "bad")]
     >>> _ = (d / "t.tsv").write_text("text\\tlabel\\n" + "\\n".join(rows))
@@ -111,9 +111,9 @@ def _probe(f_tr: torch.Tensor, y_tr: torch.Tensor, f_va: torch.Tensor, y_va: tor
 
 def run_text_experiment(cfg: Any, resume: bool = False) -> dict[str, Any]:
     """Train a text recipe and evaluate it on held-out texts; writes ``results.json``."""
+    from contrastkit.app.splits import split_validation
     from contrastkit.data.text import load_text_data
     from contrastkit.evaluate.text import tfidf_features
-    from contrastkit.recipes.experiment import split_validation
 
     t_start = time.time()
     torch.manual_seed(cfg.seed)
