@@ -50,7 +50,7 @@ def test_unsupervised_simcse_is_info_nce_of_two_dropout_passes():
     out = recipe.step(_batch())
     torch.manual_seed(1)
     prepared = recipe.prepare(_batch())
-    z = recipe.embed(prepared["inputs"])
+    z = recipe.embed("views", prepared["inputs"])
     n = len(TEXTS)
     assert torch.equal(prepared["inputs"][:n], prepared["inputs"][n:])  # same tokens twice
     assert not torch.allclose(z[:n], z[n:])  # ... but dropout makes the views differ
@@ -82,14 +82,14 @@ def test_unsupervised_simcse_explicit_loop():
     """Row i: −log softmax over cos(a_i, p_j)/τ at j = i (an explicit Python loop)."""
     recipe = SimCSE(_encoder(dropout=0.0), SimCSEConfig(temperature=0.1)).eval()
     prepared = recipe.prepare(_batch())
-    z = recipe.embed(prepared["inputs"])
+    z = recipe.embed("views", prepared["inputs"])
     n = len(TEXTS)
     a, p = F.normalize(z[:n].detach(), dim=1), F.normalize(z[n:].detach(), dim=1)
     total = 0.0
     for i in range(n):
         logits = [float(a[i] @ p[j]) / 0.1 for j in range(n)]
         total += -(logits[i] - math.log(sum(math.exp(v) for v in logits)))
-    loss = recipe.loss(z, prepared).loss
+    loss = recipe.loss({"views": z}, prepared).loss
     assert abs(float(loss) - total / n) < 1e-4
     # no dropout: both passes are identical, every row's positive is its own copy
     assert torch.allclose(z[:n], z[n:])
@@ -100,7 +100,7 @@ def test_simcse_triplets_hard_negatives_are_candidates_of_every_anchor():
     pos = [t + " indeed" for t in TEXTS]
     neg = list(reversed(TEXTS))
     prepared = recipe.prepare(_batch(positives=pos, negatives=neg))
-    z = recipe.embed(prepared["inputs"])
+    z = recipe.embed("views", prepared["inputs"])
     n = len(TEXTS)
     a, p, m = (F.normalize(x.detach(), dim=1) for x in (z[:n], z[n : 2 * n], z[2 * n :]))
     total = 0.0
@@ -108,7 +108,7 @@ def test_simcse_triplets_hard_negatives_are_candidates_of_every_anchor():
         logits = [float(a[i] @ p[j]) / 0.05 for j in range(n)]
         logits += [float(a[i] @ m[j]) / 0.05 for j in range(n)]
         total += -(logits[i] - math.log(sum(math.exp(v) for v in logits)))
-    assert abs(float(recipe.loss(z, prepared).loss) - total / n) < 1e-3
+    assert abs(float(recipe.loss({"views": z}, prepared).loss) - total / n) < 1e-3
 
 
 def test_simcse_triplet_margin_loss_and_errors():
@@ -116,11 +116,11 @@ def test_simcse_triplet_margin_loss_and_errors():
     pos = [t + " indeed" for t in TEXTS]
     neg = list(reversed(TEXTS))
     prepared = recipe.prepare(_batch(positives=pos, negatives=neg))
-    z = recipe.embed(prepared["inputs"]).float()
+    z = recipe.embed("views", prepared["inputs"]).float()
     n = len(TEXTS)
     a, p, m = (F.normalize(x, dim=1) for x in (z[:n], z[n : 2 * n], z[2 * n :]))
     ref = torch.relu((1 - (a * p).sum(1)) - (1 - (a * m).sum(1)) + 0.3).mean()
-    torch.testing.assert_close(recipe.loss(z, prepared).loss, ref, atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(recipe.loss({"views": z}, prepared).loss, ref, atol=1e-5, rtol=1e-4)
     with pytest.raises(ValueError, match="negative column"):
         recipe.prepare(_batch(positives=pos))
     with pytest.raises(TypeError, match="text encoder"):
@@ -133,7 +133,7 @@ def test_text_supcon_same_label_copies_are_positives():
     out = recipe.step(_batch(labels=LABELS))
     torch.manual_seed(2)
     prepared = recipe.prepare(_batch(labels=LABELS))
-    z = recipe.embed(prepared["inputs"])
+    z = recipe.embed("views", prepared["inputs"])
     ref = info_nce(z, query_ids=LABELS.repeat(2), temperature=0.1)
     torch.testing.assert_close(out.loss, ref)
     with pytest.raises(ValueError, match="labels"):
@@ -184,7 +184,7 @@ def test_simcse_distill_adds_info_nce_against_the_frozen_start():
     assert all(not p.requires_grad for p in recipe.teacher.parameters())
     torch.manual_seed(1)
     prepared = recipe.prepare(_batch())
-    z = recipe.embed(prepared["inputs"])
+    z = recipe.embed("views", prepared["inputs"])
     n = len(TEXTS)
     with torch.no_grad():
         t = _encoder().eval()(recipe.encoder.tokenize(TEXTS))
@@ -195,7 +195,7 @@ def test_simcse_distill_adds_info_nce_against_the_frozen_start():
         info_nce(z[:n], t, query_ids=ids, temperature=0.05)
         + info_nce(z[n:], t, query_ids=ids, temperature=0.05)
     )
-    out = recipe.loss(z, prepared)
+    out = recipe.loss({"views": z}, prepared)
     torch.testing.assert_close(out.loss, simcse + 0.5 * distill)
     assert abs(out.metrics["distill"] - float(distill)) < 1e-5
     # a training step moves the encoder, never the teacher

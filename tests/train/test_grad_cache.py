@@ -93,8 +93,8 @@ def test_dropout_is_replayed_so_both_passes_agree():
     recipe.zero_grad()
     torch.manual_seed(5)
     prepared = recipe.prepare(batch)
-    z = torch.cat([recipe.embed(c) for c in prepared["inputs"].split(7)])
-    recipe.loss(z, prepared).loss.backward()
+    z = torch.cat([recipe.embed("views", c) for c in prepared["inputs"].split(7)])
+    recipe.loss({"views": z}, prepared).loss.backward()
     expected = _grads(recipe)
     actual = _cached(recipe, batch, seed=5, chunk=7)
     for name in expected:
@@ -112,7 +112,7 @@ def test_batch_norm_statistics_are_updated_once_per_chunk():
     torch.manual_seed(1)
     prepared = twin.prepare(batch)
     for c in prepared["inputs"].split(12):
-        twin.embed(c)
+        twin.embed("views", c)
     for (name, a), b in zip(recipe.named_buffers(), twin.buffers()):
         torch.testing.assert_close(a, b, msg=name)
 

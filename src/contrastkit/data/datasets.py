@@ -26,6 +26,7 @@ import os
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -115,6 +116,13 @@ class ImageSet:
             name=name or self.name,
             paths=None if self.paths is None else [self.paths[i] for i in idx.tolist()],
         )
+
+    #: the kind of each field of :meth:`rows` (see :mod:`contrastkit.data.fields`)
+    fields: ClassVar[dict[str, str]] = {"images": "image", "labels": "ids", "indices": "ids"}
+
+    def encoder_inputs(self) -> Tensor:
+        """What an encoder embeds of this set: the (N, C, H, W) uint8 images."""
+        return self.images
 
     def rows(self, index: Tensor) -> dict[str, Tensor]:
         """The trainer's batch for rows ``index`` (LongTensor): ``{"images", "indices"}`` and

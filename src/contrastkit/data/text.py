@@ -40,7 +40,7 @@ import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -170,12 +170,30 @@ class TextSet:
             bad = int((~torch.isfinite(self.scores)).nonzero()[0])
             raise ValueError(f"{where}: scores[{bad}] is {float(self.scores[bad])}; fix the row.")
 
+    #: the kind of each field of :meth:`rows` (see :mod:`contrastkit.data.fields`)
+    fields: ClassVar[dict[str, str]] = {
+        "texts": "text",
+        "positives": "text",
+        "negatives": "text",
+        "labels": "ids",
+        "scores": "table",
+        "indices": "ids",
+    }
+
     def __len__(self) -> int:
         return len(self.texts)
 
     @property
     def num_classes(self) -> int:
         return len(self.classes)
+
+    def encoder_inputs(self) -> list[str]:
+        """What an encoder embeds of this set: its texts."""
+        return list(self.texts)
+
+    def row_lengths(self) -> list[int]:
+        """Characters per text: the trainer's ``group_by_length`` batches similar lengths."""
+        return [len(t) for t in self.texts]
 
     def subset(self, index: Tensor | np.ndarray | list[int], name: str | None = None) -> TextSet:
         """The rows ``index`` (ints, in that order) as a new :class:`TextSet`.

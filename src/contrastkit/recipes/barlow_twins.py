@@ -72,10 +72,11 @@ class BarlowTwins(Recipe):
     def prepare(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
         return {**batch, "inputs": view_pair(self, batch)}
 
-    def embed(self, inputs: Tensor) -> Tensor:
+    def embed(self, tower: str, inputs: Tensor) -> Tensor:
         return self.projector(self.encoder(inputs))
 
-    def loss(self, embeddings: Tensor, prepared: dict[str, Tensor]) -> LossOutput:
+    def loss(self, by_tower: dict[str, Tensor], prepared: dict[str, Tensor]) -> LossOutput:
+        embeddings = by_tower["views"]
         n, c = prepared["images"].shape[0], self.config
         z1, z2 = embeddings[:n], embeddings[n:]
         loss = barlow_twins(z1, z2, lambda_offdiag=c.lambda_offdiag, scale=c.scale, gather=True)

@@ -78,10 +78,11 @@ class BYOL(Recipe):
         x = view_pair(self, batch)
         return {**batch, "inputs": x, "targets": self.target(x).float()}
 
-    def embed(self, inputs: Tensor) -> Tensor:
+    def embed(self, tower: str, inputs: Tensor) -> Tensor:
         return self.predictor(self.projector(self.encoder(inputs)))
 
-    def loss(self, embeddings: Tensor, prepared: dict[str, Tensor]) -> LossOutput:
+    def loss(self, by_tower: dict[str, Tensor], prepared: dict[str, Tensor]) -> LossOutput:
+        embeddings = by_tower["views"]
         n = prepared["images"].shape[0]
         p1, p2 = embeddings[:n], embeddings[n:]
         t1, t2 = prepared["targets"][:n], prepared["targets"][n:]

@@ -106,10 +106,11 @@ class DINO(Recipe):
         self.head.freeze_last_layer = float(self.progress) < self.config.freeze_last_layer
         return {**batch, "inputs": inputs, "teacher": self.teacher(inputs[0]).float()}
 
-    def embed(self, inputs: Tensor) -> Tensor:
+    def embed(self, tower: str, inputs: Tensor) -> Tensor:
         return self.head(self.encoder(inputs))
 
-    def loss(self, embeddings: Tensor, prepared: dict[str, Tensor]) -> LossOutput:
+    def loss(self, by_tower: dict[str, Tensor], prepared: dict[str, Tensor]) -> LossOutput:
+        embeddings = by_tower["views"]
         n = prepared["images"].shape[0]
         student = list(embeddings.float().split(n))
         teacher = list(prepared["teacher"].split(n))

@@ -126,10 +126,11 @@ class MoCo(Recipe):
             keys = self.key_encoder(x)
         return {**batch, "inputs": x, "keys": F.normalize(keys.float(), dim=1)}
 
-    def embed(self, inputs: Tensor) -> Tensor:
+    def embed(self, tower: str, inputs: Tensor) -> Tensor:
         return self.head(self.encoder(inputs))
 
-    def loss(self, embeddings: Tensor, prepared: dict[str, Tensor]) -> LossOutput:
+    def loss(self, by_tower: dict[str, Tensor], prepared: dict[str, Tensor]) -> LossOutput:
+        embeddings = by_tower["views"]
         n = prepared["images"].shape[0]
         ids, kind, queue_ids = instance_ids(prepared, n)
         q1, q2 = embeddings[:n], embeddings[n:]

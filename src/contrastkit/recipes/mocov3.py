@@ -85,10 +85,11 @@ class MoCoV3(Recipe):
         x = view_pair(self, batch)
         return {**batch, "inputs": x, "keys": self.key_encoder(x).float()}
 
-    def embed(self, inputs: Tensor) -> Tensor:
+    def embed(self, tower: str, inputs: Tensor) -> Tensor:
         return self.predictor(self.projector(self.encoder(inputs)))
 
-    def loss(self, embeddings: Tensor, prepared: dict[str, Tensor]) -> LossOutput:
+    def loss(self, by_tower: dict[str, Tensor], prepared: dict[str, Tensor]) -> LossOutput:
+        embeddings = by_tower["views"]
         n = prepared["images"].shape[0]
         ids, kind, _ = instance_ids(prepared, n)
         q1, q2 = embeddings[:n], embeddings[n:]

@@ -77,11 +77,12 @@ class NNCLR(Recipe):
     def prepare(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
         return {**batch, "inputs": view_pair(self, batch)}
 
-    def embed(self, inputs: Tensor) -> Tensor:
+    def embed(self, tower: str, inputs: Tensor) -> Tensor:
         z = self.projector(self.encoder(inputs))
         return torch.cat([z, self.predictor(z)], dim=1)
 
-    def loss(self, embeddings: Tensor, prepared: dict[str, Tensor]) -> LossOutput:
+    def loss(self, by_tower: dict[str, Tensor], prepared: dict[str, Tensor]) -> LossOutput:
+        embeddings = by_tower["views"]
         n, d = prepared["images"].shape[0], self.config.proj_dim
         ids, kind, queue_ids = instance_ids(prepared, n)
         z, p = embeddings[:, :d], embeddings[:, d:]

@@ -86,10 +86,11 @@ class SimCLR(Recipe):
             x = x.contiguous(memory_format=torch.channels_last)
         return {**batch, "inputs": x}
 
-    def embed(self, inputs: Tensor) -> Tensor:
+    def embed(self, tower: str, inputs: Tensor) -> Tensor:
         return self.head(self.encoder(inputs))
 
-    def loss(self, embeddings: Tensor, prepared: dict[str, Tensor]) -> LossOutput:
+    def loss(self, by_tower: dict[str, Tensor], prepared: dict[str, Tensor]) -> LossOutput:
+        embeddings = by_tower["views"]
         n = prepared["images"].shape[0]
         ids = self.ids(prepared, n).repeat(2)
         # Under torch.distributed every rank's views are negatives (and, for SupCon, positives).

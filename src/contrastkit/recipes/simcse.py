@@ -160,10 +160,11 @@ class SimCSE(Recipe):
                 out["teacher"] = self.teacher(self.teacher.tokenize(texts).to(device)).float()
         return out
 
-    def embed(self, inputs: Tensor) -> Tensor:
+    def embed(self, tower: str, inputs: Tensor) -> Tensor:
         return self.head(self.encoder(inputs))
 
-    def loss(self, embeddings: Tensor, prepared: dict[str, Any]) -> LossOutput:
+    def loss(self, by_tower: dict[str, Tensor], prepared: dict[str, Any]) -> LossOutput:
+        embeddings = by_tower["views"]
         n = prepared["n"]
         anchor, positive = embeddings[:n], embeddings[n : 2 * n]
         negative = embeddings[2 * n :] if prepared["has_negatives"] else None

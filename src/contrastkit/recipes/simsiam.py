@@ -71,11 +71,12 @@ class SimSiam(Recipe):
     def prepare(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
         return {**batch, "inputs": view_pair(self, batch)}
 
-    def embed(self, inputs: Tensor) -> Tensor:
+    def embed(self, tower: str, inputs: Tensor) -> Tensor:
         z = self.projector(self.encoder(inputs))
         return torch.cat([self.predictor(z), z], dim=1)  # rows stay independent
 
-    def loss(self, embeddings: Tensor, prepared: dict[str, Tensor]) -> LossOutput:
+    def loss(self, by_tower: dict[str, Tensor], prepared: dict[str, Tensor]) -> LossOutput:
+        embeddings = by_tower["views"]
         n, d = prepared["images"].shape[0], self.config.proj_dim
         p, z = embeddings[:, :d], embeddings[:, d:]
         loss = 0.5 * (negative_cosine(p[:n], z[n:]) + negative_cosine(p[n:], z[:n]))

@@ -78,10 +78,11 @@ class Supervised(Recipe):
             x = x.contiguous(memory_format=torch.channels_last)
         return {**batch, "inputs": x, "target": target}
 
-    def embed(self, inputs: Tensor) -> Tensor:
+    def embed(self, tower: str, inputs: Tensor) -> Tensor:
         return self.encoder(inputs)
 
-    def loss(self, embeddings: Tensor, prepared: dict[str, Tensor]) -> LossOutput:
+    def loss(self, by_tower: dict[str, Tensor], prepared: dict[str, Tensor]) -> LossOutput:
+        embeddings = by_tower["views"]
         c = self.config
         logits = self.classifier(embeddings)
         loss = F.cross_entropy(

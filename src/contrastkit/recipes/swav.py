@@ -103,10 +103,11 @@ class SwAV(Recipe):
             inputs.append(torch.cat(crops[2:]))
         return {**batch, "inputs": [like_encoder(x, self.encoder) for x in inputs]}
 
-    def embed(self, inputs: Tensor) -> Tensor:
+    def embed(self, tower: str, inputs: Tensor) -> Tensor:
         return F.normalize(self.projector(self.encoder(inputs)), dim=1)
 
-    def loss(self, embeddings: Tensor, prepared: dict[str, Tensor]) -> LossOutput:
+    def loss(self, by_tower: dict[str, Tensor], prepared: dict[str, Tensor]) -> LossOutput:
+        embeddings = by_tower["views"]
         n, c = prepared["images"].shape[0], self.config
         z = embeddings.float()
         w = self.prototypes.weight.float()

@@ -85,10 +85,11 @@ class TextSupCon(Recipe):
         ids = self.encoder.tokenize(a + b).to(labels.device)
         return {**batch, "inputs": ids, "n": len(texts)}
 
-    def embed(self, inputs: Tensor) -> Tensor:
+    def embed(self, tower: str, inputs: Tensor) -> Tensor:
         return self.head(self.encoder(inputs))
 
-    def loss(self, embeddings: Tensor, prepared: dict[str, Any]) -> LossOutput:
+    def loss(self, by_tower: dict[str, Tensor], prepared: dict[str, Any]) -> LossOutput:
+        embeddings = by_tower["views"]
         n = prepared["n"]
         labels = prepared["labels"].to(embeddings.device)
         loss = info_nce(

@@ -1,5 +1,16 @@
 """Training: the loop, optimisers and schedules, precision, checkpoints, weight interpolation."""
 
+from contrastkit.train.callbacks import (
+    Callback,
+    Checkpoint,
+    CollapseMonitor,
+    CSVLogger,
+    ExportEncoder,
+    KNNMonitor,
+    ProgressBar,
+    TensorBoardLogger,
+    TimeBudget,
+)
 from contrastkit.train.checkpoint import load_state, save_state
 from contrastkit.train.grad_cache import RandomState, grad_cache_step
 from contrastkit.train.optim import (
@@ -21,8 +32,17 @@ from contrastkit.train.wise import interpolate_weights
 
 __all__ = [
     "LARS",
+    "CSVLogger",
+    "Callback",
+    "Checkpoint",
+    "CollapseMonitor",
     "CollapseWarning",
+    "ExportEncoder",
+    "KNNMonitor",
+    "ProgressBar",
     "RandomState",
+    "TensorBoardLogger",
+    "TimeBudget",
     "TrainConfig",
     "Trainer",
     "WarmupCosine",

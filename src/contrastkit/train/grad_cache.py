@@ -32,10 +32,12 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 
+from contrastkit.data.fields import chunks_of, groups_of
 from contrastkit.train.recipe import LossOutput, Recipe
 
 __all__ = ["RandomState", "grad_cache_step"]
@@ -64,14 +66,17 @@ def _buffers(module: nn.Module) -> list[tuple[Tensor, Tensor]]:
     return [(b, b.detach().clone()) for b in module.buffers()]
 
 
-def grad_cache_step(recipe: Recipe, batch: dict[str, Tensor], chunk_size: int) -> LossOutput:
+def grad_cache_step(recipe: Recipe, batch: dict[str, Any], chunk_size: int) -> LossOutput:
     """One gradient-cached step: accumulates parameter gradients in ``.grad``, like
     ``recipe.step(batch).loss.backward()`` but holding one chunk's activations at a time.
 
+    Works for any number of towers and any row kind (:mod:`contrastkit.data.fields`): each
+    tower's rows are cut into chunks of ``chunk_size`` rows through their kind.
+
     Args:
         recipe: a recipe implementing ``prepare``, ``embed`` and ``loss``.
-        batch: ``{"images": (B, C, H, W), "labels": (B,) optional, "indices": optional}``.
-        chunk_size: rows of the prepared inputs (views) embedded at once, ≥ 1.
+        batch: the trainer's batch (a dict of named fields).
+        chunk_size: rows of one tower embedded at once, ≥ 1.
 
     Returns:
         The step's :class:`LossOutput`, its loss detached (the backward is already done).
@@ -79,27 +84,41 @@ def grad_cache_step(recipe: Recipe, batch: dict[str, Tensor], chunk_size: int) -
     if int(chunk_size) < 1:
         raise ValueError(f"chunk_size must be ≥ 1, got {chunk_size}.")
     prepared = recipe.prepare(batch)
-    inputs = prepared["inputs"]
-    groups = [inputs] if isinstance(inputs, Tensor) else list(inputs)  # multi-crop: per shape
-    chunks = [c for group in groups for c in group.split(int(chunk_size))]
-    device = groups[0].device
+    # (tower, chunk) in embedding order; multi-crop groups are chunked one by one
+    chunks = [
+        (tower, chunk)
+        for tower, rows in recipe.tower_inputs(prepared).items()
+        for group in groups_of(rows)
+        for chunk in chunks_of(group, int(chunk_size))
+    ]
+    device = _device_of(recipe)
     states, cached = [], []
     saved = _buffers(recipe)
     with torch.inference_mode():  # no graph, no version counters: the cheapest forward
-        for chunk in chunks:
+        for tower, chunk in chunks:
             states.append(RandomState(device))
-            cached.append(recipe.embed(chunk))
+            cached.append(recipe.embed(tower, chunk))
     for buf, value in saved:  # the graph pass below updates running statistics, once
         buf.copy_(value)
-    embeddings = torch.cat(cached)  # outside inference mode: a normal tensor
-    if embeddings.dtype in (torch.bfloat16, torch.float16):
-        embeddings = embeddings.float()  # cache the embedding gradients in float32
-    embeddings.requires_grad_()
+    embeddings: dict[str, Tensor] = {}
+    for tower in dict.fromkeys(t for t, _ in chunks):
+        z = torch.cat([c for (t, _), c in zip(chunks, cached) if t == tower])  # a normal tensor
+        if z.dtype in (torch.bfloat16, torch.float16):
+            z = z.float()  # cache the embedding gradients in float32
+        embeddings[tower] = z.requires_grad_()
     out = recipe.loss(embeddings, prepared)
     out.loss.backward()
-    grads = embeddings.grad.split([c.shape[0] for c in chunks])
-    for chunk, state, grad in zip(chunks, states, grads):
+    grads = {
+        tower: iter(z.grad.split([c.shape[0] for (t, _), c in zip(chunks, cached) if t == tower]))
+        for tower, z in embeddings.items()
+    }
+    for (tower, chunk), state in zip(chunks, states):
         with state.replay():
-            z = recipe.embed(chunk)
-        z.backward(grad.to(z.dtype))
+            z = recipe.embed(tower, chunk)
+        z.backward(next(grads[tower]).to(z.dtype))
     return LossOutput(loss=out.loss.detach(), embeddings=out.embeddings, metrics=out.metrics)
+
+
+def _device_of(recipe: Recipe) -> torch.device:
+    p = next(recipe.parameters(), None)
+    return p.device if p is not None else torch.device("cpu")

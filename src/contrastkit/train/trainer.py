@@ -1,10 +1,13 @@
 """The training loop shared by every recipe.
 
-Features: SGD/LARS/AdamW with warm-up + cosine schedule, bf16 autocast and channels_last
-where the hardware supports them, atomic safetensors checkpoints every epoch and exact resume,
-a progress bar (loss, lr, images/s), a CSV log (and TensorBoard event files when the
-``tensorboard`` package is installed), an online kNN monitor on a held-out split, and a collapse
-warning.
+The loop trains: SGD/LARS/AdamW with warm-up + cosine schedule, bf16 autocast and
+channels_last where the hardware supports them, gradient caching, torch.distributed, exact
+resume. Everything around it is a callback (:mod:`contrastkit.train.callbacks`): the progress
+bar, the CSV log (and TensorBoard event files when the ``tensorboard`` package is installed),
+the online kNN monitor on a held-out split, the collapse warning, the time budget, atomic
+safetensors checkpoints every epoch and the exported encoder. The batch is a dict of named
+fields whose kinds (:mod:`contrastkit.data.fields`) move them to the device: the loop never
+looks at what a field holds.
 
 Example:
     >>> import tempfile, torch
@@ -22,14 +25,10 @@ Example:
 
 from __future__ import annotations
 
-import csv
-import io
-import json
+import dataclasses
 import math
 import os
-import sys
 import time
-import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,23 +37,29 @@ import torch
 from torch import Tensor
 
 from contrastkit import distributed as dist
-from contrastkit.data.datasets import ImageSet
-from contrastkit.evaluate.collapse import collapse_stats
-from contrastkit.evaluate.features import extract_features
-from contrastkit.evaluate.knn import knn_accuracy
-from contrastkit.train.checkpoint import atomic_write_bytes, load_state, save_state
+from contrastkit.data.fields import move, rows_in
+from contrastkit.train.callbacks import (
+    Callback,
+    Checkpoint,
+    CollapseMonitor,
+    CollapseWarning,
+    CSVLogger,
+    ExportEncoder,
+    KNNMonitor,
+    ProgressBar,
+    TensorBoardLogger,
+    TimeBudget,
+)
+from contrastkit.train.checkpoint import load_state, save_state
+from contrastkit.train.export import export_encoder, load_encoder
 from contrastkit.train.grad_cache import grad_cache_step
 from contrastkit.train.optim import build_optimizer, warmup_cosine
 from contrastkit.train.precision import autocast, resolve_precision
-from contrastkit.train.recipe import Recipe
+from contrastkit.train.recipe import LossOutput, Recipe
 
 __all__ = ["CollapseWarning", "TrainConfig", "Trainer", "export_encoder", "load_encoder"]
 
 CHECKPOINT = "checkpoint.safetensors"
-
-
-class CollapseWarning(UserWarning):
-    """The embeddings are collapsing (tiny spread or effective rank)."""
 
 
 #: lr multiplier as a function of batch_size / 256
@@ -68,7 +73,10 @@ class TrainConfig:
     Attributes:
         epochs, batch_size: length of training and images per step (the global batch: under
             torch.distributed each of W processes takes batch_size / W images of it).
-        optimizer: ``sgd``, ``lars``, ``adamw`` or ``adam``; lr, weight_decay, momentum.
+        optimizer: ``sgd``, ``lars``, ``adamw`` or ``adam``; lr (at batch 256, see
+            ``lr_scaling``), weight_decay, momentum. ``optimizer``, ``lr`` and
+            ``weight_decay`` left at None take the recipe's published setting
+            (``Recipe.optim_defaults``).
         lars_eta: LARS trust coefficient η. The update of a layer is lr·η·|w|/|g|·g, so lr and
             η act together: SimCLR used η = 0.001 with lr 4.8 (batch 4096); for the batch sizes
             a CPU affords, solo-learn's η = 0.02 with lr ≈ 0.4 trains much faster.
@@ -89,8 +97,9 @@ class TrainConfig:
         grad_cache: embed each batch in chunks of this many rows (views) with gradient caching
             (:func:`~contrastkit.train.grad_cache_step`): batches far larger than memory
             allows for one pass, same loss over the whole batch; 0 (default) disables it.
-        group_by_length: text data: batches of texts of similar length (sorted within
-            windows of 50 batches, batches shuffled), so little compute goes to padding.
+        group_by_length: for data sets whose rows have lengths (texts): batches of rows of
+            similar length (sorted within windows of 50 batches, batches shuffled), so little
+            compute goes to padding.
         seed: seeds the weights' init (if built after), batch order and augmentations.
         out_dir: checkpoints, logs and the exported encoder go here.
         monitor_every: run the kNN monitor every this many epochs (0: never).
@@ -116,10 +125,10 @@ class TrainConfig:
 
     epochs: int = 10
     batch_size: int = 256
-    optimizer: str = "sgd"
-    lr: float = 0.3
+    optimizer: str | None = None
+    lr: float | None = None
     lr_scaling: str = "linear"
-    weight_decay: float = 1e-4
+    weight_decay: float | None = None
     momentum: float = 0.9
     lars_eta: float = 0.02
     warmup_epochs: float = 1.0
@@ -128,7 +137,7 @@ class TrainConfig:
     channels_last: bool = True
     compile: bool = False
     grad_cache: int = 0
-    group_by_length: bool = False
+    group_by_length: bool = True
     sync_bn: bool = False
     seed: int = 0
     out_dir: str = "runs/contrastkit"
@@ -163,19 +172,18 @@ class TrainConfig:
                 f"lr_scaling must be one of {sorted(_LR_SCALING)}, got {self.lr_scaling!r}."
             )
 
+    def resolved(self, recipe: Recipe) -> TrainConfig:
+        """This config with ``optimizer``, ``lr`` and ``weight_decay`` left at None taken from
+        the recipe's ``optim_defaults``."""
+        fill = {k: v for k, v in recipe.optim_defaults.items() if getattr(self, k, 0) is None}
+        return dataclasses.replace(self, **fill) if fill else self
+
     @property
     def base_lr(self) -> float:
         """``lr`` scaled from batch 256 to ``batch_size`` by the ``lr_scaling`` rule."""
+        if self.lr is None:
+            raise ValueError("lr is unset; resolve it from the recipe first (config.resolved).")
         return self.lr * _LR_SCALING[self.lr_scaling](self.batch_size / 256)
-
-
-def _is_terminal(stream: Any) -> bool:
-    """Whether ``stream`` is an interactive terminal (False for files, pipes and notebooks'
-    captured streams that do not say)."""
-    try:
-        return bool(stream.isatty())
-    except (AttributeError, ValueError):  # no isatty, or a closed stream
-        return False
 
 
 def _group_by_length(perm: Tensor, lengths: Tensor, batch: int, g: torch.Generator) -> Tensor:
@@ -196,80 +204,49 @@ def _group_by_length(perm: Tensor, lengths: Tensor, batch: int, g: torch.Generat
     return torch.cat([blocks.flatten(), ordered[n * batch :]])
 
 
-def _inputs_of(data: Any) -> Tensor | list[str]:
-    """What an encoder embeds of a data set: its images (ImageSet) or its texts (TextSet)."""
-    return data.images if hasattr(data, "images") else list(data.texts)
-
-
 def _device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(name)
 
 
-def export_encoder(encoder: torch.nn.Module, out_dir: str | os.PathLike, name: str) -> Path:
-    """Write ``encoder.safetensors`` + ``encoder.json`` (architecture name and config).
-
-    The pair loads with :func:`load_encoder` without any recipe class. An encoder with an
-    ``export_assets(folder)`` method (Hugging Face text encoders: tokenizer + model config)
-    writes them to ``out_dir/hf`` too, so the export does not depend on the base model's
-    folder; its ``model_path`` is then stored relative to ``out_dir``.
-    """
-    out = Path(out_dir)
-    save_state(out / "encoder.safetensors", {"state_dict": encoder.state_dict()})
-    config = getattr(encoder, "config", {})
-    if hasattr(encoder, "export_assets"):
-        config = encoder.export_assets(out / "hf")
-    meta = {"encoder": name, "config": config, "out_dim": encoder.out_dim}
-    atomic_write_bytes(out / "encoder.json", json.dumps(meta, indent=2).encode())
-    return out / "encoder.safetensors"
-
-
-def load_encoder(path: str | os.PathLike, device: str = "cpu") -> torch.nn.Module:
-    """Load an encoder written by :func:`export_encoder` (a directory or its .safetensors)."""
-    from contrastkit.encoders import build_encoder
-
-    p = Path(path)
-    folder = p if p.is_dir() else p.parent
-    meta = json.loads((folder / "encoder.json").read_text())
-    config = dict(meta["config"])
-    if "model_path" in config and not Path(config["model_path"]).is_absolute():
-        config["model_path"] = str(folder / config["model_path"])  # exported with the encoder
-    encoder = build_encoder(meta["encoder"], **config)
-    state = load_state(folder / "encoder.safetensors", device=device)["state_dict"]
-    encoder.load_state_dict(state)
-    return encoder.to(device).eval()
-
-
 class Trainer:
-    """Train a :class:`~contrastkit.recipes.Recipe` on an in-memory :class:`ImageSet`.
+    """Train a :class:`~contrastkit.recipes.Recipe` on an in-memory data set.
 
     Args:
-        recipe: the method (encoder, heads, views, loss).
-        train: training images (and labels for supervised recipes).
+        recipe: the method (towers, heads, views, loss).
+        train: the training rows: any data set with ``len``, ``rows(index) -> batch dict``
+            and ``labels`` (or None); optionally ``fields`` ({field: kind}, see
+            :mod:`contrastkit.data.fields`) and ``row_lengths()`` (for ``group_by_length``).
         config: :class:`TrainConfig`.
-        monitor: optional (reference, held_out) image sets with labels for the kNN monitor.
-            Use a split carved from the training data, never the test set.
-        encoder_name: registry name of the encoder, for export (optional).
+        monitor: optional (reference, held_out) labelled sets for the kNN monitor
+            (:class:`~contrastkit.train.callbacks.KNNMonitor`). Use a split carved from the
+            training data, never the test set.
+        encoder_name: registry name of the encoder; the encoder is exported under it when
+            the run ends (:class:`~contrastkit.train.callbacks.ExportEncoder`).
+        callbacks: more :class:`~contrastkit.train.callbacks.Callback` objects, run after the
+            default ones (:meth:`default_callbacks`).
     """
 
     def __init__(
         self,
         recipe: Recipe,
-        train: ImageSet,
+        train: Any,
         config: TrainConfig,
         *,
-        monitor: tuple[ImageSet, ImageSet] | None = None,
+        monitor: tuple[Any, Any] | None = None,
         encoder_name: str | None = None,
+        callbacks: list[Callback] | tuple[Callback, ...] = (),
     ) -> None:
+        config = config.resolved(recipe)
         if recipe.needs_labels and train.labels is None:
             raise ValueError(
-                f"the {recipe.name} recipe needs labels but {train.name or 'the data'} has none."
+                f"the {recipe.name} recipe needs labels but {getattr(train, 'name', '') or 'the data'} has none."
             )
         if len(train) < config.batch_size:
             raise ValueError(
                 f"batch_size {config.batch_size} is larger than the {len(train)} training "
-                f"images; lower batch_size."
+                f"rows; lower batch_size."
             )
         self.world, self.rank = dist.world_size(), dist.rank()
         if config.batch_size % self.world:
@@ -282,8 +259,6 @@ class Trainer:
         self.recipe = recipe
         self.train = train
         self.config = config
-        self.monitor = monitor
-        self.encoder_name = encoder_name
         self.device = _device(config.device)
         self.precision = resolve_precision(config.precision, self.device)
         self.out_dir = Path(config.out_dir)
@@ -291,6 +266,8 @@ class Trainer:
         #: steps of this run: config.epochs' worth, or fewer once fitted to the time budget
         self.total_steps = self.steps_per_epoch * config.epochs
         self.length_fitted = False
+        #: set by a callback (time budget, a user's early stop) to end the run after the step
+        self.should_stop = False
         self.recipe.to(self.device)
         if config.sync_bn and self.world > 1:
             if self.device.type != "cuda":
@@ -319,10 +296,66 @@ class Trainer:
         self.epoch = 0
         self.step = 0
         self.history: list[dict[str, float]] = []
-        self._tb: Any = None
-        self._lengths: Tensor | None = None  # text lengths, for group_by_length
+        # this epoch's running figures (for the progress bar and the epoch's log row)
+        self.epoch_steps, self.epoch_rows, self.epoch_loss = 0, 0, 0.0
+        self.epoch_start, self.epoch_seconds = time.time(), 0.0
+        self._metric_sums: dict[str, float] = {}
+        self._lengths: Tensor | None = None
+        measure, write = self.default_callbacks(monitor, encoder_name)
+        self.callbacks: list[Callback] = [*measure, *callbacks, *write]
+
+    def default_callbacks(
+        self, monitor: tuple[Any, Any] | None = None, encoder_name: str | None = None
+    ) -> tuple[list[Callback], list[Callback]]:
+        """The callbacks every run has: (those that measure, those that write), in order.
+
+        Measure: time budget (first, so that a refitted length is in the epoch's row),
+        collapse statistics, the kNN monitor. Write: checkpoint, CSV log (after the
+        checkpoint: the log never runs ahead of it), TensorBoard, progress bar, export.
+        """
+        c = self.config
+        measure: list[Callback] = []
+        if c.max_minutes:
+            measure.append(TimeBudget(c.max_minutes, c.fit_to_budget, c.fit_probe_steps))
+        measure.append(CollapseMonitor(c.collapse_std_ratio, c.collapse_rank))
+        if monitor is not None:
+            measure.append(
+                KNNMonitor(
+                    *monitor, every=c.monitor_every, k=c.knn_k, temperature=c.knn_temperature
+                )
+            )
+        write: list[Callback] = [
+            Checkpoint(),
+            CSVLogger(),
+            TensorBoardLogger(c.tensorboard),
+            ProgressBar(c.progress),
+        ]
+        if encoder_name:
+            write.append(ExportEncoder(encoder_name))
+        return measure, write
 
     # ----------------------------------------------------------------- state
+    @property
+    def lr(self) -> float:
+        """The learning rate of the next step (first parameter group)."""
+        return self.optimizer.param_groups[0]["lr"]
+
+    @property
+    def epochs(self) -> int:
+        """Epochs of this run (the last one partial when the length was fitted to a budget)."""
+        return -(-self.total_steps // self.steps_per_epoch)
+
+    def rows_per_second(self) -> float:
+        """Training rows (over all processes) per second in the current epoch."""
+        return self.epoch_rows / max(time.time() - self.epoch_start, 1e-9)
+
+    def set_length(self, total_steps: int) -> None:
+        """Set the run's length in steps and move the cosine horizon with it (continuously:
+        the lr of the next step is the one the old horizon gave it)."""
+        self.total_steps = total_steps
+        for fn in self.scheduler.lr_lambdas:
+            fn.refit(self.step, total_steps)
+
     def state_dict(self) -> dict[str, Any]:
         return {
             "recipe": self.recipe.state_dict(),
@@ -386,115 +419,22 @@ class Trainer:
         self.load_state_dict(state)
         return True
 
-    @property
-    def epochs(self) -> int:
-        """Epochs of this run (the last one partial when the length was fitted to a budget)."""
-        return -(-self.total_steps // self.steps_per_epoch)
-
-    def _set_length(self, total_steps: int, bar: Any) -> None:
-        """Set the run's length in steps and move the cosine horizon with it (continuously:
-        the lr of the next step is the one the old horizon gave it)."""
-        self.total_steps = total_steps
-        for fn in self.scheduler.lr_lambdas:
-            fn.refit(self.step, total_steps)
-        bar.total = total_steps
-        bar.refresh()
-
-    def _fit_steps(self, seconds_per_step: float, elapsed: float) -> int:
-        """Total steps (≤ config.epochs' worth, > the current step) that end in the budget."""
-        budget = 60 * float(self.config.max_minutes) * 0.95 - elapsed
-        steps = self.step + int(max(0.0, budget) / max(seconds_per_step, 1e-9))
-        steps = max(self.step + 1, min(self.steps_per_epoch * self.config.epochs, steps))
-        # every process must train the same number of steps: agree on the mean of the counts
-        return int(float(dist.all_reduce_sum(torch.tensor(float(steps)))) / self.world)
-
     # ------------------------------------------------------------------ loop
     def _batches(self, epoch: int):
         g = torch.Generator().manual_seed(self.config.seed * 1_000_003 + epoch)
         perm = torch.randperm(len(self.train), generator=g)
         bs, lb = self.config.batch_size, self.local_batch
-        if self.config.group_by_length and hasattr(self.train, "texts"):
-            perm = _group_by_length(perm, self._text_lengths(), bs, g)
+        if self.config.group_by_length and hasattr(self.train, "row_lengths"):
+            if self._lengths is None:
+                self._lengths = torch.as_tensor(self.train.row_lengths())
+            perm = _group_by_length(perm, self._lengths, bs, g)
+        kinds = getattr(self.train, "fields", None)
         for i in range(self.steps_per_epoch):
             # the same global batch on every process; each takes its contiguous share
             idx = perm[i * bs : (i + 1) * bs][self.rank * lb : (self.rank + 1) * lb]
-            # images / texts, labels, and "indices": data-set indices, the global instance
-            # ids of queues and memory banks; tensors move to the device, texts stay lists
-            yield {
-                k: v.to(self.device, non_blocking=True) if isinstance(v, Tensor) else v
-                for k, v in self.train.rows(idx).items()
-            }
-
-    def _text_lengths(self) -> Tensor:
-        if self._lengths is None:
-            self._lengths = torch.tensor([len(t) for t in self.train.texts])
-        return self._lengths
-
-    def _monitor(self) -> dict[str, float]:
-        if self.monitor is None or not self.is_main:
-            return {}
-        ref, held = self.monitor
-        kw = dict(bf16=self.precision == "bf16", channels_last=self.config.channels_last)
-        enc = self.recipe.encoder
-        with torch.compiler.set_stance("force_eager"):  # no recompiles for eval shapes
-            f_ref = extract_features(enc, _inputs_of(ref), device=self.device, **kw)
-            f_held = extract_features(enc, _inputs_of(held), device=self.device, **kw)
-        acc = knn_accuracy(
-            f_ref,
-            ref.labels,
-            f_held,
-            held.labels,
-            k=self.config.knn_k,
-            temperature=self.config.knn_temperature,
-        )
-        return {"knn_acc": acc}
-
-    def _check_collapse(self, stats: dict[str, float]) -> None:
-        c = self.config
-        if stats["std_ratio"] < c.collapse_std_ratio or stats["effective_rank"] < c.collapse_rank:
-            warnings.warn(
-                f"epoch {self.epoch}: embeddings look collapsed (std·√D = "
-                f"{stats['std_ratio']:.3f} < {c.collapse_std_ratio} or effective rank "
-                f"{stats['effective_rank']:.2f} < {c.collapse_rank}). Lower the learning rate, "
-                f"raise the temperature, or check the views (too weak augmentation).",
-                CollapseWarning,
-                stacklevel=2,
-            )
-
-    def _log(self, row: dict[str, float]) -> None:
-        if not self.is_main:
-            return
-        # Rewritten whole from the history each epoch: rows differ in their columns (the monitor
-        # runs every few epochs), so the header is the union of all keys, in first-seen order.
-        fields: dict[str, None] = {}
-        for r in self.history:
-            fields.update(dict.fromkeys(r))
-        buf = io.StringIO()
-        w = csv.DictWriter(buf, fieldnames=list(fields), restval="")
-        w.writeheader()
-        w.writerows(self.history)
-        atomic_write_bytes(self.out_dir / "log.csv", buf.getvalue().encode())
-        if self._tb is not None:
-            for key, value in row.items():
-                if key not in ("epoch", "step"):
-                    self._tb.add_scalar(f"epoch/{key}", value, int(row["epoch"]))
-            self._tb.flush()
-
-    def _open_tensorboard(self) -> Any:
-        """A SummaryWriter in ``out_dir/tensorboard``, or None (see ``TrainConfig.tensorboard``)."""
-        want = self.config.tensorboard
-        if want is False or not self.is_main:
-            return None
-        try:
-            from torch.utils.tensorboard import SummaryWriter
-        except ImportError as err:
-            if want is True:
-                raise ImportError(
-                    "TrainConfig(tensorboard=True) needs the tensorboard package: "
-                    "pip install tensorboard (or leave tensorboard='auto')."
-                ) from err
-            return None
-        return SummaryWriter(log_dir=str(self.out_dir / "tensorboard"), purge_step=self.step)
+            # the data set's fields, and "indices": data-set indices, the global instance
+            # ids of queues and memory banks; each field moves to the device through its kind
+            yield move(self.train.rows(idx), self.device, kinds)
 
     def fit(
         self, resume: bool = False, stop_after_epoch: int | None = None
@@ -527,138 +467,80 @@ class Trainer:
                 out.append(m.target)
         return out
 
-    def _fit(self, resume: bool, stop_after_epoch: int | None) -> list[dict[str, float]]:
-        from tqdm.auto import tqdm
+    def _call(self, hook: str, *args: Any) -> None:
+        for callback in self.callbacks:
+            getattr(callback, hook)(self, *args)
 
+    def _fit(self, resume: bool, stop_after_epoch: int | None) -> list[dict[str, float]]:
         self.out_dir.mkdir(parents=True, exist_ok=True)
-        if resume:
-            self.resume()
-        else:
+        if not (resume and self.resume()):
             # process r > 0 draws its own views; process 0 matches a one-process run
             torch.manual_seed(self.config.seed + 1_000_003 * self.rank)
-            if self.is_main and (self.out_dir / "log.csv").exists():
-                (self.out_dir / "log.csv").unlink()
-        self._tb = self._open_tensorboard()
-        start_time = time.time()
-        bar = tqdm(
-            total=self.total_steps,
-            initial=self.step,
-            disable=not (self.config.progress and self.is_main),
-            unit="step",
-            dynamic_ncols=True,
-            # redirected to a file, a bar redrawn ten times a second floods the log: redraw
-            # it every 30 s there (the per-epoch summary lines are written either way)
-            mininterval=0.1 if _is_terminal(sys.stderr) or "notebook" in tqdm.__module__ else 30,
-        )
-        stopped = False
-        # fit the length to the budget once per run (a resumed run keeps its fitted length)
-        fit_at = None
-        # the call that fits the length also refits it after every epoch, from that epoch's
-        # speed (a machine that slows down later would otherwise hit max_minutes mid-cosine)
-        refit = self.config.fit_to_budget and not self.length_fitted
-        if refit:
-            fit_at = (self.step + 2, self.step + 2 + self.config.fit_probe_steps)
-        probe_start = 0.0
-        while not stopped:
-            last = self.epochs if stop_after_epoch is None else min(stop_after_epoch, self.epochs)
-            if self.epoch >= last:
-                break
+        self.should_stop = False
+        self._call("on_fit_start")
+        last = self.epochs if stop_after_epoch is None else min(stop_after_epoch, self.epochs)
+        while self.epoch < last and not self.should_stop:
             self.recipe.train()
-            epoch_loss, n_steps, t0, images = 0.0, 0, time.time(), 0
-            embeds: list[Tensor] = []
-            metric_sums: dict[str, float] = {}
+            self.epoch_steps, self.epoch_rows, self.epoch_loss = 0, 0, 0.0
+            self.epoch_start, self._metric_sums = time.time(), {}
             for batch in self._batches(self.epoch):
-                self.optimizer.zero_grad(set_to_none=True)
-                with autocast(self.precision, self.device):
-                    if self.config.grad_cache:  # backward happens inside, chunk by chunk
-                        out = grad_cache_step(self.recipe, batch, self.config.grad_cache)
-                    else:
-                        out = self.recipe.step(batch)
-                loss = out.loss
-                # the average over processes: the loss of the global batch (see info_nce gather)
-                loss_value = float(dist.all_reduce_sum(loss.detach().float())) / self.world
-                if not math.isfinite(loss_value):
-                    raise FloatingPointError(
-                        f"loss is {loss_value} at epoch {self.epoch}, step {self.step}; lower "
-                        f"the learning rate or use precision='fp32' to check for overflow. The "
-                        f"last checkpoint in {self.out_dir} is intact."
-                    )
-                if not self.config.grad_cache:
-                    loss.backward()
-                dist.average_gradients(self.recipe)
-                self.optimizer.step()
-                self.scheduler.step()
-                self.step += 1
-                if fit_at and self.step == fit_at[0]:
-                    probe_start = time.time()
-                elif fit_at and self.step == fit_at[1]:
-                    per_step = (time.time() - probe_start) / (fit_at[1] - fit_at[0])
-                    self._set_length(self._fit_steps(per_step, time.time() - start_time), bar)
-                    self.length_fitted = True
-                    fit_at = None
-                self.recipe.on_step_end(self.step, self.total_steps)
-                epoch_loss += loss_value
-                n_steps += 1
-                images += len(batch["indices"]) * self.world
-                for key, value in out.metrics.items():
-                    metric_sums[key] = metric_sums.get(key, 0.0) + float(value)
-                if out.embeddings is not None and len(embeds) < 8:
-                    embeds.append(out.embeddings.float().cpu())
-                lr = self.optimizer.param_groups[0]["lr"]
-                if self._tb is not None and self.step % 10 == 0:
-                    self._tb.add_scalar("step/loss", loss_value, self.step)
-                    self._tb.add_scalar("step/lr", lr, self.step)
-                bar.update(1)
-                bar.set_postfix(  # shown at the bar's next redraw (no redraw per step)
-                    epoch=self.epoch + 1,
-                    loss=f"{loss_value:.3f}",
-                    lr=f"{lr:.3g}",
-                    img_s=f"{images / max(time.time() - t0, 1e-9):.0f}",
-                    refresh=False,
-                )
-                if self.step >= self.total_steps:  # a fitted run may end inside an epoch
-                    break
-                if self.config.max_minutes and dist.any_process(
-                    time.time() - start_time > 60 * self.config.max_minutes
-                ):
-                    stopped = True
+                out, loss = self._train_step(batch)
+                self._call("on_step_end", out, loss)
+                # a run fitted to a budget may end inside an epoch
+                if self.step >= self.total_steps or self.should_stop:
                     break
             self.epoch += 1
-            if refit and self.length_fitted and not stopped and self.step < self.total_steps:
-                per_step = (time.time() - t0) / max(n_steps, 1)
-                self._set_length(self._fit_steps(per_step, time.time() - start_time), bar)
-            row: dict[str, float] = {
-                "epoch": self.epoch,
-                "step": self.step,
-                "loss": epoch_loss / max(n_steps, 1),
-                "lr": self.optimizer.param_groups[0]["lr"],
-                "images_per_s": images / max(time.time() - t0, 1e-9),
-                "seconds": time.time() - t0,
-            }
-            # the recipe's own scalars (loss terms, momentum), averaged over the epoch's steps
-            row.update({k: v / max(n_steps, 1) for k, v in metric_sums.items()})
-            if embeds and self.is_main:
-                stats = collapse_stats(torch.cat(embeds))
-                row.update({f"emb_{k}": v for k, v in stats.items()})
-                self._check_collapse(stats)
-            every = self.config.monitor_every
-            if every and (self.epoch % every == 0 or self.epoch == self.epochs):
-                row.update(self._monitor())
-            self.history.append(row)
-            self._log(row)
-            self.save_checkpoint()
-            if self.config.progress and self.is_main:
-                shown = ", ".join(
-                    f"{k}={v:.4g}" for k, v in row.items() if k not in ("step", "seconds")
-                )
-                bar.write(f"epoch {self.epoch}: {shown}")
-        bar.close()
-        if self._tb is not None:
-            self._tb.close()
-            self._tb = None
-        # a finished run, or one the time budget stopped, exports its encoder (a run paused
-        # with stop_after_epoch does not: it is meant to be resumed)
-        if self.encoder_name and (self.step >= self.total_steps or stopped) and self.is_main:
-            export_encoder(self.recipe.encoder, self.out_dir, self.encoder_name)
+            self.epoch_seconds = time.time() - self.epoch_start
+            row = self._epoch_row()
+            self._call("on_epoch_end", row)
+            last = self.epochs if stop_after_epoch is None else min(stop_after_epoch, self.epochs)
+        self._call("on_fit_end")
         dist.barrier()  # the files are written before any process goes on
         return self.history
+
+    def _train_step(self, batch: dict[str, Any]) -> tuple[LossOutput, float]:
+        """One optimiser step on ``batch``; returns its output and its loss averaged over
+        processes (the loss of the global batch)."""
+        self.optimizer.zero_grad(set_to_none=True)
+        with autocast(self.precision, self.device):
+            if self.config.grad_cache:  # backward happens inside, chunk by chunk
+                out = grad_cache_step(self.recipe, batch, self.config.grad_cache)
+            else:
+                out = self.recipe.step(batch)
+        loss_value = float(dist.all_reduce_sum(out.loss.detach().float())) / self.world
+        if not math.isfinite(loss_value):
+            raise FloatingPointError(
+                f"loss is {loss_value} at epoch {self.epoch}, step {self.step}; lower "
+                f"the learning rate or use precision='fp32' to check for overflow. The "
+                f"last checkpoint in {self.out_dir} is intact."
+            )
+        if not self.config.grad_cache:
+            out.loss.backward()
+        dist.average_gradients(self.recipe)
+        self.optimizer.step()
+        self.scheduler.step()
+        self.step += 1
+        self._call("on_optimizer_step")
+        self.recipe.on_step_end(self.step, self.total_steps)
+        self.epoch_loss += loss_value
+        self.epoch_steps += 1
+        self.epoch_rows += rows_in(batch["indices"]) * self.world
+        for key, value in out.metrics.items():
+            self._metric_sums[key] = self._metric_sums.get(key, 0.0) + float(value)
+        return out, loss_value
+
+    def _epoch_row(self) -> dict[str, float]:
+        """The epoch's log row; the epoch-end callbacks add to it, the history keeps it."""
+        n = max(self.epoch_steps, 1)
+        row: dict[str, float] = {
+            "epoch": self.epoch,
+            "step": self.step,
+            "loss": self.epoch_loss / n,
+            "lr": self.lr,
+            "images_per_s": self.epoch_rows / max(self.epoch_seconds, 1e-9),
+            "seconds": self.epoch_seconds,
+        }
+        # the recipe's own scalars (loss terms, momentum), averaged over the epoch's steps
+        row.update({k: v / n for k, v in self._metric_sums.items()})
+        self.history.append(row)
+        return row
