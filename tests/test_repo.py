@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ast
 import doctest
 import importlib
 import pkgutil
@@ -101,54 +100,3 @@ def test_every_public_loss_and_miner_documents_an_example():
             if name in {"to_pairs", "distance_weights"}:
                 continue
             assert obj.__doc__ and "Example" in obj.__doc__, f"{mod.__name__}.{name}"
-
-
-# Layers from DESIGN.md, top to bottom. A module may import from its own layer or lower ones.
-LAYERS = [
-    {"cli", "__main__"},
-    {"recipes"},
-    {"train"},
-    {"evaluate", "index"},
-    {
-        "losses",
-        "miners",
-        "memory",
-        "heads",
-        "encoders",
-        "augment",
-        "data",
-        "distributed",
-        "distances",
-        "pairs",
-        "_checks",
-        "_io",
-    },
-]
-
-
-def _layer(part: str) -> int:
-    for depth, names in enumerate(LAYERS):
-        if part in names:
-            return depth
-    raise AssertionError(f"module contrastkit.{part} is in no layer of DESIGN.md")
-
-
-def test_imports_only_point_down():
-    src = ROOT / "src" / "contrastkit"
-    for path in src.rglob("*.py"):
-        rel = path.relative_to(src)
-        if rel.parts[0] == "__init__.py":
-            continue
-        own = _layer(rel.parts[0].removesuffix(".py"))
-        tree = ast.parse(path.read_text())
-        for node in ast.walk(tree):
-            names = []
-            if isinstance(node, ast.ImportFrom) and node.module:
-                names = [node.module]
-            elif isinstance(node, ast.Import):
-                names = [a.name for a in node.names]
-            for name in names:
-                parts = name.split(".")
-                if parts[0] != "contrastkit" or len(parts) < 2:
-                    continue
-                assert _layer(parts[1]) >= own, f"{rel} imports {name}: an arrow pointing up"
