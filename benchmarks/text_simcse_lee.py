@@ -10,7 +10,8 @@ validation signal that needs no labels and no Lee ratings: 60 background documen
 are held out of training and cut in two at their middle word. Two tasks on those halves:
 
 - lexical: every half has to find its other half among the 120 halves (MRR@10, both
-  directions; ``halves_retrieval``); the shared names and terms make this TF-IDF's game;
+  directions; ``halves_retrieval`` in ``benchmarks/_lee_helpers.py``); the shared names and
+  terms make this TF-IDF's game;
 - topical: the same, but each half searches its partner *without the words the two share*
   (``disjoint_halves``): word overlap cannot find it (TF-IDF scores 0), only learned
   association between different words can.
@@ -71,16 +72,11 @@ from pathlib import Path
 
 import torch
 
+from _lee_helpers import disjoint_halves, halves_retrieval, split_halves
 from contrastkit.data.text import TextSet, load_lee, load_movie_snippets
 from contrastkit.encoders.text import SmallTextEncoder, minilm
 from contrastkit.evaluate import extract_features
-from contrastkit.evaluate.text import (
-    disjoint_halves,
-    halves_retrieval,
-    similarity_correlation,
-    split_halves,
-    tfidf_features,
-)
+from contrastkit.evaluate.text import similarity_correlation, tfidf_features
 from contrastkit.recipes import SimCSE, SimCSEConfig
 from contrastkit.train import TrainConfig, Trainer
 

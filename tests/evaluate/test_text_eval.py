@@ -17,7 +17,6 @@ from contrastkit.evaluate import (
     similarity_correlation,
     tfidf_features,
 )
-from contrastkit.evaluate.text import _average_ranks, _spearman
 
 
 @pytest.fixture(autouse=True)
@@ -78,15 +77,6 @@ def test_analytic_correlations():
     reverse = similarity_correlation(z, -3 * sim)
     assert reverse["pearson"] == pytest.approx(-1.0) and reverse["spearman"] == pytest.approx(-1.0)
     assert math.isnan(similarity_correlation(torch.ones(5, 3), sim[:5, :5])["pearson"])
-
-
-def test_average_ranks_and_spearman_match_scipy():
-    g = np.random.default_rng(0)
-    x = g.integers(0, 6, size=200).astype(float)
-    y = x + g.integers(0, 4, size=200)
-    np.testing.assert_array_equal(_average_ranks(x), scipy.stats.rankdata(x))
-    assert _average_ranks(np.array([10.0, 20.0, 10.0, 5.0])).tolist() == [2.5, 4.0, 2.5, 1.0]
-    assert _spearman(x, y) == pytest.approx(scipy.stats.spearmanr(x, y)[0], abs=1e-12)
 
 
 def test_similarity_correlation_errors():
@@ -243,56 +233,3 @@ def test_tfidf_options():
         tfidf_features("just one string")
     with pytest.raises(ValueError, match="no vocabulary"):
         tfidf_features(["the", "a of"], stop_words="english")
-
-
-def test_split_halves_and_halves_retrieval_against_a_loop():
-    from contrastkit.evaluate.text import halves_retrieval, split_halves
-
-    assert split_halves(["a b c", "w x y z"]) == (["a", "w x"], ["b c", "y z"])
-    with pytest.raises(ValueError, match="document 1 has 1 word"):
-        split_halves(["a b", "lonely"])
-    g = torch.Generator().manual_seed(0)
-    a, b = torch.randn(12, 8, generator=g), torch.randn(12, 8, generator=g)
-    b[:6] = a[:6] + 0.1 * b[:6]  # half of the pairs are easy to find
-    got = halves_retrieval(a, b, k=5)
-
-    def loop(q, c):  # rank of the partner by cosine, by hand
-        q, c = torch.nn.functional.normalize(q, dim=1), torch.nn.functional.normalize(c, dim=1)
-        rr, hit = [], []
-        for i in range(len(q)):
-            s = (q[i] * c).sum(1)
-            rank = 1 + int((s > s[i]).sum())
-            rr.append(1.0 / rank if rank <= 5 else 0.0)
-            hit.append(float(rank == 1))
-        return sum(rr) / len(rr), sum(hit) / len(hit)
-
-    (m1, r1), (m2, r2) = loop(a, b), loop(b, a)
-    assert got["mrr@5"] == pytest.approx((m1 + m2) / 2, abs=1e-6)
-    assert got["recall@1"] == pytest.approx((r1 + r2) / 2, abs=1e-6)
-    assert halves_retrieval(a, a.clone())["recall@1"] == 1.0  # analytic: identical halves
-    with pytest.raises(ValueError, match="same shape"):
-        halves_retrieval(a, b[:5])
-    # searching other keys: first -> second_keys and second -> first_keys, by the same loop
-    c, d = torch.randn(12, 8, generator=g), torch.randn(12, 8, generator=g)
-    got = halves_retrieval(a, b, k=5, first_keys=c, second_keys=d)
-    (m1, r1), (m2, r2) = loop(a, d), loop(b, c)
-    assert got["mrr@5"] == pytest.approx((m1 + m2) / 2, abs=1e-6)
-    assert got["recall@1"] == pytest.approx((r1 + r2) / 2, abs=1e-6)
-    with pytest.raises(ValueError, match="both first_keys and second_keys"):
-        halves_retrieval(a, b, first_keys=c)
-    with pytest.raises(ValueError, match="same shape"):
-        halves_retrieval(a, b, first_keys=c, second_keys=d[:5])
-
-
-def test_disjoint_halves_drop_the_partners_words():
-    from contrastkit.evaluate.text import disjoint_halves, split_halves
-
-    first, second = split_halves(["Fire crews reach Gunning. The fire, they say, is out", "a b"])
-    got = disjoint_halves(first, second)
-    # the shared word (Fire / fire,) goes from both sides, with its punctuation
-    assert got == (["crews reach Gunning. The", "a"], ["they say, is out", "b"]), got
-    assert disjoint_halves(["Same words"], ["same WORDS"]) == ([""], [""])
-    for a, b in zip(*disjoint_halves(["x y z w", "p q r"], ["z w v", "r s"])):
-        assert not ({t.lower() for t in a.split()} & {t.lower() for t in b.split()})
-    with pytest.raises(ValueError, match="one half per document"):
-        disjoint_halves(["a"], ["b", "c"])

@@ -43,10 +43,7 @@ from contrastkit.evaluate.ranking import (
 from contrastkit.evaluate.text import (
     clustering_scores,
     cross_validated_probe,
-    disjoint_halves,
-    halves_retrieval,
     similarity_correlation,
-    split_halves,
     tfidf_features,
 )
 
@@ -68,13 +65,11 @@ __all__ = [
     "collapse_stats",
     "cross_validated_probe",
     "default_protocol",
-    "disjoint_halves",
     "effective_rank",
     "embedding_std",
     "extract_features",
     "fit_logistic",
     "get_protocol",
-    "halves_retrieval",
     "knn_accuracies",
     "knn_accuracy",
     "knn_predict",
@@ -89,7 +84,6 @@ __all__ = [
     "retrieval_metrics",
     "select_knn_k",
     "similarity_correlation",
-    "split_halves",
     "tfidf_features",
     "uniformity",
 ]

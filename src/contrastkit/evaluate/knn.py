@@ -16,8 +16,9 @@ Example:
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
+
+from contrastkit.neighbours import topk_similar
 
 __all__ = [
     "DEFAULT_K_GRID",
@@ -41,7 +42,8 @@ def _neighbours(
     exclude_self: bool = False,
 ):
     """Yield (chunk start, similarities (q, k'), labels (q, k')) of the k' = min(k, N) nearest
-    training rows of each query block, most similar first (cosine)."""
+    training rows of each query block, most similar first (cosine; equal similarities by
+    training row, see :func:`~contrastkit.neighbours.topk_similar`)."""
     if train_features.shape[0] != train_labels.shape[0]:
         raise ValueError(
             f"train_features has {train_features.shape[0]} rows but train_labels has "
@@ -49,17 +51,18 @@ def _neighbours(
         )
     if k < 1:
         raise ValueError(f"k must be ≥ 1, got {k}.")
-    train = F.normalize(train_features.float(), dim=1)
-    labels = train_labels.long().to(train.device)
-    k_eff = min(k + int(exclude_self), train.shape[0]) - int(exclude_self)
+    k_eff = min(k + int(exclude_self), train_features.shape[0]) - int(exclude_self)
+    top_sim, top_idx = topk_similar(
+        query_features.float(),
+        train_features.float(),
+        k_eff,
+        exclude_self=exclude_self,
+        chunk_size=chunk_size,
+    )
+    labels = train_labels.long().to(top_idx.device)
     for start in range(0, query_features.shape[0], chunk_size):
-        q = F.normalize(query_features[start : start + chunk_size].float().to(train.device), dim=1)
-        sim = q @ train.T
-        if exclude_self:
-            rows = torch.arange(q.shape[0], device=sim.device)
-            sim[rows, rows + start] = -float("inf")
-        top_sim, top_idx = sim.topk(k_eff, dim=1)
-        yield start, top_sim, labels[top_idx]
+        rows = slice(start, start + chunk_size)
+        yield start, top_sim[rows], labels[top_idx[rows]]
 
 
 def _votes(top_sim: Tensor, top_labels: Tensor, temperature: float, num_classes: int) -> Tensor:

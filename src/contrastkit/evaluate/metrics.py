@@ -22,6 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from contrastkit.neighbours import topk_similar
+
 __all__ = [
     "alignment",
     "classification_report",
@@ -52,14 +54,12 @@ def classification_report(pred: Tensor, target: Tensor, num_classes: int | None 
 
 def _neighbours(z: Tensor, k: int, chunk: int = 1024) -> Tensor:
     """Indices (N, k) of each row's k nearest other rows by cosine similarity."""
-    zn = F.normalize(z.float(), dim=1)
-    out = []
-    for s in range(0, zn.shape[0], chunk):
-        sim = zn[s : s + chunk] @ zn.T
-        rows = torch.arange(sim.shape[0])
-        sim[rows, rows + s] = -float("inf")
-        out.append(sim.topk(k, dim=1).indices)
-    return torch.cat(out)
+    if not 0 <= k < z.shape[0]:
+        raise ValueError(
+            f"k must be less than the number of items ({z.shape[0]}): each item has "
+            f"{z.shape[0] - 1} others to retrieve, got k={k}."
+        )
+    return topk_similar(z.float(), z.float(), k, exclude_self=True, chunk_size=chunk)[1]
 
 
 def precision_at_k(embeddings: Tensor, labels: Tensor, k: int = 1) -> float:

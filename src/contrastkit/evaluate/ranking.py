@@ -7,7 +7,8 @@ Two levels:
   (column 0 is each query's top hit; a value > 0 marks a relevant item, its size is the graded
   gain) and return one value per query;
 - :func:`retrieval_metrics` ranks a corpus for every query by cosine similarity, chunk by chunk
-  over the queries (memory O(chunk × N)), and averages those helpers over the queries that have
+  over the queries (memory O(chunk × N); :func:`~contrastkit.neighbours.topk_similar`, equal
+  similarities in corpus order), and averages those helpers over the queries that have
   at least one relevant item.
 
 Definitions (as sentence-transformers' ``InformationRetrievalEvaluator`` for binary relevance):
@@ -36,10 +37,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from contrastkit._checks import check_embeddings
+from contrastkit.neighbours import topk_similar
 
 __all__ = [
     "average_precision_at_k",
@@ -309,20 +310,23 @@ def retrieval_metrics(
     if k_rank < 1:
         raise ValueError("the corpus has no item left to rank once the excluded ones are removed.")
 
-    qn = F.normalize(query.float(), dim=1)
-    cn = F.normalize(corpus.float(), dim=1).to(qn.device)
+    _, top = topk_similar(
+        query.float(),
+        corpus.float().to(query.device),
+        k_rank,
+        exclude=exclude,
+        chunk_size=chunk_size,
+    )
+    top = top.cpu()
     sums = {f"{name}@{k}": 0.0 for k in ks for name in ("mrr", "ndcg", "recall", "map")}
     counted = 0
     for start in range(0, q_n, chunk_size):
         stop = min(start + chunk_size, q_n)
-        sim = qn[start:stop] @ cn.T
         gains = _relevance_rows(relevant, start, stop, n)
         if exclude is not None:
             rows = torch.nonzero(exclude[start:stop] >= 0).flatten()
-            cols = exclude[start:stop][rows]
-            sim[rows.to(sim.device), cols.to(sim.device)] = -float("inf")
-            gains[rows, cols] = 0.0
-        order = sim.topk(k_rank, dim=1).indices.cpu()
+            gains[rows, exclude[start:stop][rows]] = 0.0
+        order = top[start:stop]
         ranked = gains.gather(1, order)
         n_rel = (gains > 0).sum(1).double()
         ideal = gains.topk(min(k_rank, n), dim=1).values

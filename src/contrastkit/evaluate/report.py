@@ -32,6 +32,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from contrastkit._io import atomic_write_bytes
+from contrastkit.neighbours import topk_similar
 
 __all__ = [
     "embedding_map",
@@ -142,10 +143,9 @@ def plot_neighbours(
     plt = _plt()
     g = torch.Generator().manual_seed(seed)
     q_idx = torch.randperm(len(images), generator=g)[:n_queries]
-    z = F.normalize(features.float(), dim=1)
-    sim = z[q_idx] @ z.T
-    sim[torch.arange(len(q_idx)), q_idx] = -float("inf")
-    nn_idx = sim.topk(k, dim=1).indices
+    k = min(k, len(images) - 1)  # a query is never its own neighbour
+    z = features.float()
+    nn_idx = topk_similar(z[q_idx], z, k, exclude=q_idx)[1]
     fig, axes = plt.subplots(len(q_idx), k + 1, figsize=(1.1 * (k + 1), 1.15 * len(q_idx)))
     axes = np.atleast_2d(axes)
     for r, qi in enumerate(q_idx.tolist()):
@@ -215,12 +215,11 @@ def _text_neighbours(
     k: int = 3,
 ) -> str:
     """An HTML table: sample texts and their ``k`` nearest texts (cosine), other labels red."""
-    z = torch.nn.functional.normalize(features.float(), dim=1)
+    z = features.float()
     g = torch.Generator().manual_seed(seed)
     picks = torch.randperm(len(texts), generator=g)[: min(rows, len(texts))]
-    sim = z[picks] @ z.T
-    sim[torch.arange(len(picks)), picks] = -2.0  # not its own neighbour
-    top = sim.topk(min(k, len(texts) - 1), dim=1)
+    # not its own neighbour
+    top_s, top_i = topk_similar(z[picks], z, min(k, len(texts) - 1), exclude=picks)
 
     def name(i: int) -> str:
         if labels is None:
@@ -234,7 +233,7 @@ def _text_neighbours(
     ]
     for r, i in enumerate(picks.tolist()):
         cells = []
-        for s, j in zip(top.values[r].tolist(), top.indices[r].tolist()):
+        for s, j in zip(top_s[r].tolist(), top_i[r].tolist()):
             other = labels is not None and int(labels[j]) != int(labels[i])
             style = ' style="color:#c00"' if other else ""
             cells.append(f"<div{style}>{s:.3f} {html.escape(texts[j])}{name(j)}</div>")

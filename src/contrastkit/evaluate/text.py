@@ -7,11 +7,6 @@ clustering scores and the TF-IDF baseline.
   MPQA, TREC ...), the penalty chosen inside each training fold.
 - :func:`clustering_scores`: NMI and ARI of k-means on the normalised embeddings.
 - :func:`tfidf_features`: the TF-IDF bag-of-words baseline every text encoder should beat.
-- :func:`split_halves` and :func:`halves_retrieval`: a validation signal for document
-  encoders that needs no labels: each held-out document is cut in two, and each half has to
-  find its other half among the other documents' halves (MRR@k, recall@1).
-  :func:`disjoint_halves` makes the same task topical: each half loses the words its partner
-  has, so only what the words are about (learned association) can match them, not shared words.
 
 Example:
     >>> import torch
@@ -32,56 +27,29 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from contrastkit._checks import check_embeddings
-from contrastkit.augment.text import drop_shared_words
 from contrastkit.evaluate.linear import linear_probe
 
 __all__ = [
     "clustering_scores",
     "cross_validated_probe",
-    "disjoint_halves",
-    "halves_retrieval",
     "similarity_correlation",
-    "split_halves",
     "tfidf_features",
 ]
 
 
-def _pearson(x: np.ndarray, y: np.ndarray) -> float:
-    """Pearson's r of two 1-D arrays, in float64 (NaN when either is constant)."""
-    x = np.asarray(x, dtype=np.float64)
-    y = np.asarray(y, dtype=np.float64)
-    xc, yc = x - x.mean(), y - y.mean()
-    denom = np.sqrt((xc * xc).sum() * (yc * yc).sum())
-    if denom == 0.0:
+def _correlation(fn, x: np.ndarray, y: np.ndarray) -> float:
+    """``scipy.stats.pearsonr`` / ``spearmanr`` statistic as a float; NaN (without scipy's
+    ConstantInputWarning) when either side is constant."""
+    if np.ptp(x) == 0 or np.ptp(y) == 0:
         return float("nan")
-    return float(np.clip((xc * yc).sum() / denom, -1.0, 1.0))
-
-
-def _average_ranks(x: np.ndarray) -> np.ndarray:
-    """1-based ranks of a 1-D array; tied values share the mean of their ranks."""
-    x = np.asarray(x)
-    order = np.argsort(x, kind="mergesort")
-    sorted_x = x[order]
-    # start of every run of equal values in the sorted array
-    new_run = np.concatenate([[True], sorted_x[1:] != sorted_x[:-1]])
-    run_id = np.cumsum(new_run) - 1
-    starts = np.flatnonzero(new_run)
-    ends = np.concatenate([starts[1:], [len(x)]])  # exclusive
-    mean_rank = (starts + 1 + ends) / 2.0  # mean of ranks starts+1 .. ends
-    ranks = np.empty(len(x), dtype=np.float64)
-    ranks[order] = mean_rank[run_id]
-    return ranks
-
-
-def _spearman(x: np.ndarray, y: np.ndarray) -> float:
-    """Spearman's ρ: Pearson's r of the average ranks (ties share their mean rank)."""
-    return _pearson(_average_ranks(x), _average_ranks(y))
+    return float(fn(x, y).statistic)
 
 
 def similarity_correlation(embeddings: Tensor, human: Tensor) -> dict[str, float | int]:
     """Correlate embedding cosine similarities with human similarity judgements, pair by pair.
 
-    Every unordered pair i < j contributes one point: (cos(e_i, e_j), human[i, j]); only the
+    Every unordered pair i < j contributes one point: (cos(e_i, e_j), human[i, j]), and
+    ``scipy.stats.pearsonr`` / ``spearmanr`` correlate the two columns; only the
     upper triangle of ``human`` is read, so a symmetric matrix and one with just the upper
     triangle filled give the same result. For the Lee corpus (Lee, Pincombe & Welsh 2005: 50
     news documents, each pair rated by about ten people) ``human`` is the 50 × 50 matrix of mean
@@ -124,9 +92,15 @@ def similarity_correlation(embeddings: Tensor, human: Tensor) -> dict[str, float
             "human has NaN or infinite scores in its upper triangle (pairs i < j); fill every "
             "pair's score or drop the documents without judgements."
         )
+    from scipy.stats import pearsonr, spearmanr
+
     z = F.normalize(embeddings.double(), dim=1)
     s = (z @ z.T).cpu()[iu[0], iu[1]].numpy()
-    return {"pearson": _pearson(s, h), "spearman": _spearman(s, h), "pairs": int(len(h))}
+    return {
+        "pearson": _correlation(pearsonr, s, h),
+        "spearman": _correlation(spearmanr, s, h),
+        "pairs": int(len(h)),
+    }
 
 
 def _check_folds(folds: Sequence, n: int) -> list[tuple[Tensor, Tensor]]:
@@ -361,112 +335,3 @@ def tfidf_features(
         )
     mats = [fitted, *(vectorizer.transform(list(t)) for t in texts)]
     return tuple(F.normalize(torch.from_numpy(m.toarray().astype(np.float32)), dim=1) for m in mats)
-
-
-def split_halves(documents: Sequence[str]) -> tuple[list[str], list[str]]:
-    """Cut every document at its middle word: (first halves, second halves).
-
-    Args:
-        documents: N strings of at least two words each.
-
-    Example:
-        >>> split_halves(["one two three four five"])
-        (['one two'], ['three four five'])
-    """
-    first, second = [], []
-    for i, doc in enumerate(documents):
-        words = str(doc).split()
-        if len(words) < 2:
-            raise ValueError(
-                f"document {i} has {len(words)} word(s); split_halves needs at least two per "
-                f"document (leave short texts out of a halves validation)."
-            )
-        m = len(words) // 2
-        first.append(" ".join(words[:m]))
-        second.append(" ".join(words[m:]))
-    return first, second
-
-
-def disjoint_halves(first: Sequence[str], second: Sequence[str]) -> tuple[list[str], list[str]]:
-    """Each half without the words of its partner: (first minus second's words, second minus
-    first's words).
-
-    With :func:`halves_retrieval` (``first_keys`` / ``second_keys``) this turns the halves task
-    into a topical one: a half must find what is left of its partner when every word the two
-    share is gone, so exact word overlap (TF-IDF's only signal: it scores 0 for the true
-    partner) cannot find it, and only learned association between different words (what a
-    topic model or a trained encoder adds: "bushfire" with "crews", "Hume Highway" with
-    "Goulburn") can. Words are compared as in :func:`~contrastkit.augment.drop_shared_words`.
-
-    Args:
-        first, second: the halves of N documents (:func:`split_halves`).
-
-    Returns:
-        Two lists of N strings (a half can come out empty when its partner shares all its
-        words; an encoder embeds it as it embeds any empty text).
-
-    Example:
-        >>> disjoint_halves(["Fire crews at Gunning"], ["the fire, near Goulburn"])
-        (['crews at Gunning'], ['the near Goulburn'])
-    """
-    if len(first) != len(second):
-        raise ValueError(
-            f"first and second must hold one half per document each, got {len(first)} and "
-            f"{len(second)}; use split_halves(documents)."
-        )
-    pairs = [drop_shared_words(str(a), str(b)) for a, b in zip(first, second)]
-    return [a for a, _ in pairs], [b for _, b in pairs]
-
-
-def halves_retrieval(
-    first: Tensor,
-    second: Tensor,
-    k: int = 10,
-    first_keys: Tensor | None = None,
-    second_keys: Tensor | None = None,
-) -> dict[str, float]:
-    """Each half retrieves its document's other half among all the other halves.
-
-    Args:
-        first, second: (N, D) embeddings of the first and second halves of N documents
-            (:func:`split_halves`), row i of both from document i.
-        k: MRR cut-off.
-        first_keys, second_keys: (N, D) embeddings searched instead of ``first`` / ``second``
-            (first → ``second_keys``, second → ``first_keys``), e.g. of the halves without
-            their partner's words (:func:`disjoint_halves`) for a topical version of the task.
-            Both or neither.
-
-    Returns:
-        ``{"mrr@k", "recall@1"}``, each the mean of both directions (first → second and
-        second → first); 1.0 when every half finds its partner first.
-
-    Example:
-        >>> import torch
-        >>> halves_retrieval(torch.eye(3), torch.eye(3) + 0.1, k=2)["mrr@2"]
-        1.0
-    """
-    from contrastkit.evaluate.ranking import retrieval_metrics
-
-    if (first_keys is None) != (second_keys is None):
-        raise ValueError(
-            "give both first_keys and second_keys (the embeddings of both disjoint halves), "
-            "or neither."
-        )
-    if first_keys is None:
-        first_keys, second_keys = first, second
-    named = {"first": first, "second": second, "first_keys": first_keys, "second_keys": second_keys}
-    for name, x in named.items():
-        check_embeddings(x, name)
-    if len({tuple(x.shape) for x in named.values()}) > 1:
-        shapes = {name: tuple(x.shape) for name, x in named.items()}
-        raise ValueError(
-            f"first, second and their keys must have the same shape (one row per document), "
-            f"got {shapes}."
-        )
-    relevant = [{i} for i in range(first.shape[0])]
-    ab = retrieval_metrics(first, second_keys, relevant, ks=(1, k))
-    ba = retrieval_metrics(second, first_keys, relevant, ks=(1, k))
-    return {
-        f"mrr@{k}": 0.5 * (ab[f"mrr@{k}"] + ba[f"mrr@{k}"]),
-        "recall@1": 0.5 * (ab["recall@1"] + ba["recall@1"]),
-    }

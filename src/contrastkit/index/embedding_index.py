@@ -4,7 +4,8 @@
 row, and answers top-k cosine-similarity queries with one of two backends:
 
 - ``"exact"``: the rows as one float32 matrix; queries are scored by matrix products in blocks
-  (memory O(block)) and ranked with ``torch.topk``. Exact, and fast up to ~10⁵ rows.
+  (memory O(block)) and ranked by :func:`contrastkit.neighbours.topk_similar` (equal scores
+  in row order). Exact, and fast up to ~10⁵ rows.
 - ``"usearch"``: an HNSW graph (``usearch.index.Index``, metric ``cos``, f32 by default) built
   next to the matrix. Approximate (recall < 1), sub-linear per query; the returned scores are
   recomputed exactly from the stored rows, so both backends report the same cosine.
@@ -49,6 +50,7 @@ from torch import Tensor
 
 from contrastkit._checks import check_choice
 from contrastkit._io import atomic_write, atomic_write_bytes
+from contrastkit.neighbours import topk_similar
 
 __all__ = ["AUTO_EXACT_MAX_ROWS", "EmbeddingIndex", "SearchHit", "usearch_available"]
 
@@ -357,19 +359,13 @@ class EmbeddingIndex:
         q = self._prepare(queries, "queries")
         k = min(k, self._n)
         e = self.embeddings
-        if self._graph is not None and not exact:
-            block = max(1, _SCORE_BLOCK // (k * self.dim))  # rows gathered to rescore the hits
-            search = self._search_graph
-        else:
+        if self._graph is None or exact:
+            # rows and queries are normalised already: cosine is their dot product
             block = max(1, _SCORE_BLOCK // self._n)  # similarity entries of one matmul
-            search = self._search_exact
-        parts = [search(q[s : s + block], e, k) for s in range(0, q.shape[0], block)]
+            return topk_similar(q, e, k, metric="dot", chunk_size=block)
+        block = max(1, _SCORE_BLOCK // (k * self.dim))  # rows gathered to rescore the hits
+        parts = [self._search_graph(q[s : s + block], e, k) for s in range(0, q.shape[0], block)]
         return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
-
-    @staticmethod
-    def _search_exact(q: Tensor, e: Tensor, k: int) -> tuple[Tensor, Tensor]:
-        top = (q @ e.T).topk(k, dim=1)
-        return top.values, top.indices
 
     def _search_graph(self, q: Tensor, e: Tensor, k: int) -> tuple[Tensor, Tensor]:
         found = self._graph.search(np.ascontiguousarray(q.numpy()), count=k, threads=self.threads)

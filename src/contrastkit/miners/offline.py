@@ -23,6 +23,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from contrastkit.neighbours import topk_similar
+
 __all__ = ["mine_hard_negatives"]
 
 
@@ -88,31 +90,25 @@ def mine_hard_negatives(
         raise ValueError(f"exclude must be an ({n}, {m}) bool mask, got {tuple(exclude.shape)}.")
     a = F.normalize(anchors.float(), dim=1)
     c = F.normalize(corpus.float(), dim=1)
-    p = F.normalize(positives.float(), dim=1) if positives is not None else None
+    skip = exclude.bool().to(a.device) if exclude is not None else None
+    bound = torch.full((n,), float("inf"), device=a.device)
+    if positive_index is not None:
+        pi = positive_index.long().to(a.device)
+        has = (pi >= 0).nonzero().flatten()
+        if skip is None:
+            skip = pi  # (N,) corpus rows, -1 for none
+        else:
+            skip = skip.clone()
+            skip[has, pi[has]] = True
+        if margin is not None:
+            bound[has] = (a[has] * c[pi[has]]).sum(1) - margin
+    if positives is not None and margin is not None:
+        bound = (a * F.normalize(positives.float(), dim=1)).sum(1) - margin
+    if max_similarity is not None:
+        bound = bound.clamp(max=max_similarity)
+    _, idx = topk_similar(
+        a, c, min(k, m), metric="dot", exclude=skip, max_score=bound, chunk_size=chunk
+    )
     out = torch.full((n, k), -1, dtype=torch.long)
-    for s in range(0, n, chunk):
-        rows = slice(s, min(n, s + chunk))
-        sim = a[rows] @ c.T  # (B, M)
-        bad = torch.zeros_like(sim, dtype=torch.bool)
-        pos_sim = None
-        if positive_index is not None:
-            pi = positive_index[rows].long()
-            has = pi >= 0
-            r = has.nonzero().flatten()
-            bad[r, pi[has]] = True
-            pos_sim = torch.full((sim.shape[0],), float("nan"))
-            pos_sim[r] = sim[r, pi[has]]
-        if p is not None:
-            pos_sim = (a[rows] * p[rows]).sum(1)
-        if pos_sim is not None and margin is not None:
-            thresh = torch.nan_to_num(pos_sim - margin, nan=float("inf"))
-            bad |= sim > thresh[:, None]
-        if max_similarity is not None:
-            bad |= sim > max_similarity
-        if exclude is not None:
-            bad |= exclude[rows].bool()
-        sim = sim.masked_fill(bad, float("-inf"))
-        top, idx = sim.topk(min(k, m), dim=1)
-        idx = idx.masked_fill(torch.isinf(top), -1)
-        out[rows, : idx.shape[1]] = idx
+    out[:, : idx.shape[1]] = idx.cpu()
     return out
