@@ -135,11 +135,19 @@ class ImageSet:
 
 @dataclass
 class DataSplits:
-    """A training split and, when the data set has one, a test split."""
+    """A training split and, when the data set has one, a test split.
+
+    Attributes:
+        train, test: the splits (``test`` None for a folder without one).
+        name: the data set's name.
+        protocol: the evaluation protocol the data set is read with by default (a name in
+            :data:`contrastkit.evaluate.protocols.PROTOCOLS`): labelled images are classified.
+    """
 
     train: ImageSet
     test: ImageSet | None
     name: str = ""
+    protocol: str = "classification"
 
     @property
     def num_classes(self) -> int:

@@ -391,6 +391,8 @@ class LeeCorpus:
     documents: list[str]
     similarity: Tensor
     background: list[str]
+    #: the evaluation protocol: correlation of embedding and human similarities
+    protocol: ClassVar[str] = "similarity"
 
     def pairs(self) -> tuple[Tensor, Tensor]:
         """The judged pairs i < j: (P, 2) int64 indices and their (P,) similarities
