@@ -102,7 +102,7 @@ def test_cross_correlation_is_batchnorm_standardisation():
 def test_gather_outside_a_process_group_is_the_identity():
     z1, z2 = _data(5)
     torch.testing.assert_close(
-        barlow_twins(z1, z2, gather=True), barlow_twins(z1, z2), rtol=0, atol=0
+        barlow_twins(z1, z2, gather="instances"), barlow_twins(z1, z2), rtol=0, atol=0
     )
 
 
@@ -184,7 +184,7 @@ def test_module_equals_function():
     want = barlow_twins(z1, z2, lambda_offdiag=0.2, scale=0.5, eps=1e-3)
     torch.testing.assert_close(got, want, rtol=0, atol=0)
     torch.testing.assert_close(BarlowTwinsLoss()(z1, z2), barlow_twins(z1, z2), rtol=0, atol=0)
-    assert BarlowTwinsLoss(gather=True).gather
+    assert BarlowTwinsLoss(gather="instances").gather == "instances"
 
 
 # ----------------------------------------------------------------------------- bf16

@@ -141,7 +141,9 @@ def test_update_center_momentum_extremes():
     update_center(center, teacher, momentum=0.5)
     assert torch.equal(center, before)
     # gather outside a process group is a no-op
-    assert torch.equal(update_center(center, teacher, gather=True), update_center(center, teacher))
+    assert torch.equal(
+        update_center(center, teacher, gather="instances"), update_center(center, teacher)
+    )
 
 
 # ----------------------------------------------------------------------------- gradients

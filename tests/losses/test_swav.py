@@ -137,7 +137,7 @@ def test_sinkhorn_is_safe_for_large_scores_and_invariant_to_shifts():
 
 def test_sinkhorn_gather_outside_a_process_group_is_a_no_op():
     (s,) = _scores(5, n_views=1)
-    assert torch.equal(sinkhorn_knopp(s, gather=True), sinkhorn_knopp(s))
+    assert torch.equal(sinkhorn_knopp(s, gather="instances"), sinkhorn_knopp(s))
 
 
 # ----------------------------------------------------------------------------- swav

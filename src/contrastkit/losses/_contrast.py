@@ -28,6 +28,8 @@ from contrastkit._checks import (
 from contrastkit.distances import METRICS, normalize, pairwise_similarity
 
 REDUCTIONS = ("mean", "sum", "none")
+#: The per-call keyword inputs of the id-based losses; their other keywords are options.
+ID_INPUTS = ("query_ids", "key_ids", "negatives", "negative_ids")
 
 
 @dataclass

@@ -8,6 +8,7 @@ data-parallel gradient averaging differentiates — is the loss of the global ba
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 
 import torch
@@ -16,9 +17,22 @@ from torch import Tensor
 from contrastkit import distributed as dist
 from contrastkit.losses._chunked import positive_counts
 
-__all__ = ["GATHER_KINDS", "check_gather", "gathered_loss"]
+__all__ = ["BOOL_GATHER", "GATHER_KINDS", "check_gather", "gathered_loss", "resolve_gather"]
 
 GATHER_KINDS = ("instances", "labels")
+
+#: The functions whose ``gather`` was a bool before it took the kinds above, and the kind that
+#: ``gather=True`` meant in each: for them a bool still works, with a DeprecationWarning.
+BOOL_GATHER = {
+    "nt_xent": "instances",
+    "sup_con": "labels",
+    "barlow_twins": "instances",
+    "vicreg": "instances",
+    "vicreg_terms": "instances",
+    "swav": "instances",
+    "sinkhorn_knopp": "instances",
+    "update_center": "instances",
+}
 
 
 def reduce_gathered(per_row: Tensor, keep: Tensor, reduction: str) -> Tensor:
@@ -106,8 +120,24 @@ def gathered_loss(
 
 def check_gather(gather: str | None) -> None:
     """Raise on a ``gather`` value other than None, "instances" or "labels"."""
-    if gather is not None and gather not in GATHER_KINDS:
+    if gather is not None and (not isinstance(gather, str) or gather not in GATHER_KINDS):
         raise ValueError(
             f"gather must be None, 'instances' (ids numbered per rank, e.g. SimCLR) or "
             f"'labels' (class labels, e.g. SupCon), got {gather!r}."
         )
+
+
+def resolve_gather(gather: str | bool | None, loss_name: str, stacklevel: int = 3) -> str | None:
+    """Check ``gather`` and return it; for the losses in :data:`BOOL_GATHER` a bool is mapped
+    to its kind (``False`` to None) with a DeprecationWarning that names the new value."""
+    if isinstance(gather, bool) and loss_name in BOOL_GATHER:
+        kind = BOOL_GATHER[loss_name] if gather else None
+        warnings.warn(
+            f"{loss_name}: gather={gather} is deprecated; gather takes None, 'instances' or "
+            f"'labels' as in info_nce. Pass gather={kind!r}.",
+            DeprecationWarning,
+            stacklevel=stacklevel,
+        )
+        return kind
+    check_gather(gather)
+    return gather

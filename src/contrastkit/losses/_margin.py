@@ -2,13 +2,47 @@
 
 from __future__ import annotations
 
+from typing import Any, ClassVar
+
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from contrastkit._checks import check_choice, check_pair_inputs, compute_dtype
 from contrastkit.distances import METRICS, pairwise_distance
+from contrastkit.losses._base import LossModule
 
 MARGIN_REDUCTIONS = ("mean", "mean_nonzero", "sum", "none")
+
+
+def check_margin_options(*, reduction: str, distance: str, **_: object) -> None:
+    """The checks of a margin loss's options that need no tensor (its module runs them once)."""
+    check_choice(reduction, "reduction", MARGIN_REDUCTIONS)
+    check_choice(distance, "distance", METRICS)
+
+
+class MinedLossModule(LossModule):
+    """The module form of a margin loss, with an optional ``miner``: when ``forward`` is given
+    no mined indices (the function's ``mined`` input), the miner mines them from the batch."""
+
+    extra_options: ClassVar[dict[str, Any]] = {"miner": None}
+    mined: ClassVar[str]
+
+    def _store(self, options: dict[str, Any], *, miner: nn.Module | None) -> None:
+        super()._store(options)
+        self.miner = miner
+
+    def forward(
+        self,
+        query: Tensor,
+        key: Tensor | None = None,
+        *,
+        query_ids: Tensor,
+        key_ids: Tensor | None = None,
+        **mined: Any,
+    ) -> Tensor:
+        if mined.get(self.mined) is None and self.miner is not None:
+            mined[self.mined] = self.miner(query, key, query_ids=query_ids, key_ids=key_ids)
+        return super().forward(query, key, query_ids=query_ids, key_ids=key_ids, **mined)
 
 
 def distance_table(

@@ -7,10 +7,12 @@ Redundancy Reduction".
 from __future__ import annotations
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from contrastkit import distributed as dist
 from contrastkit._checks import check_positive, compute_dtype
+from contrastkit.losses._base import LossModule
+from contrastkit.losses._gather import resolve_gather
 from contrastkit.losses.negative_cosine import check_paired
 
 __all__ = ["BarlowTwinsLoss", "barlow_twins"]
@@ -28,13 +30,16 @@ def check_weight(value: float | Tensor, name: str) -> None:
         )
 
 
-def paired_batch(z1: Tensor, z2: Tensor, *, gather: bool, loss_name: str) -> tuple[Tensor, Tensor]:
+def paired_batch(
+    z1: Tensor, z2: Tensor, *, gather: str | None, loss_name: str
+) -> tuple[Tensor, Tensor]:
     """Validate two views' (N, D) embeddings, cast them to the compute dtype and, with
-    ``gather``, all-gather both over the process group; the batch must hold N ≥ 2 rows."""
+    ``gather`` (a kind: the rows carry no ids, so both gather alike), all-gather both over the
+    process group; the batch must hold N ≥ 2 rows."""
     check_paired(z1, z2, "z1", "z2")
     dtype = compute_dtype(z1, z2)
     z1, z2 = z1.to(dtype), z2.to(dtype)
-    if gather:
+    if gather is not None:
         sizes = dist.row_sizes(z1.shape[0], z1.device)
         z1, z2 = dist.all_gather(z1, sizes=sizes), dist.all_gather(z2, sizes=sizes)
     if z1.shape[0] < 2:
@@ -53,7 +58,7 @@ def barlow_twins(
     lambda_offdiag: float = 5.1e-3,
     scale: float = 1.0,
     eps: float = 1e-5,
-    gather: bool = False,
+    gather: str | None = None,
 ) -> Tensor:
     """Barlow Twins redundancy-reduction loss::
 
@@ -72,10 +77,12 @@ def barlow_twins(
         scale: > 0, multiplies the whole loss (an early version of the official code used
             1/32 or 0.024).
         eps: > 0, added to the variance (BatchNorm's default 1e-5).
-        gather: under torch.distributed, compute the loss on the global batch: both branches
-            are all-gathered (autograd-aware) and every rank returns the same global loss;
-            averaging parameter gradients over ranks (DDP) then gives exactly the one-process
-            gradients. Identity outside a process group.
+        gather: ``"instances"`` (or ``"labels"``: the rows carry no ids, so the two kinds
+            are one here): under torch.distributed, compute the loss on the global batch: both
+            branches are all-gathered (autograd-aware) and every rank returns the same global
+            loss; averaging parameter gradients over ranks (DDP) then gives exactly the
+            one-process gradients. Identity outside a process group. ``True`` is deprecated
+            for ``"instances"``.
 
     Half-precision inputs are computed in float32 (float64 stays float64). Returns a scalar.
 
@@ -91,7 +98,8 @@ def barlow_twins(
         >>> round(float(barlow_twins(z, -z)), 3)  # c = −I: each c_ii costs (1 − (−1))² = 4
         8.0
     """
-    _check_options(lambda_offdiag, scale, eps)
+    _check_options(lambda_offdiag=lambda_offdiag, scale=scale, eps=eps)
+    gather = resolve_gather(gather, "barlow_twins")
     z1, z2 = paired_batch(z1, z2, gather=gather, loss_name="barlow_twins")
     n = z1.shape[0]
     c = _standardise(z1, eps).T @ _standardise(z2, eps) / n
@@ -101,7 +109,7 @@ def barlow_twins(
     return scale * (on_diag + lambda_offdiag * off_diag)
 
 
-def _check_options(lambda_offdiag: float, scale: float, eps: float) -> None:
+def _check_options(*, lambda_offdiag: float, scale: float, eps: float, **_: object) -> None:
     check_weight(lambda_offdiag, "lambda_offdiag")
     check_positive(scale, "scale", "Use 1.0 for the paper's loss.")
     check_positive(eps, "eps", "BatchNorm's default is 1e-5.")
@@ -114,7 +122,7 @@ def _standardise(z: Tensor, eps: float) -> Tensor:
     return centred / torch.sqrt(var + eps)
 
 
-class BarlowTwinsLoss(nn.Module):
+class BarlowTwinsLoss(LossModule, function=barlow_twins, check=_check_options, positional=1):
     """Module form of :func:`barlow_twins`: ``loss_fn(z1, z2)``.
 
     Example:
@@ -123,28 +131,3 @@ class BarlowTwinsLoss(nn.Module):
         >>> loss_fn = BarlowTwinsLoss(lambda_offdiag=5.1e-3)
         >>> loss = loss_fn(torch.randn(8, 16), torch.randn(8, 16))
     """
-
-    def __init__(
-        self,
-        lambda_offdiag: float = 5.1e-3,
-        *,
-        scale: float = 1.0,
-        eps: float = 1e-5,
-        gather: bool = False,
-    ) -> None:
-        super().__init__()
-        _check_options(lambda_offdiag, scale, eps)
-        self.lambda_offdiag = lambda_offdiag
-        self.scale = scale
-        self.eps = eps
-        self.gather = gather
-
-    def forward(self, z1: Tensor, z2: Tensor) -> Tensor:
-        return barlow_twins(
-            z1,
-            z2,
-            lambda_offdiag=self.lambda_offdiag,
-            scale=self.scale,
-            eps=self.eps,
-            gather=self.gather,
-        )

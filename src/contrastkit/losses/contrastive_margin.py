@@ -7,18 +7,24 @@ Mapping" (with a positive margin as in later metric-learning work).
 from __future__ import annotations
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
-from contrastkit._checks import check_choice
 from contrastkit.losses._margin import (
-    MARGIN_REDUCTIONS,
+    MinedLossModule,
     check_indices,
+    check_margin_options,
     distance_table,
     reduce_terms,
 )
 from contrastkit.pairs import Pairs, Triplets, all_pairs, to_pairs
 
 __all__ = ["ContrastiveMarginLoss", "contrastive_margin"]
+
+
+def _check_options(*, power: float, **options: object) -> None:
+    check_margin_options(**options)
+    if not power > 0:
+        raise ValueError(f"power must be > 0, got {power}.")
 
 
 def contrastive_margin(
@@ -62,9 +68,7 @@ def contrastive_margin(
         >>> from contrastkit.losses.functional import contrastive_margin
         >>> loss = contrastive_margin(torch.randn(8, 4), query_ids=torch.arange(4).repeat(2))
     """
-    check_choice(reduction, "reduction", MARGIN_REDUCTIONS)
-    if not power > 0:
-        raise ValueError(f"power must be > 0, got {power}.")
+    _check_options(reduction=reduction, distance=distance, power=power)
     dist, qids, kids, _ = distance_table(
         query, key, query_ids, key_ids, distance, normalize_embeddings
     )
@@ -84,8 +88,15 @@ def contrastive_margin(
     return reduce_terms(pos_terms, reduction) + reduce_terms(neg_terms, reduction)
 
 
-class ContrastiveMarginLoss(nn.Module):
-    """Module form of :func:`contrastive_margin`; a miner can be attached.
+class ContrastiveMarginLoss(
+    MinedLossModule,
+    function=contrastive_margin,
+    check=_check_options,
+    inputs=("query_ids", "key_ids", "pairs"),
+    positional=2,
+):
+    """Module form of :func:`contrastive_margin`; a miner can be attached:
+    ``loss_fn(query, key=None, *, query_ids, key_ids=None, pairs=None)``.
 
     Example:
         >>> import torch
@@ -95,48 +106,4 @@ class ContrastiveMarginLoss(nn.Module):
         >>> loss = loss_fn(torch.randn(8, 4), query_ids=torch.arange(4).repeat(2))
     """
 
-    def __init__(
-        self,
-        pos_margin: float = 0.0,
-        neg_margin: float = 1.0,
-        *,
-        distance: str = "euclidean",
-        normalize_embeddings: bool = True,
-        power: float = 1.0,
-        reduction: str = "mean",
-        miner: nn.Module | None = None,
-    ) -> None:
-        super().__init__()
-        check_choice(reduction, "reduction", MARGIN_REDUCTIONS)
-        self.pos_margin = pos_margin
-        self.neg_margin = neg_margin
-        self.distance = distance
-        self.normalize_embeddings = normalize_embeddings
-        self.power = power
-        self.reduction = reduction
-        self.miner = miner
-
-    def forward(
-        self,
-        query: Tensor,
-        key: Tensor | None = None,
-        *,
-        query_ids: Tensor,
-        key_ids: Tensor | None = None,
-        pairs: Pairs | Triplets | None = None,
-    ) -> Tensor:
-        if pairs is None and self.miner is not None:
-            pairs = self.miner(query, key, query_ids=query_ids, key_ids=key_ids)
-        return contrastive_margin(
-            query,
-            key,
-            query_ids=query_ids,
-            key_ids=key_ids,
-            pairs=pairs,
-            pos_margin=self.pos_margin,
-            neg_margin=self.neg_margin,
-            distance=self.distance,
-            normalize_embeddings=self.normalize_embeddings,
-            power=self.power,
-            reduction=self.reduction,
-        )
+    mined = "pairs"

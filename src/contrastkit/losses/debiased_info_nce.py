@@ -10,13 +10,15 @@ import functools
 import math
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 from torch.utils.checkpoint import checkpoint
 
 from contrastkit import distributed as dist
-from contrastkit._checks import check_probability
+from contrastkit._checks import check_positive, check_probability
+from contrastkit.losses._base import LossModule
 from contrastkit.losses._chunked import block_rows_for, positive_counts, table_shape, use_chunked
 from contrastkit.losses._contrast import (
+    ID_INPUTS,
     PairScores,
     block_scores,
     check_positive_counts,
@@ -27,6 +29,28 @@ from contrastkit.losses._contrast import (
 from contrastkit.losses._gather import check_gather, gathered_loss
 
 __all__ = ["DebiasedInfoNCELoss", "debiased_info_nce", "reweighted_info_nce"]
+
+
+def check_reweighted_options(
+    *,
+    temperature: float | Tensor,
+    tau_plus: float,
+    reduction: str,
+    block_rows: int | None,
+    beta: float = 0.0,
+    **_: object,
+) -> None:
+    """The checks of the options of :func:`debiased_info_nce` and
+    :func:`~contrastkit.losses.functional.hard_negative_info_nce` that need no tensor; their
+    modules run them once, when built."""
+    validate_reduction(reduction)
+    if not isinstance(temperature, Tensor):  # a tensor τ is checked with the inputs
+        check_positive(temperature, "temperature", "Typical values are 0.05–0.5.")
+    check_probability(tau_plus, "tau_plus")
+    if not (math.isfinite(beta) and beta >= 0):
+        raise ValueError(f"beta must be a finite number ≥ 0, got {beta}.")
+    if block_rows is not None:
+        block_rows_for(0, 0, block_rows)
 
 
 def reweighted_info_nce(
@@ -61,10 +85,13 @@ def reweighted_info_nce(
     maximum, so small temperatures do not overflow. Cosine similarity only: the clamp uses its
     lower bound −1.
     """
-    validate_reduction(reduction)
-    check_probability(tau_plus, "tau_plus")
-    if not (math.isfinite(beta) and beta >= 0):
-        raise ValueError(f"beta must be a finite number ≥ 0, got {beta}.")
+    check_reweighted_options(
+        temperature=temperature,
+        tau_plus=tau_plus,
+        beta=beta,
+        reduction=reduction,
+        block_rows=block_rows,
+    )
     check_gather(gather)
     direction = functools.partial(
         _reweighted_direction,
@@ -247,55 +274,19 @@ def debiased_info_nce(
     )
 
 
-class DebiasedInfoNCELoss(nn.Module):
-    """Module form of :func:`debiased_info_nce`.
+class DebiasedInfoNCELoss(
+    LossModule,
+    function=debiased_info_nce,
+    check=check_reweighted_options,
+    inputs=ID_INPUTS,
+    positional=1,
+):
+    """Module form of :func:`debiased_info_nce`:
+    ``loss_fn(query, key=None, *, query_ids, key_ids=None, negatives=None, negative_ids=None)``.
 
     Example:
         >>> import torch
         >>> from contrastkit.losses import DebiasedInfoNCELoss
-        >>> loss = DebiasedInfoNCELoss(tau_plus=0.1)(torch.randn(8, 4), query_ids=torch.arange(4).repeat(2))
+        >>> loss_fn = DebiasedInfoNCELoss(tau_plus=0.1, gather="instances")
+        >>> loss = loss_fn(torch.randn(8, 4), query_ids=torch.arange(4).repeat(2))
     """
-
-    def __init__(
-        self,
-        temperature: float = 0.1,
-        *,
-        tau_plus: float = 0.1,
-        ignore_rows_without_positive: bool = False,
-        reduction: str = "mean",
-        chunked: bool | None = None,
-        block_rows: int | None = None,
-    ) -> None:
-        super().__init__()
-        self.chunked, self.block_rows = chunked, block_rows
-        check_probability(tau_plus, "tau_plus")
-        validate_reduction(reduction)
-        self.temperature = temperature
-        self.tau_plus = tau_plus
-        self.ignore_rows_without_positive = ignore_rows_without_positive
-        self.reduction = reduction
-
-    def forward(
-        self,
-        query: Tensor,
-        key: Tensor | None = None,
-        *,
-        query_ids: Tensor,
-        key_ids: Tensor | None = None,
-        negatives: Tensor | None = None,
-        negative_ids: Tensor | None = None,
-    ) -> Tensor:
-        return debiased_info_nce(
-            query,
-            key,
-            query_ids=query_ids,
-            key_ids=key_ids,
-            temperature=self.temperature,
-            tau_plus=self.tau_plus,
-            negatives=negatives,
-            negative_ids=negative_ids,
-            ignore_rows_without_positive=self.ignore_rows_without_positive,
-            reduction=self.reduction,
-            chunked=self.chunked,
-            block_rows=self.block_rows,
-        )

@@ -25,6 +25,7 @@ from contrastkit._checks import (
     check_probability,
     compute_dtype,
 )
+from contrastkit.losses._gather import resolve_gather
 from contrastkit.losses.swav import _check_views
 
 __all__ = ["DINOLoss", "dino", "update_center"]
@@ -128,7 +129,7 @@ def update_center(
     teacher: Sequence[Tensor],
     *,
     momentum: float = 0.9,
-    gather: bool = False,
+    gather: str | None = None,
 ) -> Tensor:
     """The DINO center's EMA update, without gradient::
 
@@ -138,8 +139,10 @@ def update_center(
         center: (K,) or (1, K), the current center.
         teacher: list of (B, K) teacher logits (one per global view).
         momentum: in [0, 1] (0.9 in the paper); 0 gives the batch mean, 1 keeps the center.
-        gather: under torch.distributed, the mean runs over every process's rows (the official
-            all-reduce), so every process keeps the same center. No effect outside a group.
+        gather: ``"instances"`` (or ``"labels"``: the rows carry no ids, so the two kinds are
+            one here): under torch.distributed, the mean runs over every process's rows (the
+            official all-reduce), so every process keeps the same center. No effect outside a
+            group. ``True`` is deprecated for ``"instances"``.
 
     Returns:
         The new center, shape of ``center``, float32 (float64 if any input is float64),
@@ -156,12 +159,13 @@ def update_center(
     teacher = _check_views(teacher, "teacher", min_views=1)
     _check_center(center, teacher[0].shape[1], "teacher[0]")
     check_probability(momentum, "momentum", upper_open=False)
+    gather = resolve_gather(gather, "update_center")
     dtype = compute_dtype(center, *teacher)
     with torch.no_grad():
         rows = torch.cat([t.detach() for t in teacher]).to(dtype)
         total = rows.sum(dim=0)
         count = rows.new_tensor(float(rows.shape[0]))
-        if gather and dist.is_distributed():
+        if gather is not None and dist.is_distributed():
             both = dist.all_reduce_sum(torch.cat([total, count.reshape(1)]))
             total, count = both[:-1], both[-1]
         batch_mean = (total / count).to(center.device)
@@ -188,7 +192,8 @@ class DINOLoss(nn.Module):
         warmup_teacher_temperature: τ_t at epoch 0 (0.04).
         warmup_epochs: length of the warm-up in epochs (0: none; 30 in the paper).
         center_momentum: momentum of the center EMA (0.9).
-        gather: average the center over the global batch under torch.distributed.
+        gather: ``"instances"``: average the center over the global batch under
+            torch.distributed (:func:`update_center`'s ``gather``).
 
     Example:
         >>> import torch
@@ -214,7 +219,7 @@ class DINOLoss(nn.Module):
         warmup_epochs: int = 0,
         center_momentum: float = 0.9,
         *,
-        gather: bool = False,
+        gather: str | None = None,
     ) -> None:
         super().__init__()
         if isinstance(out_dim, bool) or not isinstance(out_dim, int) or out_dim < 1:
@@ -241,7 +246,7 @@ class DINOLoss(nn.Module):
         self.warmup_teacher_temperature = float(warmup_teacher_temperature)
         self.warmup_epochs = warmup_epochs
         self.center_momentum = float(center_momentum)
-        self.gather = gather
+        self.gather = resolve_gather(gather, "update_center")
         self.register_buffer("center", torch.zeros(1, out_dim))
 
     def teacher_temperature_at(self, epoch: float | None) -> float:

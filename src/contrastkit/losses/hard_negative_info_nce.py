@@ -6,13 +6,11 @@ Reference:
 
 from __future__ import annotations
 
-import math
+from torch import Tensor
 
-from torch import Tensor, nn
-
-from contrastkit._checks import check_probability
-from contrastkit.losses._contrast import validate_reduction
-from contrastkit.losses.debiased_info_nce import reweighted_info_nce
+from contrastkit.losses._base import LossModule
+from contrastkit.losses._contrast import ID_INPUTS
+from contrastkit.losses.debiased_info_nce import check_reweighted_options, reweighted_info_nce
 
 __all__ = ["HardNegativeInfoNCELoss", "hard_negative_info_nce"]
 
@@ -81,8 +79,15 @@ def hard_negative_info_nce(
     )
 
 
-class HardNegativeInfoNCELoss(nn.Module):
-    """Module form of :func:`hard_negative_info_nce`.
+class HardNegativeInfoNCELoss(
+    LossModule,
+    function=hard_negative_info_nce,
+    check=check_reweighted_options,
+    inputs=ID_INPUTS,
+    positional=1,
+):
+    """Module form of :func:`hard_negative_info_nce`:
+    ``loss_fn(query, key=None, *, query_ids, key_ids=None, negatives=None, negative_ids=None)``.
 
     Example:
         >>> import torch
@@ -90,52 +95,3 @@ class HardNegativeInfoNCELoss(nn.Module):
         >>> loss_fn = HardNegativeInfoNCELoss(beta=1.0, tau_plus=0.1)
         >>> loss = loss_fn(torch.randn(8, 4), query_ids=torch.arange(4).repeat(2))
     """
-
-    def __init__(
-        self,
-        temperature: float = 0.1,
-        *,
-        beta: float = 1.0,
-        tau_plus: float = 0.1,
-        ignore_rows_without_positive: bool = False,
-        reduction: str = "mean",
-        chunked: bool | None = None,
-        block_rows: int | None = None,
-    ) -> None:
-        super().__init__()
-        self.chunked, self.block_rows = chunked, block_rows
-        check_probability(tau_plus, "tau_plus")
-        if not (math.isfinite(beta) and beta >= 0):
-            raise ValueError(f"beta must be a finite number ≥ 0, got {beta}.")
-        validate_reduction(reduction)
-        self.temperature = temperature
-        self.beta = beta
-        self.tau_plus = tau_plus
-        self.ignore_rows_without_positive = ignore_rows_without_positive
-        self.reduction = reduction
-
-    def forward(
-        self,
-        query: Tensor,
-        key: Tensor | None = None,
-        *,
-        query_ids: Tensor,
-        key_ids: Tensor | None = None,
-        negatives: Tensor | None = None,
-        negative_ids: Tensor | None = None,
-    ) -> Tensor:
-        return hard_negative_info_nce(
-            query,
-            key,
-            query_ids=query_ids,
-            key_ids=key_ids,
-            temperature=self.temperature,
-            beta=self.beta,
-            tau_plus=self.tau_plus,
-            negatives=negatives,
-            negative_ids=negative_ids,
-            ignore_rows_without_positive=self.ignore_rows_without_positive,
-            reduction=self.reduction,
-            chunked=self.chunked,
-            block_rows=self.block_rows,
-        )

@@ -12,18 +12,23 @@ from __future__ import annotations
 import functools
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from contrastkit import distributed as dist
+from contrastkit._checks import check_choice, check_positive
+from contrastkit.distances import METRICS
+from contrastkit.losses._base import TemperatureLossModule
 from contrastkit.losses._chunked import (
     CHUNKED_ABOVE,
     CHUNKED_SIMILARITIES,
+    block_rows_for,
     masked_logsumexp,
     positive_sums,
     table_shape,
     use_chunked,
 )
 from contrastkit.losses._contrast import (
+    ID_INPUTS,
     PairInputs,
     block_scores,
     check_positive_counts,
@@ -31,7 +36,7 @@ from contrastkit.losses._contrast import (
     reduce_rows,
     validate_reduction,
 )
-from contrastkit.losses._gather import check_gather, gathered_loss
+from contrastkit.losses._gather import check_gather, gathered_loss, resolve_gather
 
 __all__ = [
     "CHUNKED_ABOVE",
@@ -104,6 +109,46 @@ def _chunked_rows(
         qs, x.k, qids, x.kids, self_contrast=x.self_contrast, row_offset=r0
     )
     return lse - pos_sum / n_pos.clamp_min(1).to(pos_sum.dtype), n_pos
+
+
+def _check_options(
+    *,
+    temperature: float | Tensor,
+    similarity: str,
+    reduction: str,
+    chunked: bool | None,
+    block_rows: int | None,
+    symmetric: bool = False,
+    **_: object,
+) -> None:
+    """The checks of the options of :func:`info_nce`, :func:`nt_xent` and :func:`sup_con` that
+    need no tensor; their modules run them once, when built."""
+    validate_reduction(reduction)
+    if not isinstance(temperature, Tensor):  # a tensor τ is checked with the inputs
+        check_positive(temperature, "temperature", "Typical values are 0.05–0.5.")
+    check_choice(similarity, "similarity", METRICS)
+    if symmetric and reduction != "mean":
+        raise ValueError(
+            f"reduction={reduction!r} is not defined for symmetric=True (the two directions "
+            f"have different rows); use reduction='mean' or call info_nce once per direction."
+        )
+    use_chunked(chunked, similarity, 0, 0, "info_nce")
+    if block_rows is not None:
+        block_rows_for(0, 0, block_rows)
+
+
+def _instances_only(gather: str | None) -> None:
+    if gather == "labels":
+        raise ValueError(
+            "nt_xent numbers the ids of its 2N views itself (instance ids), so gather must be "
+            "None or 'instances', got 'labels'; for class labels use sup_con."
+        )
+
+
+def _check_nt_xent(*, gather: str | None, **options) -> None:
+    """NTXentLoss's check: nt_xent's own (its gather), then :func:`info_nce`'s."""
+    _instances_only(gather)
+    _check_options(**options)
 
 
 def info_nce(
@@ -186,16 +231,19 @@ def info_nce(
         >>> labels = torch.tensor([0, 1, 0, 1, 1, 0, 0, 1])
         >>> sup_con = info_nce(torch.cat([z1, z2]), query_ids=labels)
     """
-    validate_reduction(reduction)
+    _check_options(
+        temperature=temperature,
+        similarity=similarity,
+        reduction=reduction,
+        chunked=chunked,
+        block_rows=block_rows,
+        symmetric=symmetric,
+    )
+    check_gather(gather)
     if symmetric and key is None:
         raise ValueError(
             "symmetric=True needs key: the symmetric (CLIP) form contrasts two different sets "
             "(e.g. images and texts). With key=None the loss is already symmetric."
-        )
-    if symmetric and reduction != "mean":
-        raise ValueError(
-            f"reduction={reduction!r} is not defined for symmetric=True (the two directions "
-            f"have different rows); use reduction='mean' or call info_nce once per direction."
         )
     common = dict(
         temperature=temperature,
@@ -213,7 +261,6 @@ def info_nce(
         negative_ids=negative_ids,
         **common,
     )
-    check_gather(gather)
     if gather is not None and dist.is_distributed():
         offset = gather == "instances"
         return gathered_loss(direction, query, key, symmetric=symmetric, offset=offset, **pair)
@@ -241,7 +288,7 @@ def nt_xent(
     reduction: str = "mean",
     chunked: bool | None = None,
     block_rows: int | None = None,
-    gather: bool = False,
+    gather: str | None = None,
 ) -> Tensor:
     """NT-Xent (SimCLR): two views per sample, each view's positive is the other view.
 
@@ -253,14 +300,17 @@ def nt_xent(
         view2: (N, D) embeddings of the second view, row-aligned with ``view1``.
         temperature, similarity, reduction, chunked, block_rows: as in :func:`info_nce`;
             ``"none"`` returns (2N,).
-        gather: under torch.distributed, contrast with every process's views
-            (``info_nce(..., gather="instances")``).
+        gather: ``None`` or ``"instances"``: under torch.distributed, contrast with every
+            process's views (``info_nce(..., gather="instances")``; the ids are instance ids,
+            so ``"labels"`` is refused). ``True`` is deprecated for ``"instances"``.
 
     Example:
         >>> import torch
         >>> from contrastkit.losses.functional import nt_xent
         >>> loss = nt_xent(torch.randn(16, 32), torch.randn(16, 32), temperature=0.5)
     """
+    gather = resolve_gather(gather, "nt_xent")
+    _instances_only(gather)
     if isinstance(view1, Tensor) and isinstance(view2, Tensor) and view1.shape != view2.shape:
         raise ValueError(
             f"view1 and view2 must have the same shape (N, D), got {tuple(view1.shape)} and "
@@ -276,7 +326,7 @@ def nt_xent(
         reduction=reduction,
         chunked=chunked,
         block_rows=block_rows,
-        gather="instances" if gather else None,
+        gather=gather,
     )
 
 
@@ -290,7 +340,7 @@ def sup_con(
     reduction: str = "mean",
     chunked: bool | None = None,
     block_rows: int | None = None,
-    gather: bool = False,
+    gather: str | None = None,
 ) -> Tensor:
     """Supervised contrastive loss (Khosla et al. 2020, L_out): class labels as ids.
 
@@ -300,8 +350,10 @@ def sup_con(
         labels: (N,) or (B,) integer class labels.
         temperature, similarity, ignore_rows_without_positive, reduction, chunked,
             block_rows: as in :func:`info_nce`.
-        gather: under torch.distributed, contrast with every process's samples: same-class
-            samples on other processes are positives (``info_nce(..., gather="labels")``).
+        gather: as in :func:`info_nce`: ``"labels"`` under torch.distributed contrasts with
+            every process's samples, same-class samples on other processes being positives
+            (``"instances"`` if the labels are instance ids numbered per process). ``True`` is
+            deprecated for ``"labels"``.
 
     Example:
         >>> import torch
@@ -329,32 +381,23 @@ def sup_con(
         reduction=reduction,
         chunked=chunked,
         block_rows=block_rows,
-        gather="labels" if gather else None,
+        gather=resolve_gather(gather, "sup_con"),
     )
 
 
-class _TemperatureMixin(nn.Module):
-    """Holds a fixed temperature, or a learnable one stored as its logarithm.
+class InfoNCELoss(
+    TemperatureLossModule,
+    function=info_nce,
+    check=_check_options,
+    inputs=ID_INPUTS,
+    positional=1,
+):
+    """Module form of :func:`info_nce`, optionally with a learnable temperature (CLIP):
+    ``loss_fn(query, key=None, *, query_ids, key_ids=None, negatives=None, negative_ids=None)``.
 
-    The module forms take the functions' ``chunked`` and ``block_rows`` in the constructor.
-    """
-
-    def _init_temperature(self, temperature: float, learn_temperature: bool) -> None:
-        if not temperature > 0:
-            raise ValueError(f"temperature must be > 0, got {temperature}.")
-        if learn_temperature:
-            self.log_temperature = nn.Parameter(torch.tensor(float(temperature)).log())
-        else:
-            self.register_buffer("log_temperature", torch.tensor(float(temperature)).log())
-        self.learn_temperature = learn_temperature
-
-    @property
-    def temperature(self) -> Tensor:
-        return self.log_temperature.exp()
-
-
-class InfoNCELoss(_TemperatureMixin):
-    """Module form of :func:`info_nce`, optionally with a learnable temperature (CLIP).
+    Its options are :func:`info_nce`'s (``gather="instances"`` or ``"labels"`` contrasts with
+    every rank's rows under torch.distributed), plus ``learn_temperature``: τ is kept as log τ,
+    a buffer, or a parameter that the optimiser trains.
 
     Example:
         >>> import torch
@@ -364,55 +407,8 @@ class InfoNCELoss(_TemperatureMixin):
         >>> loss = loss_fn(img, txt, query_ids=ids, key_ids=ids)
     """
 
-    def __init__(
-        self,
-        temperature: float = 0.1,
-        *,
-        similarity: str = "cosine",
-        symmetric: bool = False,
-        learn_temperature: bool = False,
-        ignore_rows_without_positive: bool = False,
-        reduction: str = "mean",
-        chunked: bool | None = None,
-        block_rows: int | None = None,
-    ) -> None:
-        super().__init__()
-        self._init_temperature(temperature, learn_temperature)
-        validate_reduction(reduction)
-        self.chunked, self.block_rows = chunked, block_rows
-        self.similarity = similarity
-        self.symmetric = symmetric
-        self.ignore_rows_without_positive = ignore_rows_without_positive
-        self.reduction = reduction
 
-    def forward(
-        self,
-        query: Tensor,
-        key: Tensor | None = None,
-        *,
-        query_ids: Tensor,
-        key_ids: Tensor | None = None,
-        negatives: Tensor | None = None,
-        negative_ids: Tensor | None = None,
-    ) -> Tensor:
-        return info_nce(
-            query,
-            key,
-            query_ids=query_ids,
-            key_ids=key_ids,
-            temperature=self.temperature,
-            similarity=self.similarity,
-            negatives=negatives,
-            negative_ids=negative_ids,
-            symmetric=self.symmetric,
-            ignore_rows_without_positive=self.ignore_rows_without_positive,
-            reduction=self.reduction,
-            chunked=self.chunked,
-            block_rows=self.block_rows,
-        )
-
-
-class NTXentLoss(_TemperatureMixin):
+class NTXentLoss(TemperatureLossModule, function=nt_xent, check=_check_nt_xent, positional=1):
     """Module form of :func:`nt_xent` (SimCLR): ``loss_fn(view1, view2)``.
 
     Example:
@@ -421,36 +417,8 @@ class NTXentLoss(_TemperatureMixin):
         >>> loss = NTXentLoss(temperature=0.5)(torch.randn(16, 32), torch.randn(16, 32))
     """
 
-    def __init__(
-        self,
-        temperature: float = 0.1,
-        *,
-        similarity: str = "cosine",
-        learn_temperature: bool = False,
-        reduction: str = "mean",
-        chunked: bool | None = None,
-        block_rows: int | None = None,
-    ) -> None:
-        super().__init__()
-        self._init_temperature(temperature, learn_temperature)
-        validate_reduction(reduction)
-        self.chunked, self.block_rows = chunked, block_rows
-        self.similarity = similarity
-        self.reduction = reduction
 
-    def forward(self, view1: Tensor, view2: Tensor) -> Tensor:
-        return nt_xent(
-            view1,
-            view2,
-            temperature=self.temperature,
-            similarity=self.similarity,
-            reduction=self.reduction,
-            chunked=self.chunked,
-            block_rows=self.block_rows,
-        )
-
-
-class SupConLoss(_TemperatureMixin):
+class SupConLoss(TemperatureLossModule, function=sup_con, check=_check_options, positional=1):
     """Module form of :func:`sup_con`: ``loss_fn(features, labels)``.
 
     Example:
@@ -458,34 +426,3 @@ class SupConLoss(_TemperatureMixin):
         >>> from contrastkit.losses import SupConLoss
         >>> loss = SupConLoss(temperature=0.1)(torch.randn(8, 16), torch.tensor([0, 0, 1, 1] * 2))
     """
-
-    def __init__(
-        self,
-        temperature: float = 0.1,
-        *,
-        similarity: str = "cosine",
-        learn_temperature: bool = False,
-        ignore_rows_without_positive: bool = False,
-        reduction: str = "mean",
-        chunked: bool | None = None,
-        block_rows: int | None = None,
-    ) -> None:
-        super().__init__()
-        self._init_temperature(temperature, learn_temperature)
-        validate_reduction(reduction)
-        self.chunked, self.block_rows = chunked, block_rows
-        self.similarity = similarity
-        self.ignore_rows_without_positive = ignore_rows_without_positive
-        self.reduction = reduction
-
-    def forward(self, features: Tensor, labels: Tensor) -> Tensor:
-        return sup_con(
-            features,
-            labels,
-            temperature=self.temperature,
-            similarity=self.similarity,
-            ignore_rows_without_positive=self.ignore_rows_without_positive,
-            reduction=self.reduction,
-            chunked=self.chunked,
-            block_rows=self.block_rows,
-        )

@@ -6,12 +6,19 @@ Reference: Sohn 2016, "Improved Deep Metric Learning with Multi-class N-pair Los
 from __future__ import annotations
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
+from contrastkit.losses._base import LossModule
 from contrastkit.losses._contrast import validate_reduction
 from contrastkit.losses.info_nce import info_nce
 
 __all__ = ["NPairLoss", "n_pair"]
+
+
+def _check_options(*, l2_reg: float, reduction: str) -> None:
+    validate_reduction(reduction)
+    if not l2_reg >= 0:
+        raise ValueError(f"l2_reg must be ≥ 0, got {l2_reg}.")
 
 
 def n_pair(
@@ -45,9 +52,7 @@ def n_pair(
         >>> from contrastkit.losses.functional import n_pair
         >>> loss = n_pair(torch.randn(6, 8), torch.randn(6, 8), l2_reg=0.002)
     """
-    validate_reduction(reduction)
-    if not l2_reg >= 0:
-        raise ValueError(f"l2_reg must be ≥ 0, got {l2_reg}.")
+    _check_options(l2_reg=l2_reg, reduction=reduction)
     if isinstance(anchor, Tensor) and isinstance(positive, Tensor):
         if anchor.dim() == 2 and positive.dim() == 2 and anchor.shape[0] != positive.shape[0]:
             raise ValueError(
@@ -74,34 +79,17 @@ def n_pair(
     return loss
 
 
-class NPairLoss(nn.Module):
-    """Module form of :func:`n_pair`.
+class NPairLoss(
+    LossModule,
+    function=n_pair,
+    check=_check_options,
+    inputs=("anchor_ids", "positive_ids"),
+):
+    """Module form of :func:`n_pair`:
+    ``loss_fn(anchor, positive, *, anchor_ids=None, positive_ids=None)``.
 
     Example:
         >>> import torch
         >>> from contrastkit.losses import NPairLoss
         >>> loss = NPairLoss(l2_reg=0.002)(torch.randn(6, 8), torch.randn(6, 8))
     """
-
-    def __init__(self, *, l2_reg: float = 0.0, reduction: str = "mean") -> None:
-        super().__init__()
-        validate_reduction(reduction)
-        self.l2_reg = l2_reg
-        self.reduction = reduction
-
-    def forward(
-        self,
-        anchor: Tensor,
-        positive: Tensor,
-        *,
-        anchor_ids: Tensor | None = None,
-        positive_ids: Tensor | None = None,
-    ) -> Tensor:
-        return n_pair(
-            anchor,
-            positive,
-            anchor_ids=anchor_ids,
-            positive_ids=positive_ids,
-            l2_reg=self.l2_reg,
-            reduction=self.reduction,
-        )

@@ -11,10 +11,11 @@ Simple Siamese Representation Learning" (SimSiam).
 from __future__ import annotations
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from contrastkit._checks import check_embeddings, compute_dtype
 from contrastkit.distances import normalize
+from contrastkit.losses._base import LossModule
 from contrastkit.losses._contrast import reduce_rows, validate_reduction
 
 __all__ = ["NegativeCosineLoss", "negative_cosine"]
@@ -34,6 +35,10 @@ def check_paired(a: Tensor, b: Tensor, name_a: str, name_b: str) -> None:
         raise ValueError(
             f"{name_a} is on {a.device} but {name_b} is on {b.device}; move both to one device."
         )
+
+
+def _check_options(*, reduction: str, **_: object) -> None:
+    validate_reduction(reduction)
 
 
 def negative_cosine(
@@ -73,7 +78,7 @@ def negative_cosine(
         -0.2357
     """
     check_paired(prediction, target, "prediction", "target")
-    validate_reduction(reduction)
+    _check_options(reduction=reduction)
     dtype = compute_dtype(prediction, target)
     if stop_gradient:
         target = target.detach()
@@ -84,7 +89,7 @@ def negative_cosine(
     return reduce_rows(per_row, keep, reduction)
 
 
-class NegativeCosineLoss(nn.Module):
+class NegativeCosineLoss(LossModule, function=negative_cosine, check=_check_options):
     """Module form of :func:`negative_cosine`: ``loss_fn(prediction, target)``.
 
     Example:
@@ -94,14 +99,3 @@ class NegativeCosineLoss(nn.Module):
         >>> p1, p2, z1, z2 = torch.randn(4, 8, 16).unbind(0)
         >>> loss = (loss_fn(p1, z2) + loss_fn(p2, z1)) / 2  # SimSiam's symmetric loss
     """
-
-    def __init__(self, *, stop_gradient: bool = True, reduction: str = "mean") -> None:
-        super().__init__()
-        validate_reduction(reduction)
-        self.stop_gradient = stop_gradient
-        self.reduction = reduction
-
-    def forward(self, prediction: Tensor, target: Tensor) -> Tensor:
-        return negative_cosine(
-            prediction, target, stop_gradient=self.stop_gradient, reduction=self.reduction
-        )

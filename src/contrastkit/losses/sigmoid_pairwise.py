@@ -7,14 +7,27 @@ Pre-Training" (SigLIP).
 from __future__ import annotations
 
 import math
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from contrastkit._checks import check_choice, check_positive
+from contrastkit.distances import METRICS
+from contrastkit.losses._base import LossModule
 from contrastkit.losses._contrast import pair_scores, reduce_rows, validate_reduction
 
 __all__ = ["SigmoidPairwiseLoss", "sigmoid_pairwise"]
+
+
+def _check_options(
+    *, temperature: float | Tensor, similarity: str, reduction: str, **_: object
+) -> None:
+    validate_reduction(reduction)
+    if not isinstance(temperature, Tensor):  # a tensor τ is checked with the inputs
+        check_positive(temperature, "temperature", "SigLIP starts at τ = 0.1.")
+    check_choice(similarity, "similarity", METRICS)
 
 
 def sigmoid_pairwise(
@@ -50,7 +63,7 @@ def sigmoid_pairwise(
         >>> img, txt, ids = torch.randn(8, 16), torch.randn(8, 16), torch.arange(8)
         >>> loss = sigmoid_pairwise(img, txt, query_ids=ids, key_ids=ids)
     """
-    validate_reduction(reduction)
+    _check_options(temperature=temperature, similarity=similarity, reduction=reduction)
     s = pair_scores(
         query,
         key,
@@ -68,10 +81,18 @@ def sigmoid_pairwise(
     return reduce_rows(per_row, keep, reduction)
 
 
-class SigmoidPairwiseLoss(nn.Module):
-    """Module form of :func:`sigmoid_pairwise` with learnable temperature and bias (SigLIP).
+class SigmoidPairwiseLoss(
+    LossModule,
+    function=sigmoid_pairwise,
+    check=_check_options,
+    inputs=("query_ids", "key_ids"),
+    positional=2,
+):
+    """Module form of :func:`sigmoid_pairwise` with learnable temperature and bias (SigLIP):
+    ``loss_fn(query, key=None, *, query_ids, key_ids=None)``.
 
-    The temperature is stored as ``log(1/τ)`` (SigLIP's ``t'``), the bias as is.
+    The temperature is stored as ``log(1/τ)`` (SigLIP's ``t'``), the bias as is; both are
+    parameters with ``learnable=True`` (the default), buffers otherwise.
 
     Example:
         >>> import torch
@@ -81,49 +102,21 @@ class SigmoidPairwiseLoss(nn.Module):
         >>> loss = loss_fn(img, txt, query_ids=ids, key_ids=ids)
     """
 
-    def __init__(
-        self,
-        temperature: float = 0.1,
-        bias: float = -10.0,
-        *,
-        learnable: bool = True,
-        similarity: str = "cosine",
-        reduction: str = "mean",
-    ) -> None:
-        super().__init__()
+    extra_options: ClassVar[dict[str, Any]] = {"learnable": True}
+    log_scale: Tensor
+    bias: Tensor
+
+    def _store(self, options: dict[str, Any], *, learnable: bool) -> None:
+        temperature, bias = options["temperature"], options.pop("bias")
         if not temperature > 0:
             raise ValueError(f"temperature must be > 0, got {temperature}.")
-        validate_reduction(reduction)
-        log_scale = torch.tensor(math.log(1.0 / temperature))
-        b = torch.tensor(float(bias))
-        if learnable:
-            self.log_scale = nn.Parameter(log_scale)
-            self.bias = nn.Parameter(b)
-        else:
-            self.register_buffer("log_scale", log_scale)
-            self.register_buffer("bias", b)
-        self.similarity = similarity
-        self.reduction = reduction
+        super()._store(options)  # checks; τ (a property) and the bias are kept here
+        for name, value in (("log_scale", math.log(1.0 / temperature)), ("bias", bias)):
+            if learnable:
+                setattr(self, name, nn.Parameter(torch.tensor(float(value))))
+            else:
+                self.register_buffer(name, torch.tensor(float(value)))
 
     @property
     def temperature(self) -> Tensor:
         return torch.exp(-self.log_scale)
-
-    def forward(
-        self,
-        query: Tensor,
-        key: Tensor | None = None,
-        *,
-        query_ids: Tensor,
-        key_ids: Tensor | None = None,
-    ) -> Tensor:
-        return sigmoid_pairwise(
-            query,
-            key,
-            query_ids=query_ids,
-            key_ids=key_ids,
-            temperature=self.temperature,
-            bias=self.bias,
-            similarity=self.similarity,
-            reduction=self.reduction,
-        )

@@ -17,10 +17,12 @@ from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
 from contrastkit import distributed as dist
 from contrastkit._checks import check_embeddings, check_positive, compute_dtype
+from contrastkit.losses._base import LossModule
+from contrastkit.losses._gather import resolve_gather
 
 __all__ = ["SwAVLoss", "sinkhorn_knopp", "swav"]
 
@@ -76,7 +78,7 @@ def sinkhorn_knopp(
     *,
     epsilon: float = 0.05,
     iterations: int = 3,
-    gather: bool = False,
+    gather: str | None = None,
 ) -> Tensor:
     """SwAV codes: an equipartitioned soft assignment of B samples to K prototypes.
 
@@ -101,10 +103,11 @@ def sinkhorn_knopp(
         scores: (B, K) prototype scores ``z · cᵀ`` (typically of L2-normalised ``z`` and ``c``).
         epsilon: ε > 0, the entropic regularisation (0.05 in the paper; smaller is sharper).
         iterations: number of Sinkhorn–Knopp iterations, ≥ 1 (3 in the paper).
-        gather: under torch.distributed, balance the assignment over the GLOBAL batch: the sums
-            over samples (and B) run over every process's rows, as in the official
+        gather: ``"instances"`` (or ``"labels"``: the rows carry no ids, so the two kinds are
+            one here): under torch.distributed, balance the assignment over the GLOBAL batch:
+            the sums over samples (and B) run over every process's rows, as in the official
             ``distributed_sinkhorn``; each process gets the codes of its own rows. No effect
-            outside a process group.
+            outside a process group. ``True`` is deprecated for ``"instances"``.
 
     Returns:
         (B, K) codes, float32 (float64 for float64 scores), detached.
@@ -119,6 +122,7 @@ def sinkhorn_knopp(
     check_embeddings(scores, "scores")
     check_positive(epsilon, "epsilon", "SwAV uses ε = 0.05; smaller values give sharper codes.")
     _check_iterations(iterations)
+    gather = resolve_gather(gather, "sinkhorn_knopp")
     dtype = compute_dtype(scores)
     eps = float(epsilon)
     with torch.no_grad():
@@ -126,7 +130,7 @@ def sinkhorn_knopp(
         n_proto, n_local = logits.shape
         shift = logits.amax(dim=1, keepdim=True)  # (K, 1)
         n_global = float(n_local)
-        distributed = gather and dist.is_distributed()
+        distributed = gather is not None and dist.is_distributed()
         if distributed:
             # one exchange: every process's per-prototype maximum and its batch size
             stats = torch.cat([shift.t(), logits.new_tensor([[n_local]])], dim=1)
@@ -152,11 +156,34 @@ def sinkhorn_knopp(
         return torch.exp(log_q + log_b).t().contiguous()
 
 
+def _check_options(
+    *,
+    temperature: float | Tensor,
+    epsilon: float,
+    sinkhorn_iterations: int,
+    n_assign: int,
+    **_: object,
+) -> None:
+    """The checks of :func:`swav`'s options that need no tensor (SwAVLoss runs them once)."""
+    check_positive(temperature, "temperature", "SwAV uses τ = 0.1.")
+    check_positive(epsilon, "epsilon", "SwAV uses ε = 0.05.")
+    _check_iterations(sinkhorn_iterations, "sinkhorn_iterations")
+    if isinstance(n_assign, bool) or not isinstance(n_assign, int) or n_assign < 1:
+        raise ValueError(
+            f"n_assign must be an integer ≥ 1, got {n_assign!r}; SwAV assigns codes to the "
+            f"2 global crops."
+        )
+
+
 def swav(
     scores: Sequence[Tensor],
-    codes: Sequence[Tensor],
+    codes: Sequence[Tensor] | None = None,
     *,
     temperature: float | Tensor = 0.1,
+    epsilon: float = 0.05,
+    sinkhorn_iterations: int = 3,
+    n_assign: int = 2,
+    gather: str | None = None,
 ) -> Tensor:
     """SwAV swapped-prediction loss: every view predicts the codes of the other views::
 
@@ -168,9 +195,15 @@ def swav(
     Args:
         scores: list of V ≥ 2 tensors (B, K), the prototype scores of each view: the global
             views first, then the local crops of multi-crop.
-        codes: list of 1 ≤ A ≤ V tensors (B, K), the codes (:func:`sinkhorn_knopp`) of the
-            first A views (usually the 2 global crops).
+        codes: list of 1 ≤ A ≤ V tensors (B, K), the codes of the first A views (usually the 2
+            global crops), e.g. from :func:`sinkhorn_knopp` over a queue of past scores; or
+            ``None`` (:class:`SwAVLoss`'s form): the codes of the first ``n_assign`` views are
+            ``sinkhorn_knopp(scores[i], epsilon=epsilon, iterations=sinkhorn_iterations,
+            gather=gather)``, without gradient.
         temperature: τ > 0 of the prediction softmax (0.1 in the paper).
+        epsilon, sinkhorn_iterations, gather: of :func:`sinkhorn_knopp` (0.05 and 3 in the
+            paper), when ``codes`` is None.
+        n_assign: how many leading views get codes when ``codes`` is None (2: the global crops).
 
     Returns:
         Scalar loss, float32 (float64 if any input is float64; half precision is upcast).
@@ -181,8 +214,27 @@ def swav(
         >>> scores = [torch.randn(8, 16) for _ in range(4)]   # 2 global + 2 local crops
         >>> codes = [sinkhorn_knopp(s) for s in scores[:2]]
         >>> loss = swav(scores, codes, temperature=0.1)
+        >>> bool(loss == swav(scores, temperature=0.1))      # the same codes, made inside
+        True
     """
     scores = _check_views(scores, "scores", min_views=2)
+    _check_options(
+        temperature=temperature,
+        epsilon=epsilon,
+        sinkhorn_iterations=sinkhorn_iterations,
+        n_assign=n_assign,
+    )
+    gather = resolve_gather(gather, "swav")
+    if codes is None:
+        if len(scores) < n_assign:
+            raise ValueError(
+                f"scores has {len(scores)} views but n_assign={n_assign} views need codes; "
+                f"pass at least n_assign views or lower n_assign."
+            )
+        codes = [
+            sinkhorn_knopp(s, epsilon=epsilon, iterations=sinkhorn_iterations, gather=gather)
+            for s in scores[:n_assign]
+        ]
     shape = tuple(scores[0].shape)
     codes = _check_views(codes, "codes", min_views=1, shape=shape, like="scores[0]")
     if len(codes) > len(scores):
@@ -195,7 +247,6 @@ def swav(
             f"codes are on {codes[0].device} but scores on {scores[0].device}; move both to "
             f"one device."
         )
-    check_positive(temperature, "temperature", "SwAV uses τ = 0.1.")
     dtype = compute_dtype(*scores, *codes)
     tau = temperature.to(dtype) if isinstance(temperature, Tensor) else float(temperature)
     log_p = [F.log_softmax(s.to(dtype) / tau, dim=1) for s in scores]
@@ -211,18 +262,11 @@ def swav(
     return loss / len(codes)
 
 
-class SwAVLoss(nn.Module):
-    """SwAV: codes of the first ``n_assign`` views by Sinkhorn–Knopp, then :func:`swav`.
-
-    ``forward(scores)`` takes the list of (B, K) prototype scores of every view (global views
-    first). The queue of past scores and the prototype layer belong to the recipe.
-
-    Args:
-        temperature: τ of the prediction softmax (0.1).
-        epsilon: ε of :func:`sinkhorn_knopp` (0.05).
-        sinkhorn_iterations: Sinkhorn–Knopp iterations (3).
-        n_assign: how many leading views get codes (2: the global crops).
-        gather: balance the codes over the global batch under torch.distributed.
+class SwAVLoss(LossModule, function=swav, check=_check_options, positional=3):
+    """Module form of :func:`swav` with the codes made inside: ``loss_fn(scores)`` takes the
+    list of (B, K) prototype scores of every view (global views first); the codes of the first
+    ``n_assign`` views come from :func:`sinkhorn_knopp`. The queue of past scores and the
+    prototype layer belong to the recipe.
 
     Example:
         >>> import torch
@@ -232,51 +276,3 @@ class SwAVLoss(nn.Module):
         >>> loss = loss_fn(scores)
         >>> loss.backward()
     """
-
-    def __init__(
-        self,
-        temperature: float = 0.1,
-        epsilon: float = 0.05,
-        sinkhorn_iterations: int = 3,
-        *,
-        n_assign: int = 2,
-        gather: bool = False,
-    ) -> None:
-        super().__init__()
-        check_positive(temperature, "temperature", "SwAV uses τ = 0.1.")
-        check_positive(epsilon, "epsilon", "SwAV uses ε = 0.05.")
-        _check_iterations(sinkhorn_iterations, "sinkhorn_iterations")
-        if isinstance(n_assign, bool) or not isinstance(n_assign, int) or n_assign < 1:
-            raise ValueError(
-                f"n_assign must be an integer ≥ 1, got {n_assign!r}; SwAV assigns codes to the "
-                f"2 global crops."
-            )
-        self.temperature = float(temperature)
-        self.epsilon = float(epsilon)
-        self.sinkhorn_iterations = sinkhorn_iterations
-        self.n_assign = n_assign
-        self.gather = gather
-
-    def forward(self, scores: Sequence[Tensor]) -> Tensor:
-        scores = _check_views(scores, "scores", min_views=2)
-        if len(scores) < self.n_assign:
-            raise ValueError(
-                f"scores has {len(scores)} views but n_assign={self.n_assign} views need codes; "
-                f"pass at least n_assign views or lower n_assign."
-            )
-        codes = [
-            sinkhorn_knopp(
-                s.detach(),
-                epsilon=self.epsilon,
-                iterations=self.sinkhorn_iterations,
-                gather=self.gather,
-            )
-            for s in scores[: self.n_assign]
-        ]
-        return swav(scores, codes, temperature=self.temperature)
-
-    def extra_repr(self) -> str:
-        return (
-            f"temperature={self.temperature}, epsilon={self.epsilon}, "
-            f"sinkhorn_iterations={self.sinkhorn_iterations}, n_assign={self.n_assign}"
-        )

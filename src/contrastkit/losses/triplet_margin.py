@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
-from contrastkit._checks import check_choice
 from contrastkit.distances import paired_distance
 from contrastkit.losses._margin import (
-    MARGIN_REDUCTIONS,
+    MinedLossModule,
     check_indices,
+    check_margin_options,
     distance_table,
     reduce_terms,
 )
@@ -62,7 +62,7 @@ def triplet_margin(
         >>> z, y = torch.randn(8, 4), torch.arange(4).repeat(2)
         >>> loss = triplet_margin(z, query_ids=y, triplets=batch_hard_triplets(z, query_ids=y))
     """
-    check_choice(reduction, "reduction", MARGIN_REDUCTIONS)
+    check_margin_options(reduction=reduction, distance=distance)
     dist, qids, kids, k = distance_table(
         query, key, query_ids, key_ids, distance, normalize_embeddings
     )
@@ -88,8 +88,15 @@ def triplet_margin(
     return reduce_terms(terms, reduction)
 
 
-class TripletMarginLoss(nn.Module):
-    """Module form of :func:`triplet_margin`; a miner can be attached.
+class TripletMarginLoss(
+    MinedLossModule,
+    function=triplet_margin,
+    check=check_margin_options,
+    inputs=("query_ids", "key_ids", "triplets"),
+    positional=1,
+):
+    """Module form of :func:`triplet_margin`; a miner can be attached:
+    ``loss_fn(query, key=None, *, query_ids, key_ids=None, triplets=None)``.
 
     Example:
         >>> import torch
@@ -99,48 +106,4 @@ class TripletMarginLoss(nn.Module):
         >>> loss = loss_fn(torch.randn(8, 4), query_ids=torch.arange(4).repeat(2))
     """
 
-    def __init__(
-        self,
-        margin: float = 0.2,
-        *,
-        distance: str = "euclidean",
-        normalize_embeddings: bool = True,
-        swap: bool = False,
-        soft: bool = False,
-        reduction: str = "mean",
-        miner: nn.Module | None = None,
-    ) -> None:
-        super().__init__()
-        check_choice(reduction, "reduction", MARGIN_REDUCTIONS)
-        self.margin = margin
-        self.distance = distance
-        self.normalize_embeddings = normalize_embeddings
-        self.swap = swap
-        self.soft = soft
-        self.reduction = reduction
-        self.miner = miner
-
-    def forward(
-        self,
-        query: Tensor,
-        key: Tensor | None = None,
-        *,
-        query_ids: Tensor,
-        key_ids: Tensor | None = None,
-        triplets: Triplets | None = None,
-    ) -> Tensor:
-        if triplets is None and self.miner is not None:
-            triplets = self.miner(query, key, query_ids=query_ids, key_ids=key_ids)
-        return triplet_margin(
-            query,
-            key,
-            query_ids=query_ids,
-            key_ids=key_ids,
-            triplets=triplets,
-            margin=self.margin,
-            distance=self.distance,
-            normalize_embeddings=self.normalize_embeddings,
-            swap=self.swap,
-            soft=self.soft,
-            reduction=self.reduction,
-        )
+    mined = "triplets"

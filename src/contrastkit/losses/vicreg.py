@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
 from contrastkit._checks import check_positive
+from contrastkit.losses._base import LossModule
+from contrastkit.losses._gather import resolve_gather
 from contrastkit.losses.barlow_twins import check_weight, paired_batch
 
 __all__ = ["VICRegLoss", "vicreg", "vicreg_terms"]
@@ -25,7 +27,7 @@ def vicreg_terms(
     covariance_weight: float = 1.0,
     gamma: float = 1.0,
     eps: float = 1e-4,
-    gather: bool = False,
+    gather: str | None = None,
 ) -> dict[str, Tensor]:
     """The three VICReg terms and their weighted sum, as in the official code::
 
@@ -43,10 +45,12 @@ def vicreg_terms(
         covariance_weight: ν ≥ 0 (1 in the paper).
         gamma: γ > 0, the target standard deviation of every dimension (1 in the paper).
         eps: > 0, added to the variance inside the square root (1e-4 in the official code).
-        gather: under torch.distributed, compute every term on the global batch: both branches
-            are all-gathered (autograd-aware) and every rank returns the same global loss;
-            averaging parameter gradients over ranks (DDP) then gives exactly the one-process
-            gradients. Identity outside a process group.
+        gather: ``"instances"`` (or ``"labels"``: the rows carry no ids, so the two kinds
+            are one here): under torch.distributed, compute every term on the global batch:
+            both branches are all-gathered (autograd-aware) and every rank returns the same
+            global loss; averaging parameter gradients over ranks (DDP) then gives exactly the
+            one-process gradients. Identity outside a process group. ``True`` is deprecated
+            for ``"instances"``.
 
     Returns:
         ``{"invariance", "variance", "covariance", "loss"}``: scalar tensors, the three terms
@@ -63,7 +67,14 @@ def vicreg_terms(
         >>> {k: round(float(v), 6) for k, v in terms.items()}
         {'invariance': 0.0, 'variance': 0.0, 'covariance': 0.0, 'loss': 0.0}
     """
-    _check_options(invariance_weight, variance_weight, covariance_weight, gamma, eps)
+    _check_options(
+        invariance_weight=invariance_weight,
+        variance_weight=variance_weight,
+        covariance_weight=covariance_weight,
+        gamma=gamma,
+        eps=eps,
+    )
+    gather = resolve_gather(gather, "vicreg_terms")
     z1, z2 = paired_batch(z1, z2, gather=gather, loss_name="vicreg")
     invariance = F.mse_loss(z1, z2)
     c1, c2 = z1 - z1.mean(dim=0), z2 - z2.mean(dim=0)
@@ -81,11 +92,13 @@ def vicreg_terms(
 
 
 def _check_options(
+    *,
     invariance_weight: float,
     variance_weight: float,
     covariance_weight: float,
     gamma: float,
     eps: float,
+    **_: object,
 ) -> None:
     check_weight(invariance_weight, "invariance_weight")
     check_weight(variance_weight, "variance_weight")
@@ -117,7 +130,7 @@ def vicreg(
     covariance_weight: float = 1.0,
     gamma: float = 1.0,
     eps: float = 1e-4,
-    gather: bool = False,
+    gather: str | None = None,
 ) -> Tensor:
     """VICReg loss ``λ·invariance + μ·variance + ν·covariance``: ``vicreg_terms(...)["loss"]``.
 
@@ -140,11 +153,11 @@ def vicreg(
         covariance_weight=covariance_weight,
         gamma=gamma,
         eps=eps,
-        gather=gather,
+        gather=resolve_gather(gather, "vicreg"),
     )["loss"]
 
 
-class VICRegLoss(nn.Module):
+class VICRegLoss(LossModule, function=vicreg, check=_check_options, positional=3):
     """Module form of :func:`vicreg`: ``loss_fn(z1, z2)``; ``loss_fn.terms(z1, z2)`` gives
     :func:`vicreg_terms`.
 
@@ -158,36 +171,5 @@ class VICRegLoss(nn.Module):
         ['covariance', 'invariance', 'loss', 'variance']
     """
 
-    def __init__(
-        self,
-        invariance_weight: float = 25.0,
-        variance_weight: float = 25.0,
-        covariance_weight: float = 1.0,
-        *,
-        gamma: float = 1.0,
-        eps: float = 1e-4,
-        gather: bool = False,
-    ) -> None:
-        super().__init__()
-        _check_options(invariance_weight, variance_weight, covariance_weight, gamma, eps)
-        self.invariance_weight = invariance_weight
-        self.variance_weight = variance_weight
-        self.covariance_weight = covariance_weight
-        self.gamma = gamma
-        self.eps = eps
-        self.gather = gather
-
     def terms(self, z1: Tensor, z2: Tensor) -> dict[str, Tensor]:
-        return vicreg_terms(
-            z1,
-            z2,
-            invariance_weight=self.invariance_weight,
-            variance_weight=self.variance_weight,
-            covariance_weight=self.covariance_weight,
-            gamma=self.gamma,
-            eps=self.eps,
-            gather=self.gather,
-        )
-
-    def forward(self, z1: Tensor, z2: Tensor) -> Tensor:
-        return self.terms(z1, z2)["loss"]
+        return vicreg_terms(z1, z2, **self.options())
