@@ -68,7 +68,7 @@ def _losses_case() -> None:
 
     def supcon(proj, xs, part, **kw):
         y = labels if part is None else labels[part]
-        return sup_con(proj(xs), y, temperature=0.1, gather=True, **kw)
+        return sup_con(proj(xs), y, temperature=0.1, gather="labels", **kw)
 
     _compare("sup_con", supcon, x, half)
     _compare("sup_con chunked", lambda p, xs, part: supcon(p, xs, part, chunked=True), x, half)
@@ -76,7 +76,7 @@ def _losses_case() -> None:
 
     def sup_sum(proj, xs, part):
         y = labels if part is None else labels[part]
-        return sup_con(proj(xs), y, reduction="sum", gather=True)
+        return sup_con(proj(xs), y, reduction="sum", gather="labels")
 
     _compare("sup_con sum", sup_sum, x, half)
 

@@ -1,8 +1,8 @@
-"""Barlow Twins and VICReg with ``gather=True``: one process == two gloo processes.
+"""Barlow Twins and VICReg with ``gather="instances"``: one process == two gloo processes.
 
 The non-contrastive losses use batch statistics (per-dimension mean, variance, correlation),
 so under torch.distributed they must see the global batch. Each worker builds the same global
-data from a shared seed, keeps its rank's rows, computes the loss with ``gather=True`` (every
+data from a shared seed, keeps its rank's rows, computes the loss with ``gather="instances"`` (every
 rank gets the same global loss), back-propagates through a small ``nn.Linear``, averages the
 parameter gradients over ranks (as DDP does), and compares loss and gradients with the
 single-process computation on the whole batch, in float64.
@@ -43,13 +43,13 @@ def _nonneg_case() -> None:
     x1 = torch.randn(8, 5, generator=g, dtype=F64)
     x2 = x1 + 0.5 * torch.randn(8, 5, generator=g, dtype=F64)
     cases = {
-        "barlow_twins": lambda a, b: barlow_twins(a, b, lambda_offdiag=0.1, gather=True),
-        "BarlowTwinsLoss": lambda a, b: BarlowTwinsLoss(scale=0.5, gather=True)(a, b),
-        "vicreg": lambda a, b: vicreg(a, b, gather=True),
-        "VICRegLoss": lambda a, b: VICRegLoss(1.0, 2.0, 3.0, gamma=1.5, gather=True)(a, b),
+        "barlow_twins": lambda a, b: barlow_twins(a, b, lambda_offdiag=0.1, gather="instances"),
+        "BarlowTwinsLoss": lambda a, b: BarlowTwinsLoss(scale=0.5, gather="instances")(a, b),
+        "vicreg": lambda a, b: vicreg(a, b, gather="instances"),
+        "VICRegLoss": lambda a, b: VICRegLoss(1.0, 2.0, 3.0, gamma=1.5, gather="instances")(a, b),
     }
     for term in ("invariance", "variance", "covariance"):
-        cases[f"vicreg {term}"] = lambda a, b, t=term: vicreg_terms(a, b, gather=True)[t]
+        cases[f"vicreg {term}"] = lambda a, b, t=term: vicreg_terms(a, b, gather="instances")[t]
     for name, loss_of in cases.items():
         _compare(name, loss_of, x1, x2, [4, 4])
     # uneven ranks, down to a single local row: the N ≥ 2 rule is for the global batch

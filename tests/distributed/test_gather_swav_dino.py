@@ -1,9 +1,9 @@
 """SwAV codes and the DINO center: one process with 8 rows == two gloo processes with 4 each.
 
-``sinkhorn_knopp(gather=True)`` balances the assignment over the global batch, so each rank's
-codes are its rows of the one-process codes; ``update_center(gather=True)`` averages the
+``sinkhorn_knopp(gather="instances")`` balances the assignment over the global batch, so each rank's
+codes are its rows of the one-process codes; ``update_center(gather="instances")`` averages the
 teacher over the global batch, so every rank holds the one-process center. The one-process
-reference is the same function with ``gather=False`` on the whole batch, in float64.
+reference is the same function with ``gather=None`` on the whole batch, in float64.
 """
 
 from __future__ import annotations
@@ -33,19 +33,21 @@ def _swav_dino_case() -> None:
         mine = _mine(sizes)
         for epsilon, iterations in ((0.05, 3), (0.2, 10)):
             kw = dict(epsilon=epsilon, iterations=iterations)
-            full = sinkhorn_knopp(views[0], **kw)  # gather=False: the one-process codes
-            local = sinkhorn_knopp(views[0][mine], gather=True, **kw)
+            full = sinkhorn_knopp(views[0], **kw)  # gather=None: the one-process codes
+            local = sinkhorn_knopp(views[0][mine], gather="instances", **kw)
             close(local, full[mine], f"codes {sizes} ε={epsilon}")
             # without gather each rank balances its own rows only: different codes
             alone = sinkhorn_knopp(views[0][mine], **kw)
             assert not torch.allclose(alone, full[mine], atol=1e-6)
         # large scores: the shift is the global per-prototype maximum
         big = views[1] * 40.0 + torch.arange(5, dtype=F64) * 300.0
-        close(sinkhorn_knopp(big[mine], gather=True), sinkhorn_knopp(big)[mine], f"big {sizes}")
+        close(
+            sinkhorn_knopp(big[mine], gather="instances"), sinkhorn_knopp(big)[mine], f"big {sizes}"
+        )
         for momentum in (0.0, 0.9):
             full_c = update_center(center, teacher, momentum=momentum)
             local_c = update_center(
-                center, [t[mine] for t in teacher], momentum=momentum, gather=True
+                center, [t[mine] for t in teacher], momentum=momentum, gather="instances"
             )
             close(local_c, full_c, f"center {sizes} m={momentum}")
 
@@ -53,11 +55,11 @@ def _swav_dino_case() -> None:
     mine = _mine([4, 4])
     codes = [sinkhorn_knopp(v) for v in views[:2]]
     full_loss = swav(views, codes)
-    local_loss = SwAVLoss(gather=True)([v[mine] for v in views])
+    local_loss = SwAVLoss(gather="instances")([v[mine] for v in views])
     close(dist.all_reduce_sum(local_loss.detach()) / WORLD, full_loss, "swav loss")
 
     student = views
-    loss_fn = DINOLoss(5, center_momentum=0.9, gather=True).double()
+    loss_fn = DINOLoss(5, center_momentum=0.9, gather="instances").double()
     local_loss = loss_fn([s[mine] for s in student], [t[mine] for t in teacher])
     full_loss = dino(student, teacher, torch.zeros(1, 5, dtype=F64))
     close(dist.all_reduce_sum(local_loss.detach()) / WORLD, full_loss, "dino loss")

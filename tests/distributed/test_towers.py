@@ -182,7 +182,12 @@ def test_grad_cache_equals_the_plain_step(name, chunk):
 class _Rows:
     """A data set for the trainer: ``rows(index)`` selects every field through its kind."""
 
-    fields: ClassVar[dict[str, str]] = {"a": "tensor", "b": "tensor", "bags": "bags", "indices": "ids"}
+    fields: ClassVar[dict[str, str]] = {
+        "a": "tensor",
+        "b": "tensor",
+        "bags": "bags",
+        "indices": "ids",
+    }
     labels = None
 
     def __init__(self, n: int) -> None:

@@ -79,5 +79,7 @@ class BarlowTwins(Recipe):
         embeddings = by_tower["views"]
         n, c = prepared["images"].shape[0], self.config
         z1, z2 = embeddings[:n], embeddings[n:]
-        loss = barlow_twins(z1, z2, lambda_offdiag=c.lambda_offdiag, scale=c.scale, gather=True)
+        loss = barlow_twins(
+            z1, z2, lambda_offdiag=c.lambda_offdiag, scale=c.scale, gather="instances"
+        )
         return LossOutput(loss=loss, embeddings=z1.detach())

@@ -93,7 +93,7 @@ class DINO(Recipe):
             c.warmup_teacher_temperature,
             int(round(100 * c.teacher_warmup)),
             c.center_momentum,
-            gather=True,
+            gather="instances",
         )
         self.views = build_views(c)
         self.register_buffer("progress", torch.zeros((), dtype=torch.float64))

@@ -122,7 +122,7 @@ class SwAV(Recipe):
                 if use_queue and self.queues[i].is_full:
                     s = torch.cat([self.queues[i].features.float() @ w.detach().T, s])
                 q = sinkhorn_knopp(
-                    s, epsilon=c.epsilon, iterations=c.sinkhorn_iterations, gather=True
+                    s, epsilon=c.epsilon, iterations=c.sinkhorn_iterations, gather="instances"
                 )
                 codes.append(q[-n:])
         loss = swav(scores, codes, temperature=c.temperature)

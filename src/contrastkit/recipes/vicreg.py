@@ -83,7 +83,7 @@ class VICReg(Recipe):
             invariance_weight=c.invariance_weight,
             variance_weight=c.variance_weight,
             covariance_weight=c.covariance_weight,
-            gather=True,
+            gather="instances",
         )
         metrics = {k: float(terms[k].detach()) for k in ("invariance", "variance", "covariance")}
         return LossOutput(loss=terms["loss"], embeddings=z1.detach(), metrics=metrics)
