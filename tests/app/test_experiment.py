@@ -10,12 +10,8 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from contrastkit.app.experiment import (
-    ExperimentConfig,
-    knn_protocol,
-    run_experiment,
-    split_validation,
-)
+from contrastkit.app.config import ConfigError, RunConfig
+from contrastkit.app.experiment import knn_protocol, run_experiment, split_validation
 from contrastkit.cli.main import app
 from contrastkit.data import load_digits
 from contrastkit.evaluate import knn_accuracy, select_knn_k
@@ -39,39 +35,43 @@ def test_split_validation_is_stratified_disjoint_and_seeded():
 @pytest.mark.parametrize("suffix", [".json", ".toml", ".yaml"])
 def test_config_files_and_typos(tmp_path, suffix):
     text = {
-        ".json": '{"epochs": 3, "lr": 0.5}',
-        ".toml": "epochs = 3\nlr = 0.5\n",
-        ".yaml": "epochs: 3\nlr: 0.5\n",
+        ".json": '{"train": {"epochs": 3, "lr": 0.5}}',
+        ".toml": "[train]\nepochs = 3\nlr = 0.5\n",
+        ".yaml": "train:\n  epochs: 3\n  lr: 0.5\n",
     }[suffix]
     path = tmp_path / f"c{suffix}"
     path.write_text(text)
-    cfg = ExperimentConfig.from_file(path)
-    assert cfg.epochs == 3 and cfg.lr == 0.5
+    cfg = RunConfig.from_file(path)
+    assert cfg.train.epochs == 3 and cfg.train.lr == 0.5
     path.write_text(text.replace("epochs", "epoch"))
-    with pytest.raises(ValueError, match="Did you mean 'epochs'"):
-        ExperimentConfig.from_file(path)
-    with pytest.raises(ValueError, match="Did you mean 'simclr'"):
-        ExperimentConfig(recipe="simclrr")
+    with pytest.raises(ConfigError, match=r"did you mean 'train\.epochs'"):
+        RunConfig.from_file(path)
+    with pytest.raises(ConfigError, match="Did you mean 'simclr'"):
+        RunConfig(recipe="simclrr")
 
 
 def test_run_experiment_writes_results_encoder_and_report(tmp_path):
-    cfg = ExperimentConfig(
-        data="digits",
-        epochs=2,
-        batch_size=128,
-        out_dir=str(tmp_path),
-        progress=False,
-        report_maps=("tsne",),
+    cfg = RunConfig.from_dict(
+        {
+            "data": {"name": "digits"},
+            "train": {"epochs": 2, "batch_size": 128, "out_dir": str(tmp_path), "progress": False},
+            "eval": {"report_maps": ["tsne"]},
+        }
     )
     res = run_experiment(cfg)
     saved = json.loads((tmp_path / "results.json").read_text())
     assert saved["test"] == pytest.approx(res["test"])
+    # the run's config, nested, with what the recipe and the data filled in
+    assert saved["config"]["recipe"]["name"] == "simclr"
+    assert saved["config"]["recipe"]["image_size"] == 8
+    assert saved["config"]["train"]["epochs"] == 2
+    assert saved["config"]["train"]["optimizer"] == "lars"  # SimCLR's optim_defaults
     knn_keys = {"knn_acc", "knn_k", "knn_val_acc", "knn_acc_k200"}
     assert set(res["test"]) == knn_keys | {f"raw_pixel_{k}" for k in knn_keys} | {
         "linear_probe_acc",
         "linear_probe_macro_f1",
     }
-    assert res["test"]["knn_k"] in cfg.knn_select_k
+    assert res["test"]["knn_k"] in cfg.eval.knn_select_k
     assert 0.1 < res["test"]["linear_probe_acc"] <= 1.0
     page = (tmp_path / "report.html").read_text()
     assert len(re.findall(r"data:image/png;base64,", page)) == 4  # curves, map, neighbours, cm
@@ -116,26 +116,29 @@ def test_cli_errors_are_short_and_name_the_fix(tmp_path):
     cfg = tmp_path / "c.json"
     cfg.write_text('{"batch_sise": 64}')
     r = runner.invoke(app, ["train", "--config", str(cfg), "--out", str(tmp_path)])
-    assert r.exit_code == 2 and "Did you mean 'batch_size'" in r.output
+    assert r.exit_code == 2 and "did you mean 'train.batch_size'" in r.output
     r = runner.invoke(app, ["train", "--data", "fashion-mnst", "--out", str(tmp_path)])
     assert r.exit_code == 2 and "Did you mean 'fashion-mnist'" in r.output
 
 
 def test_supervised_recipe_learns_and_fine_tunes_an_exported_encoder(tmp_path):
-    base = dict(data="digits", batch_size=128, progress=False, report=False, linear_probe=False)
-    scratch = run_experiment(
-        ExperimentConfig(recipe="supervised", epochs=8, lr=0.4, out_dir=str(tmp_path / "s"), **base)
-    )
+    def config(train: dict, **model) -> RunConfig:
+        return RunConfig.from_dict(
+            {
+                "data": {"name": "digits"},
+                "model": model,
+                "recipe": {"name": "supervised"},
+                "train": {"batch_size": 128, "progress": False, **train},
+                "eval": {"report": False, "linear_probe": False},
+            }
+        )
+
+    scratch = run_experiment(config({"epochs": 8, "lr": 0.4, "out_dir": str(tmp_path / "s")}))
     assert scratch["test"]["classifier_acc"] > 0.8  # 10 classes: chance is 0.1
     tuned = run_experiment(
-        ExperimentConfig(
-            recipe="supervised",
+        config(
+            {"epochs": 3, "warmup_epochs": 0, "lr": 0.1, "out_dir": str(tmp_path / "t")},
             init_encoder=str(tmp_path / "s"),
-            epochs=3,
-            warmup_epochs=0,
-            lr=0.1,
-            out_dir=str(tmp_path / "t"),
-            **base,
         )
     )
     # a new linear head on the trained encoder: three short epochs reach a good classifier
@@ -167,15 +170,21 @@ def test_knn_protocol_chooses_k_on_validation_only():
     assert fixed["knn_k"] == 10 and fixed["knn_acc"] == fixed["knn_acc_k10"]
 
 
-def test_every_train_config_field_is_an_experiment_option():
-    """ExperimentConfig is flat: each TrainConfig field must be settable from a run's config file."""
+def test_every_train_config_field_is_a_train_key():
+    """The train node is TrainConfig itself: each of its fields is a ``train.`` key."""
     import dataclasses
 
+    from contrastkit.app.config import options
     from contrastkit.train import TrainConfig
 
-    train = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
-    exp = {f.name for f in dataclasses.fields(ExperimentConfig)}
-    assert set(train) <= exp, sorted(set(train) - exp)
-    cfg = ExperimentConfig(collapse_rank=3.0, tensorboard=False, lars_eta=0.01)
-    tc = cfg.train_config()
-    assert (tc.collapse_rank, tc.tensorboard, tc.lars_eta) == (3.0, False, 0.01)
+    keys = set(options())
+    assert {f"train.{f.name}" for f in dataclasses.fields(TrainConfig)} <= keys
+    cfg = RunConfig.from_dict(
+        {"train": {"collapse_rank": 3.0, "tensorboard": False, "lars_eta": 0.01}}
+    )
+    assert isinstance(cfg.train, TrainConfig)
+    assert (cfg.train.collapse_rank, cfg.train.tensorboard, cfg.train.lars_eta) == (
+        3.0,
+        False,
+        0.01,
+    )

@@ -10,7 +10,8 @@ import pytest
 import torch
 from torch import nn
 
-from contrastkit.app.experiment import ExperimentConfig, build_recipe
+from contrastkit.app.config import RunConfig
+from contrastkit.app.experiment import build_recipe
 from contrastkit.data import load_digits
 from contrastkit.encoders import SmallCNN
 from contrastkit.losses import info_nce
@@ -240,25 +241,24 @@ def test_resume_is_exact_with_queues_targets_and_centers(name, digits, tmp_path)
 
 
 @pytest.mark.parametrize("name", NEW)
-def test_every_recipe_builds_from_the_experiment_config(name):
-    cfg = ExperimentConfig(recipe=name, encoder="small_cnn", width=0.1, recipe_options={})
+def test_every_recipe_builds_from_the_run_config(name):
+    cfg = RunConfig.from_dict(
+        {"recipe": {"name": name}, "model": {"encoder": "small_cnn", "width": 0.1}}
+    )
     recipe, _ = build_recipe(cfg, (1, 28, 28))
     assert recipe.name == name and recipe.config.image_size == 28
 
 
 def test_recipe_options_are_validated_and_applied():
-    cfg = ExperimentConfig(recipe="moco", encoder="small_cnn", recipe_options={"queue_size": 512})
+    cfg = RunConfig.from_dict(
+        {"recipe": {"name": "moco", "queue_size": 512}, "model": {"encoder": "small_cnn"}}
+    )
     recipe, _ = build_recipe(cfg, (1, 28, 28))
     assert recipe.queue.size == 512 and recipe.config.proj_hidden == MoCoConfig.proj_hidden
-    with pytest.raises(ValueError, match="queue_size"):
-        build_recipe(
-            ExperimentConfig(recipe="moco", encoder="small_cnn", recipe_options={"queue_sise": 1}),
-            (1, 28, 28),
-        )
-    with pytest.raises(ValueError, match="no temperature"):
-        build_recipe(
-            ExperimentConfig(recipe="byol", encoder="small_cnn", temperature=0.1), (1, 28, 28)
-        )
+    with pytest.raises(ValueError, match=r"did you mean 'recipe\.queue_size'"):
+        RunConfig.from_dict({"recipe": {"name": "moco", "queue_sise": 1}})
+    with pytest.raises(ValueError, match=r"unknown key 'recipe\.temperature'"):
+        RunConfig.from_dict({"recipe": {"name": "byol", "temperature": 0.1}})
 
 
 def test_moco_without_indices_uses_anonymous_queue_ids(digits):

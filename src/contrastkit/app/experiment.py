@@ -4,12 +4,17 @@ This is what ``contrastkit train`` runs. A held-out validation split is carved f
 training data for the online kNN monitor; the official test split is only touched once, at the
 end, for the reported numbers.
 
+The run's options are one :class:`~contrastkit.app.config.RunConfig` (data, model, recipe,
+train, eval).
+
 Example:
     >>> import tempfile
-    >>> from contrastkit.app.experiment import ExperimentConfig, run_experiment
-    >>> cfg = ExperimentConfig(data="digits", encoder="resnet18", epochs=1, batch_size=128,
-    ...                        out_dir=tempfile.mkdtemp(), progress=False, linear_probe=False,
-    ...                        report=False)
+    >>> from contrastkit.app.config import RunConfig
+    >>> from contrastkit.app.experiment import run_experiment
+    >>> cfg = RunConfig.from_dict({"data": {"name": "digits"},
+    ...                            "train": {"epochs": 1, "batch_size": 128,
+    ...                                      "out_dir": tempfile.mkdtemp(), "progress": False},
+    ...                            "eval": {"linear_probe": False, "report": False}})
     >>> results = run_experiment(cfg)
     >>> sorted(k for k in results["test"] if not k.startswith("raw_pixel_"))
     ['knn_acc', 'knn_acc_k200', 'knn_k', 'knn_val_acc']
@@ -17,16 +22,15 @@ Example:
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from contrastkit.app.config import RunConfig
 from contrastkit.app.splits import split_validation
 from contrastkit.data import load_dataset
 from contrastkit.data.datasets import DataSplits, ImageSet
@@ -41,12 +45,12 @@ from contrastkit.evaluate import (
 )
 from contrastkit.evaluate.report import write_report
 from contrastkit.recipes import RECIPES
-from contrastkit.train import TrainConfig, Trainer
+from contrastkit.train import Trainer
 from contrastkit.train.checkpoint import atomic_write_bytes
 
 __all__ = [
     "RECIPES",
-    "ExperimentConfig",
+    "RunConfig",
     "build_recipe",
     "demo_config",
     "embed_dataset",
@@ -57,170 +61,34 @@ __all__ = [
 ]
 
 
-@dataclass
-class ExperimentConfig:
-    """Everything one run needs; every field is also a ``contrastkit train`` option.
-
-    Data: ``data`` (a built-in name or a folder), ``val_size`` (images held out of training
-    for the monitor; a fraction if < 1). Model: ``encoder``, ``width`` (channel multiplier or
-    SmallCNN width), ``small_input`` (auto: images ≤ 64 px). Recipe: ``recipe``,
-    ``temperature``, ``proj_hidden``, ``proj_dim`` (None: the recipe's default), ``flip``,
-    ``max_length`` (text encoders: tokens per text), ``recipe_options`` (any other field of the recipe's config dataclass, e.g.
-    ``{"queue_size": 8192}`` for moco; CLI ``--set queue_size=8192``). ``optimizer``, ``lr``
-    and ``weight_decay`` left unset take the recipe's ``optim_defaults``.
-    Evaluation: ``knn_k`` (the monitor's k, also reported on test), ``knn_temperature``,
-    ``knn_select_k`` (the test kNN uses the k of this grid that is best on the validation
-    split; empty: use ``knn_k``), ``linear_probe``. The remaining fields are
-    :class:`~contrastkit.train.TrainConfig`'s.
-    """
-
-    recipe: str = "simclr"
-    data: str = "digits"
-    init_encoder: str | None = None
-    report: bool = True
-    report_maps: tuple[str, ...] = ("tsne", "umap")
-    val_size: float = 0.1
-    encoder: str = "resnet18"
-    width: float = 0.25
-    small_input: bool | None = None
-    temperature: float | None = None
-    proj_hidden: int | None = None
-    proj_dim: int | None = None
-    max_length: int = 128
-    recipe_options: dict[str, Any] = field(default_factory=dict)
-    flip: float = 0.5
-    crop_min_scale: float = 0.2
-    linear_probe: bool = True
-    epochs: int = 10
-    batch_size: int = 256
-    optimizer: str | None = None
-    lr: float | None = None
-    lr_scaling: str = "linear"
-    weight_decay: float | None = None
-    momentum: float = 0.9
-    lars_eta: float = 0.02
-    warmup_epochs: float = 1.0
-    final_lr_fraction: float = 0.0
-    precision: str = "auto"
-    channels_last: bool = True
-    compile: bool = False
-    grad_cache: int = 0
-    group_by_length: bool = True
-    sync_bn: bool = False
-    seed: int = 0
-    out_dir: str = "runs/contrastkit"
-    monitor_every: int = 1
-    knn_k: int = 200
-    knn_temperature: float = 0.1
-    knn_select_k: tuple[int, ...] = DEFAULT_K_GRID
-    collapse_std_ratio: float = 0.1
-    collapse_rank: float = 2.0
-    max_minutes: float | None = None
-    fit_to_budget: bool = False
-    fit_probe_steps: int = 20
-    tensorboard: bool | str = "auto"
-    progress: bool = True
-    device: str = "auto"
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        if self.recipe not in RECIPES:
-            _unknown("recipe", self.recipe, list(RECIPES))
-        # unset optimiser fields take the recipe's published setting (Recipe.optim_defaults)
-        for key, value in RECIPES[self.recipe][0].optim_defaults.items():
-            if getattr(self, key) is None:
-                setattr(self, key, value)
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> ExperimentConfig:
-        """Build from a mapping, rejecting unknown keys with the closest valid name."""
-        names = {f.name for f in dataclasses.fields(cls)}
-        for key in values:
-            if key not in names:
-                _unknown("config key", key, sorted(names))
-        return cls(**values)
-
-    @classmethod
-    def from_file(cls, path: str | os.PathLike) -> ExperimentConfig:
-        """Read a JSON, TOML or YAML file of options."""
-        p = Path(path)
-        text = p.read_text()
-        if p.suffix == ".json":
-            values = json.loads(text)
-        elif p.suffix == ".toml":
-            import tomllib
-
-            values = tomllib.loads(text)
-        elif p.suffix in (".yaml", ".yml"):
-            import yaml
-
-            values = yaml.safe_load(text)
-        else:
-            raise ValueError(f"config file {p} must end in .json, .toml, .yaml or .yml.")
-        if not isinstance(values, dict):
-            raise ValueError(f"config file {p} must hold a mapping of options.")
-        return cls.from_dict(values)
-
-    def train_config(self) -> TrainConfig:
-        names = {f.name for f in dataclasses.fields(TrainConfig)}
-        return TrainConfig(**{k: v for k, v in dataclasses.asdict(self).items() if k in names})
-
-
-def _unknown(what: str, value: str, choices: list[str]) -> None:
-    import difflib
-
-    close = difflib.get_close_matches(str(value), choices, n=1)
-    hint = f" Did you mean {close[0]!r}?" if close else ""
-    raise ValueError(f"unknown {what} {value!r}; valid: {choices}.{hint}")
-
-
 def build_recipe(
-    cfg: ExperimentConfig, image_shape: tuple[int, int, int], num_classes: int | None = None
+    cfg: RunConfig, image_shape: tuple[int, int, int], num_classes: int | None = None
 ) -> tuple[Any, str]:
     """Build the encoder and recipe for images of shape (C, H, W); return (recipe, encoder name).
 
-    With ``cfg.init_encoder`` the encoder is loaded from an exported folder (fine-tuning).
+    The recipe's ``image_size``, ``channels`` and ``num_classes`` left unset come from the
+    data (:meth:`RunConfig.resolved`). With ``cfg.model.init_encoder`` the encoder is loaded
+    from an exported folder (fine-tuning).
     """
+    cfg = cfg.resolved(image_shape, num_classes)
+    m = cfg.model
     c, h, _ = image_shape
-    small = cfg.small_input if cfg.small_input is not None else h <= 64
-    if cfg.init_encoder:
+    small = m.small_input if m.small_input is not None else h <= 64
+    if m.init_encoder:
         from contrastkit.train import load_encoder
 
-        enc = load_encoder(cfg.init_encoder).train()
-        name = json.loads((Path(cfg.init_encoder) / "encoder.json").read_text())["encoder"]
-    elif cfg.encoder.startswith("resnet"):
-        enc = build_encoder(cfg.encoder, in_channels=c, small_input=small, width=cfg.width)
-    elif cfg.encoder == "small_cnn":
-        enc = build_encoder(cfg.encoder, in_channels=c, width=int(max(8, cfg.width * 128)))
-    elif cfg.encoder == "mlp":
-        enc = build_encoder(cfg.encoder, in_dim=c * h * h, hidden=(512,), out_dim=256)
+        enc = load_encoder(m.init_encoder).train()
+        name = json.loads((Path(m.init_encoder) / "encoder.json").read_text())["encoder"]
+    elif m.encoder.startswith("resnet"):
+        enc = build_encoder(m.encoder, in_channels=c, small_input=small, width=m.width)
+    elif m.encoder == "small_cnn":
+        enc = build_encoder(m.encoder, in_channels=c, width=int(max(8, m.width * 128)))
+    elif m.encoder == "mlp":
+        enc = build_encoder(m.encoder, in_dim=c * h * h, hidden=(512,), out_dim=256)
     else:
-        enc = build_encoder(cfg.encoder, in_channels=c)
-    name = name if cfg.init_encoder else cfg.encoder
-    cls, config_cls = RECIPES[cfg.recipe]
-    defaults = {f.name: f.default for f in dataclasses.fields(config_cls)}
-    options: dict[str, Any] = dict(image_size=h, channels=c, flip=cfg.flip)
-    if cfg.recipe == "supervised":
-        options.update(
-            num_classes=num_classes or 10, crop_scale=(max(cfg.crop_min_scale, 0.5), 1.0)
-        )
-    else:
-        options["crop_scale"] = (cfg.crop_min_scale, 1.0)
-    for key in ("temperature", "proj_hidden", "proj_dim"):
-        value = getattr(cfg, key)
-        if value is None:
-            continue
-        if key not in defaults:
-            raise ValueError(
-                f"the {cfg.recipe} recipe has no {key} (its options: {sorted(defaults)}); "
-                f"leave {key} unset."
-            )
-        options[key] = value
-    for key, value in cfg.recipe_options.items():
-        if key not in defaults:
-            _unknown(f"{cfg.recipe} option", key, sorted(defaults))
-        options[key] = tuple(value) if isinstance(defaults[key], tuple) else value
-    return cls(enc, config_cls(**options)), name
+        enc = build_encoder(m.encoder, in_channels=c)
+    name = name if m.init_encoder else m.encoder
+    return cfg.recipe_class(enc, cfg.recipe_config()), name
 
 
 def knn_protocol(
@@ -273,33 +141,36 @@ def raw_pixel_knn(train: ImageSet, test: ImageSet, *, n_val: int, **knn: Any) ->
     )
 
 
-def run_experiment(cfg: ExperimentConfig, resume: bool = False) -> dict[str, Any]:
-    """Train and evaluate; write ``results.json`` (and the encoder) into ``cfg.out_dir``.
+def run_experiment(cfg: RunConfig, resume: bool = False) -> dict[str, Any]:
+    """Train and evaluate; write ``results.json`` (and the encoder) into ``cfg.train.out_dir``.
 
     Text recipes (``simcse``, ``text_supcon``) run
-    :func:`~contrastkit.app.text.run_text_experiment`.
+    :func:`~contrastkit.app.text.run_text_experiment`. ``results.json`` holds the run's
+    ``config`` in the nested form, with what the recipe and the data filled in.
     """
-    if getattr(RECIPES[cfg.recipe][0], "modality", "image") == "text":
+    if cfg.modality == "text":
         from contrastkit.app.text import run_text_experiment
 
         return run_text_experiment(cfg, resume=resume)
     t_start = time.time()
-    torch.manual_seed(cfg.seed)
-    data: DataSplits = load_dataset(cfg.data)
-    train, val = split_validation(data.train, cfg.val_size, cfg.seed)
+    torch.manual_seed(cfg.train.seed)
+    data: DataSplits = load_dataset(cfg.data.name)
+    train, val = split_validation(data.train, cfg.data.val_size, cfg.train.seed)
+    cfg = cfg.resolved(train.image_shape, len(data.train.classes) or None)
     recipe, enc_name = build_recipe(cfg, train.image_shape, len(data.train.classes) or None)
     monitor = (train, val) if train.labels is not None else None
-    trainer = Trainer(recipe, train, cfg.train_config(), monitor=monitor, encoder_name=enc_name)
+    trainer = Trainer(recipe, train, cfg.train, monitor=monitor, encoder_name=enc_name)
     history = trainer.fit(resume=resume)
     train_seconds = time.time() - t_start
     if not trainer.is_main:  # evaluation, report and results.json belong to process 0
         return {"train_seconds": train_seconds, "history": history, "rank": trainer.rank}
+    ev = cfg.eval
     results: dict[str, Any] = {
-        "config": dataclasses.asdict(cfg),
+        "config": cfg.to_dict(),
         "data": {"name": data.name, "train": len(train), "val": len(val)},
         "precision": trainer.precision,
         "train_seconds": train_seconds,
-        # the epochs planned (fewer than cfg.epochs when fitted to the time budget)
+        # the epochs planned (fewer than train.epochs when fitted to the time budget)
         "epochs": trainer.epochs,
         "history": history,
     }
@@ -314,7 +185,10 @@ def run_experiment(cfg: ExperimentConfig, resume: bool = False) -> dict[str, Any
         f_full = extract_features(recipe.encoder, full.images, **kw)
         f_test = extract_features(recipe.encoder, test.images, **kw)
         knn = dict(
-            n_val=len(val), ks=cfg.knn_select_k, k_fixed=cfg.knn_k, temperature=cfg.knn_temperature
+            n_val=len(val),
+            ks=ev.knn_select_k,
+            k_fixed=cfg.train.knn_k,
+            temperature=cfg.train.knn_temperature,
         )
         res: dict[str, Any] = knn_protocol(f_full, full.labels, f_test, test.labels, **knn)
         confusion = None
@@ -325,7 +199,7 @@ def run_experiment(cfg: ExperimentConfig, resume: bool = False) -> dict[str, Any
             res["classifier_acc"] = rep["accuracy"]
             res["classifier_macro_f1"] = rep["macro_f1"]
             confusion = rep["confusion_matrix"]
-        if cfg.linear_probe:
+        if ev.linear_probe:
             probe = linear_probe(f_full, full.labels, f_test, test.labels)
             res["linear_probe_acc"] = probe["accuracy"]
             rep = classification_report(probe["predictions"], test.labels, len(test.classes))
@@ -334,13 +208,13 @@ def run_experiment(cfg: ExperimentConfig, resume: bool = False) -> dict[str, Any
         # the same kNN protocol on raw pixels, the baseline every number should be read against
         res.update(raw_pixel_knn(full, test, **knn))
         results["test"] = res
-        if cfg.report:
+        if ev.report:
             metrics = {f"test {k}": v for k, v in res.items()}
             metrics.update(
                 {
-                    "recipe": cfg.recipe,
+                    "recipe": cfg.recipe.name,
                     "data": f"{data.name} (train {len(train)}, val {len(val)}, test {len(test)})",
-                    "encoder": f"{cfg.encoder} width {cfg.width}",
+                    "encoder": f"{cfg.model.encoder} width {cfg.model.width}",
                     "epochs": trainer.epoch,
                     "precision": trainer.precision,
                     "train minutes": train_seconds / 60,
@@ -348,8 +222,8 @@ def run_experiment(cfg: ExperimentConfig, resume: bool = False) -> dict[str, Any
             )
             results["report"] = str(
                 write_report(
-                    Path(cfg.out_dir) / "report.html",
-                    title=f"contrastkit {cfg.recipe} on {data.name}",
+                    Path(cfg.train.out_dir) / "report.html",
+                    title=f"contrastkit {cfg.recipe.name} on {data.name}",
                     metrics=metrics,
                     history=history,
                     features=f_test,
@@ -357,34 +231,35 @@ def run_experiment(cfg: ExperimentConfig, resume: bool = False) -> dict[str, Any
                     images=test.images,
                     classes=test.classes,
                     confusion=confusion,
-                    maps=cfg.report_maps,
-                    seed=cfg.seed,
+                    maps=ev.report_maps,
+                    seed=cfg.train.seed,
                 )
             )
     results["total_seconds"] = time.time() - t_start
-    out = Path(cfg.out_dir)
+    out = Path(cfg.train.out_dir)
     atomic_write_bytes(out / "results.json", json.dumps(results, indent=2).encode())
     return results
 
 
-def demo_config(out_dir: str = "runs/demo", epochs: int = 150) -> ExperimentConfig:
+def demo_config(out_dir: str = "runs/demo", epochs: int = 150) -> RunConfig:
     """The ``contrastkit demo`` run: SimCLR on scikit-learn's digits (ships with scikit-learn),
     a quarter-width ResNet-18 with the small-image stem, LARS, 150 epochs (about a minute on 2
     CPU cores), then test kNN / linear probe and the HTML report."""
-    return ExperimentConfig(
-        recipe="simclr",
-        data="digits",
-        encoder="resnet18",
-        width=0.25,
-        epochs=epochs,
-        batch_size=128,
-        optimizer="lars",
-        lr=0.8,
-        weight_decay=1e-5,
-        temperature=0.2,
-        flip=0.0,
-        monitor_every=10,
-        out_dir=out_dir,
+    return RunConfig.from_dict(
+        {
+            "data": {"name": "digits"},
+            "model": {"encoder": "resnet18", "width": 0.25},
+            "recipe": {"name": "simclr", "temperature": 0.2, "flip": 0.0},
+            "train": {
+                "epochs": epochs,
+                "batch_size": 128,
+                "optimizer": "lars",
+                "lr": 0.8,
+                "weight_decay": 1e-5,
+                "monitor_every": 10,
+                "out_dir": out_dir,
+            },
+        }
     )
 
 

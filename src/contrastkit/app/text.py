@@ -14,13 +14,17 @@ pre-trained start, on the frozen encoder's embeddings.
 
 Example:
     >>> import tempfile, pathlib
-    >>> from contrastkit.app.experiment import ExperimentConfig, run_experiment
+    >>> from contrastkit.app.config import RunConfig
+    >>> from contrastkit.app.experiment import run_experiment
     >>> d = pathlib.Path(tempfile.mkdtemp())
     >>> rows = [f"{w} film number {i}\\t{int(w == 'good')}" for i in range(40) for w in ("good", "bad")]
     >>> _ = (d / "t.tsv").write_text("text\\tlabel\\n" + "\\n".join(rows))
-    >>> cfg = ExperimentConfig(recipe="text_supcon", data=str(d / "t.tsv"), encoder="small_text",
-    ...                        epochs=1, batch_size=16, val_size=0.25, out_dir=str(d / "run"),
-    ...                        progress=False, report_maps=("tsne",), width=32)
+    >>> cfg = RunConfig.from_dict({
+    ...     "data": {"name": str(d / "t.tsv"), "val_size": 0.25},
+    ...     "model": {"encoder": "small_text", "width": 32},
+    ...     "recipe": {"name": "text_supcon"},
+    ...     "train": {"epochs": 1, "batch_size": 16, "out_dir": str(d / "run"), "progress": False},
+    ...     "eval": {"report_maps": ["tsne"]}})
     >>> sorted(run_experiment(cfg)["val"])[:2]
     ['knn_acc', 'linear_probe_acc']
 """
@@ -83,23 +87,14 @@ def build_text_encoder(name: str, texts: list[str], *, max_length: int, width: f
 
 
 def build_text_recipe(cfg: Any, texts: list[str]) -> tuple[Any, str]:
-    """The text recipe of ``cfg`` (an ExperimentConfig) on a fresh encoder; (recipe, name)."""
+    """The text recipe of ``cfg`` (a :class:`~contrastkit.app.config.RunConfig`) on a fresh
+    encoder; (recipe, encoder name)."""
     from contrastkit.encoders.text import SmallTextEncoder
-    from contrastkit.recipes import RECIPES
 
-    enc = build_text_encoder(cfg.encoder, texts, max_length=cfg.max_length, width=cfg.width)
+    m = cfg.model
+    enc = build_text_encoder(m.encoder, texts, max_length=m.max_length, width=m.width)
     name = "small_text" if isinstance(enc, SmallTextEncoder) else "hf_text"
-    cls, config_cls = RECIPES[cfg.recipe]
-    fields = {f.name for f in dataclasses.fields(config_cls)}
-    options = dict(cfg.recipe_options)
-    if cfg.temperature is not None:
-        options["temperature"] = cfg.temperature
-    for key in options:
-        if key not in fields:
-            raise ValueError(
-                f"the {cfg.recipe} recipe has no option {key!r}; its options: {sorted(fields)}."
-            )
-    return cls(enc, config_cls(**options)), name
+    return cfg.recipe_class(enc, cfg.recipe_config()), name
 
 
 def _probe(f_tr: torch.Tensor, y_tr: torch.Tensor, f_va: torch.Tensor, y_va: torch.Tensor):
@@ -110,33 +105,35 @@ def _probe(f_tr: torch.Tensor, y_tr: torch.Tensor, f_va: torch.Tensor, y_va: tor
 
 
 def run_text_experiment(cfg: Any, resume: bool = False) -> dict[str, Any]:
-    """Train a text recipe and evaluate it on held-out texts; writes ``results.json``."""
+    """Train a text recipe (``cfg``: a :class:`~contrastkit.app.config.RunConfig`) and
+    evaluate it on held-out texts; writes ``results.json``."""
     from contrastkit.app.splits import split_validation
     from contrastkit.data.text import load_text_data
     from contrastkit.evaluate.text import tfidf_features
 
     t_start = time.time()
-    torch.manual_seed(cfg.seed)
-    data = load_text_data(cfg.data)
-    train, val = split_validation(data, cfg.val_size, cfg.seed)
+    torch.manual_seed(cfg.train.seed)
+    data = load_text_data(cfg.data.name)
+    train, val = split_validation(data, cfg.data.val_size, cfg.train.seed)
+    # text batches change length every step: no torch.compile
+    cfg = cfg.resolved()
+    cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, compile=False))
     recipe, enc_name = build_text_recipe(cfg, train.texts)
     labelled = train.labels is not None
     results: dict[str, Any] = {
-        "config": dataclasses.asdict(cfg),
+        "config": cfg.to_dict(),
         "data": {"name": data.name, "train": len(train), "val": len(val)},
     }
     baselines: dict[str, Any] = {}
     if labelled:
         x_tr, x_va = tfidf_features(train.texts, val.texts)
         baselines["tfidf"] = _probe(x_tr, train.labels, x_va, val.labels)
-        if cfg.encoder != "small_text":  # a pre-trained start: its frozen embeddings
+        if cfg.model.encoder != "small_text":  # a pre-trained start: its frozen embeddings
             f_tr = extract_features(recipe.encoder, train.texts)
             f_va = extract_features(recipe.encoder, val.texts)
             baselines["frozen_encoder"] = _probe(f_tr, train.labels, f_va, val.labels)
-    tc = cfg.train_config()
-    tc.compile = False  # text batches change length every step
     monitor = (train, val) if labelled else None
-    trainer = Trainer(recipe, train, tc, monitor=monitor, encoder_name=enc_name)
+    trainer = Trainer(recipe, train, cfg.train, monitor=monitor, encoder_name=enc_name)
     results["history"] = trainer.fit(resume=resume)
     results["train_seconds"] = time.time() - t_start
     results["epochs"] = trainer.epochs
@@ -148,35 +145,35 @@ def run_text_experiment(cfg: Any, resume: bool = False) -> dict[str, Any]:
         f_va = extract_features(recipe.encoder, val.texts, bf16=bf16)
         results["val"] = _probe(f_tr, train.labels, f_va, val.labels)
         results["baselines"] = baselines
-        if cfg.report:
+        if cfg.eval.report:
             from contrastkit.evaluate.report import write_report
 
             metrics: dict[str, Any] = {f"val {k}": v for k, v in results["val"].items()}
             for base, vals in baselines.items():
                 metrics.update({f"{base} val {k}": v for k, v in vals.items()})
             metrics.update(
-                recipe=cfg.recipe,
+                recipe=cfg.recipe.name,
                 data=f"{data.name} (train {len(train)}, val {len(val)})",
-                encoder=cfg.encoder,
+                encoder=cfg.model.encoder,
                 epochs=trainer.epoch,
                 precision=trainer.precision,
             )
             results["report"] = str(
                 write_report(
-                    Path(cfg.out_dir) / "report.html",
-                    title=f"contrastkit {cfg.recipe} on {data.name}",
+                    Path(cfg.train.out_dir) / "report.html",
+                    title=f"contrastkit {cfg.recipe.name} on {data.name}",
                     metrics=metrics,
                     history=results["history"],
                     features=f_va,
                     labels=val.labels,
                     texts=val.texts,
                     classes=val.classes,
-                    maps=cfg.report_maps,
-                    seed=cfg.seed,
+                    maps=cfg.eval.report_maps,
+                    seed=cfg.train.seed,
                 )
             )
     results["total_seconds"] = time.time() - t_start
-    out = Path(cfg.out_dir)
+    out = Path(cfg.train.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(out / "results.json", json.dumps(results, indent=2).encode())
     return results

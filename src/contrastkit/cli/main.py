@@ -68,122 +68,63 @@ def losses() -> None:
                 typer.echo(f"{mod.__name__.split('.')[-1]:>7}  {name:<28} {first}")
 
 
-_SET_OPTION = typer.Option(
-    None,
-    "--set",
-    help="A recipe option KEY=VALUE (repeatable), e.g. --set queue_size=8192 for moco.",
-)
+def _error(err: Exception) -> typer.Exit:
+    """Print a one-line error and return the exit (code 2) to raise."""
+    typer.secho(f"error: {err}", fg=typer.colors.RED, err=True)
+    return typer.Exit(2)
 
 
-@app.command()
-def train(
+def _train(
     ctx: typer.Context,
-    recipe: str = typer.Option(
-        "simclr",
-        help="simclr, supcon, supervised, moco, mocov3, byol, simsiam, swav, barlow_twins, "
-        "vicreg, nnclr or dino; text: simcse or text_supcon.",
-    ),
-    data: str = typer.Option(
-        "digits",
-        help="digits, mnist, fashion-mnist, or an image folder; for text recipes "
-        "movie-snippets or a .txt/.csv/.tsv/.jsonl file.",
-    ),
-    encoder: str = typer.Option(
-        "resnet18",
-        help="resnet18/34/50, small_cnn or mlp; for text recipes minilm, small_text (a small "
-        "Transformer), small_bag (SIF-weighted bag of word embeddings, for documents), or a "
-        "local Hugging Face / exported encoder folder.",
-    ),
-    width: float = typer.Option(0.25, help="Channel multiplier (ResNet) / width (SmallCNN)."),
-    epochs: int = typer.Option(10, help="Training epochs."),
-    batch_size: int = typer.Option(256, help="Images per step."),
-    lr: float = typer.Option(
-        None,
-        help="Base learning rate at batch 256 (default: the recipe's), scaled by batch/256 "
-        "(lr_scaling in a config file: linear, sqrt or none).",
-    ),
-    optimizer: str = typer.Option(None, help="sgd, lars, adamw or adam (default: the recipe's)."),
-    temperature: float = typer.Option(None, help="Loss temperature (default: the recipe's)."),
-    out: str = typer.Option("runs/contrastkit", "--out", help="Output folder."),
-    config: str = typer.Option(None, help="JSON/TOML/YAML file of options (CLI flags win)."),
-    resume: bool = typer.Option(False, help="Continue from the checkpoint in --out."),
-    precision: str = typer.Option("auto", help="auto (bf16 where supported), bf16, fp32."),
-    compile: bool = typer.Option(
-        False, help="torch.compile the encoder and heads (faster small conv nets on CPU)."
-    ),
-    grad_cache: int = typer.Option(
-        0, help="Gradient caching: embed each batch in chunks of this many views (0: off)."
-    ),
-    seed: int = typer.Option(0, help="Random seed."),
-    max_minutes: float = typer.Option(None, help="Stop after this wall time."),
-    fit_to_budget: bool = typer.Option(
-        False,
-        help="With --max-minutes: lower --epochs to what the measured speed fits in the "
-        "budget, so the learning-rate schedule completes.",
-    ),
-    progress: bool = typer.Option(True, help="Show a progress bar."),
-    report: bool = typer.Option(True, help="Write report.html (t-SNE/UMAP maps, neighbours)."),
-    linear_probe: bool = typer.Option(True, help="Fit a linear probe on the frozen features."),
-    set_: list[str] = _SET_OPTION,
+    config: str | None,
+    set_: list[str] | None,
+    resume: bool,
+    print_config: bool,
+    **flags: object,
 ) -> None:
-    """Train an encoder with a recipe, then evaluate it on the test split (results.json)."""
+    """Train an encoder with a recipe, then evaluate it on the test split (results.json).
+
+    Options come from the config tree's defaults, then a config file (--config: JSON, TOML
+    or YAML with data, model, recipe, train and eval sections; old flat files still load),
+    then the flags given here, then --set KEY=VALUE (a dotted key such as train.lr or
+    recipe.queue_size, or a bare key that names one option, e.g. queue_size). The recipe's
+    own options are set with --set. --print-config prints the resulting options.
+    """
     import json
+    import warnings
 
-    from contrastkit.app.experiment import ExperimentConfig, run_experiment
+    from contrastkit.app.config import FlatConfigWarning, cli_flags, load_run_config, note
 
-    values = {}
-    if config:
-        try:
-            values = dataclass_values(ExperimentConfig.from_file(config))
-        except (ValueError, FileNotFoundError) as err:
-            typer.secho(f"error: {err}", fg=typer.colors.RED, err=True)
-            raise typer.Exit(2) from err
-    given = {
-        "report": report,
-        "linear_probe": linear_probe,
-        "recipe": recipe,
-        "data": data,
-        "encoder": encoder,
-        "width": width,
-        "epochs": epochs,
-        "batch_size": batch_size,
-        "lr": lr,
-        "optimizer": optimizer,
-        "temperature": temperature,
-        "out_dir": out,
-        "precision": precision,
-        "compile": compile,
-        "grad_cache": grad_cache,
-        "seed": seed,
-        "max_minutes": max_minutes,
-        "fit_to_budget": fit_to_budget,
-        "progress": progress,
-    }
-    for key, value in given.items():
-        param = "out" if key == "out_dir" else key
-        if not config or ctx.get_parameter_source(param).name != "DEFAULT":
-            values[key] = value
-    if set_:
-        try:
-            values["recipe_options"] = {**values.get("recipe_options", {}), **_options(set_)}
-        except ValueError as err:
-            typer.secho(f"error: {err}", fg=typer.colors.RED, err=True)
-            raise typer.Exit(2) from err
+    keys = {flag.param: flag.key for flag in cli_flags()}
+    given = {keys[param]: value for param, value in flags.items() if value is not None}
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", FlatConfigWarning)
+            cfg = load_run_config(config, given, set_ or ())
+        for w in caught:
+            if issubclass(w.category, FlatConfigWarning):
+                note(str(w.message))
+            else:
+                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    except (ValueError, FileNotFoundError) as err:
+        raise _error(err) from None
+    if print_config:
+        typer.echo(json.dumps(cfg.resolved().to_dict(), indent=2))
+        return
     from contrastkit import distributed as dist
+    from contrastkit.app.experiment import run_experiment
 
     dist.init_from_env()  # under torchrun: join the process group (gloo on CPU, nccl on CUDA)
     try:
-        cfg = ExperimentConfig.from_dict(values)
         results = run_experiment(cfg, resume=resume)
     except (ValueError, FileNotFoundError) as err:
-        typer.secho(f"error: {err}", fg=typer.colors.RED, err=True)
-        raise typer.Exit(2) from err
+        raise _error(err) from None
     finally:
         main_process = dist.rank() == 0
         dist.shutdown()
     if not main_process:
         return
-    summary = {"out_dir": cfg.out_dir, "train_seconds": round(results["train_seconds"], 1)}
+    summary = {"out_dir": cfg.train.out_dir, "train_seconds": round(results["train_seconds"], 1)}
     summary.update(results.get("test", {}))
     if "val" in results:  # text recipes: held-out texts, beside the baselines
         summary["val"] = results["val"]
@@ -191,21 +132,90 @@ def train(
     typer.echo(json.dumps(summary, indent=2))
 
 
-def _options(pairs: list[str]) -> dict:
-    """``["queue_size=8192", "crop_scale=[0.3, 1]"]`` → values parsed as JSON where they
-    parse (numbers, lists, true/false), as strings otherwise."""
-    import json
+def _train_command():
+    """:func:`_train` with its signature: the command's own options, then one option per
+    flag generated from the config tree (:func:`contrastkit.app.config.cli_flags`). Every
+    generated option defaults to None, "not given": the tree holds the defaults."""
+    import inspect
 
-    out = {}
-    for pair in pairs:
-        key, sep, text = pair.partition("=")
-        if not sep or not key:
-            raise ValueError(f"--set takes KEY=VALUE, got {pair!r}.")
-        try:
-            out[key.strip()] = json.loads(text)
-        except json.JSONDecodeError:
-            out[key.strip()] = text
-    return out
+    from contrastkit.app.config import cli_flags, metavar
+
+    kw = inspect.Parameter.KEYWORD_ONLY
+    params = [
+        inspect.Parameter("ctx", kw, annotation=typer.Context),
+        inspect.Parameter(
+            "config",
+            kw,
+            annotation=str | None,
+            default=typer.Option(
+                None,
+                "--config",
+                metavar="FILE",
+                help="JSON/TOML/YAML file of options (flags and --set win over it).",
+            ),
+        ),
+        inspect.Parameter(
+            "set_",
+            kw,
+            annotation=list[str] | None,
+            default=typer.Option(
+                None,
+                "--set",
+                metavar="KEY=VALUE",
+                help="Set any option of the tree (repeatable; wins over flags and the file), "
+                "e.g. --set train.lr=0.1 or --set recipe.queue_size=8192 (a bare key that "
+                "names one option works too: --set queue_size=8192).",
+            ),
+        ),
+        inspect.Parameter(
+            "resume",
+            kw,
+            annotation=bool,
+            default=typer.Option(False, "--resume", help="Continue from the checkpoint in --out."),
+        ),
+        inspect.Parameter(
+            "print_config",
+            kw,
+            annotation=bool,
+            default=typer.Option(
+                False, "--print-config", help="Print the run's options as a nested config and exit."
+            ),
+        ),
+    ]
+    panels = {
+        "data": "Data",
+        "model": "Model",
+        "recipe": "Recipe",
+        "train": "Train",
+        "eval": "Eval",
+    }
+    for flag in cli_flags():
+        params.append(
+            inspect.Parameter(
+                flag.param,
+                kw,
+                annotation=bool | None if flag.is_bool else str | None,
+                default=typer.Option(
+                    None,
+                    *flag.decls,
+                    help=flag.help,
+                    metavar=None if flag.is_bool else metavar(flag.type),
+                    show_default=False,
+                    rich_help_panel=panels[flag.key.partition(".")[0]],
+                ),
+            )
+        )
+
+    def train(**kwargs: object) -> None:
+        _train(**kwargs)
+
+    train.__doc__ = _train.__doc__
+    train.__signature__ = inspect.Signature(params)
+    train.__annotations__ = {p.name: p.annotation for p in params}
+    return train
+
+
+app.command(name="train")(_train_command())
 
 
 @app.command()
@@ -215,11 +225,10 @@ def demo(
     progress: bool = typer.Option(True, help="Show a progress bar."),
 ) -> None:
     """Train SimCLR on the built-in digits, evaluate on the test split, write the report."""
-    import dataclasses
-
     from contrastkit.app.experiment import demo_config, run_experiment
 
-    cfg = dataclasses.replace(demo_config(out, epochs), progress=progress)
+    cfg = demo_config(out, epochs)
+    cfg.train.progress = progress
     typer.echo(f"contrastkit demo: SimCLR, ResNet-18 (1/4 width), digits, {epochs} epochs -> {out}")
     results = run_experiment(cfg)
     test = results.get("test", {})
@@ -357,12 +366,6 @@ def search(
         for h in hs:
             typer.echo(f"  {h.rank:>3}  {h.score:.4f}  [{h.id}]  {h.text}")
     typer.echo(f"({ms:.1f} ms per query, encoder and index loaded)")
-
-
-def dataclass_values(obj) -> dict:
-    import dataclasses
-
-    return dataclasses.asdict(obj)
 
 
 def main() -> None:
