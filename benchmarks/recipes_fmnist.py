@@ -44,38 +44,41 @@ ALL = [
     "dino",
 ]
 
-COMMON = dict(
-    data="fashion-mnist",
-    encoder="resnet18",
-    width=0.25,
-    batch_size=256,
-    val_size=5000,
-    crop_min_scale=0.4,
-    warmup_epochs=0.5,
-    report=False,
-    progress=False,
-)
+#: the run's options (dotted keys of the config tree, contrastkit.app.config.RunConfig)
+COMMON = {
+    "data.name": "fashion-mnist",
+    "data.val_size": 5000,
+    "model.encoder": "resnet18",
+    "model.width": 0.25,
+    "recipe.crop_scale": (0.4, 1.0),
+    "train.batch_size": 256,
+    "train.warmup_epochs": 0.5,
+    "train.progress": False,
+    "eval.report": False,
+}
 
-#: fields beyond the recipe's defaults (its optimiser comes from ``Recipe.optim_defaults``)
+#: options beyond the recipe's defaults (its optimiser comes from ``Recipe.optim_defaults``)
 EXTRA: dict[str, dict] = {
-    "simclr": {"temperature": 0.2, "proj_hidden": 1024},
-    "supcon": {"temperature": 0.1, "proj_hidden": 1024},
+    "simclr": {"recipe.temperature": 0.2, "recipe.proj_hidden": 1024},
+    "supcon": {"recipe.temperature": 0.1, "recipe.proj_hidden": 1024},
 }
 
 
 def experiment(name: str, out: Path, epochs: int, minutes: float, view_size: int | None = None):
-    from contrastkit.app.experiment import ExperimentConfig
+    from contrastkit.app.config import RunConfig
 
-    return ExperimentConfig(
-        recipe=name,
-        recipe_options={} if view_size is None else {"image_size": view_size},
-        epochs=epochs,
-        monitor_every=epochs,
-        max_minutes=minutes,
-        fit_to_budget=True,
-        out_dir=str(out / name),
-        **COMMON,
-        **EXTRA.get(name, {}),
+    return RunConfig.from_dict(
+        {
+            "recipe.name": name,
+            **({} if view_size is None else {"recipe.image_size": view_size}),
+            "train.epochs": epochs,
+            "train.monitor_every": epochs,
+            "train.max_minutes": minutes,
+            "train.fit_to_budget": True,
+            "train.out_dir": str(out / name),
+            **COMMON,
+            **EXTRA.get(name, {}),
+        }
     )
 
 

@@ -198,6 +198,8 @@ def test_values_are_parsed_and_bad_types_name_the_key():
         RunConfig.from_dict({"model": {"width": True}})
     with pytest.raises(ConfigError, match="--set takes KEY=VALUE"):
         load_run_config(sets=["train.lr"])
+    with pytest.raises(ConfigError, match="unknown section 'trian' \\(did you mean 'train'"):
+        RunConfig.from_dict({"trian": {"lr": 0.1}})
 
 
 def test_precedence_defaults_file_flags_set(tmp_path):

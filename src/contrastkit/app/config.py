@@ -561,7 +561,7 @@ def _unknown_key(key: str, valid: list[str], flat: list[str] = ()) -> str:
     if not near and flat:
         close = difflib.get_close_matches(key, list(flat), n=1)
         near = [_flat_keys()[close[0]]] if close and _flat_keys()[close[0]] in valid else []
-    hint = f"; did you mean {near[0]!r}?" if near else ""
+    hint = f" (did you mean {near[0]!r}?)" if near else ""
     return f"unknown key {key!r}{hint}; valid keys: {', '.join(ordered)}"
 
 
@@ -743,15 +743,23 @@ def _split_form(values: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, An
             dotted.update({f"{key}.{k}": v for k, v in value.items()})
         elif "." in key:
             dotted[key] = value
+        elif isinstance(value, Mapping) and key not in _flat_keys():
+            close = difflib.get_close_matches(key, list(NODES), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ConfigError(f"unknown section {key!r}{hint}; sections: {', '.join(NODES)}.")
         else:
             flat[key] = value
     return dotted, flat
 
 
 def _nested(flat: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """Dotted keys → sections in the tree's order (data, model, recipe, train, eval), a
+    section's ``name`` first."""
     out: dict[str, dict[str, Any]] = {}
-    for key, value in flat.items():
+    order = list(NODES)
+    for key in sorted(flat, key=lambda k: (order.index(k.partition(".")[0]), ".name" not in k)):
         node, _, name = key.partition(".")
+        value = flat[key]
         out.setdefault(node, {})[name] = list(value) if isinstance(value, tuple) else value
     return out
 

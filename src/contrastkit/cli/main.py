@@ -75,7 +75,6 @@ def _error(err: Exception) -> typer.Exit:
 
 
 def _train(
-    ctx: typer.Context,
     config: str | None,
     set_: list[str] | None,
     resume: bool,
@@ -91,6 +90,7 @@ def _train(
     own options are set with --set. --print-config prints the resulting options.
     """
     import json
+    import os
     import warnings
 
     from contrastkit.app.config import FlatConfigWarning, cli_flags, load_run_config, note
@@ -103,7 +103,8 @@ def _train(
             cfg = load_run_config(config, given, set_ or ())
         for w in caught:
             if issubclass(w.category, FlatConfigWarning):
-                note(str(w.message))
+                if os.environ.get("RANK", "0") == "0":  # once under torchrun
+                    note(str(w.message))
             else:
                 warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     except (ValueError, FileNotFoundError) as err:
@@ -142,7 +143,6 @@ def _train_command():
 
     kw = inspect.Parameter.KEYWORD_ONLY
     params = [
-        inspect.Parameter("ctx", kw, annotation=typer.Context),
         inspect.Parameter(
             "config",
             kw,
@@ -246,35 +246,52 @@ def demo(
 def evaluate(
     encoder: str = typer.Option(..., help="Folder with encoder.safetensors + encoder.json."),
     data: str = typer.Option(..., help="Labelled data set with a test split."),
-    knn_k: int = typer.Option(200, help="Fixed neighbour count, reported beside the chosen k."),
-    knn_select_k: str = typer.Option(
-        "1,5,10,20,50,100,200",
-        help="Comma-separated k grid; the test kNN uses the best k on --val-size held-out "
-        "training images ('' to use --knn-k).",
+    knn_k: int = typer.Option(
+        None,
+        help="Fixed neighbour count, reported beside the chosen k (default: train.knn_k's).",
+        show_default=False,
     ),
-    val_size: float = typer.Option(0.1, help="Training images (or fraction) held out to choose k."),
+    knn_select_k: str = typer.Option(
+        None,
+        help="Comma-separated k grid; the test kNN uses the best k on --val-size held-out "
+        "training images ('' to use --knn-k; default: eval.knn_select_k's).",
+        show_default=False,
+    ),
+    val_size: float = typer.Option(
+        None,
+        help="Training images (or fraction) held out to choose k (default: data.val_size's).",
+        show_default=False,
+    ),
     probe: bool = typer.Option(True, help="Also fit a linear probe."),
     report: str = typer.Option(None, help="Write an HTML report here."),
 ) -> None:
-    """Evaluate an exported encoder: kNN, linear probe, P/R/F1, precision@1, MAP@R."""
+    """Evaluate an exported encoder: kNN, linear probe, P/R/F1, precision@1, MAP@R.
+
+    The kNN settings left out are those of a training run (the config tree's defaults).
+    """
     import json
 
+    from contrastkit.app.config import RunConfig
     from contrastkit.app.experiment import evaluate_encoder
 
+    run = RunConfig()
     try:
-        ks = tuple(int(k) for k in knn_select_k.replace(" ", "").split(",") if k)
+        ks = run.eval.knn_select_k
+        if knn_select_k is not None:
+            ks = tuple(int(k) for k in knn_select_k.replace(" ", "").split(",") if k)
         res = evaluate_encoder(
             encoder,
             data,
-            knn_k=knn_k,
+            knn_k=run.train.knn_k if knn_k is None else knn_k,
+            knn_temperature=run.train.knn_temperature,
             knn_select_k=ks,
-            val_size=val_size,
+            val_size=run.data.val_size if val_size is None else val_size,
+            seed=run.train.seed,
             probe=probe,
             report=report,
         )
     except (ValueError, FileNotFoundError) as err:
-        typer.secho(f"error: {err}", fg=typer.colors.RED, err=True)
-        raise typer.Exit(2) from err
+        raise _error(err) from None
     typer.echo(json.dumps(res, indent=2))
 
 
