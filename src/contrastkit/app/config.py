@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import inspect
 import json
 import os
 import re
@@ -399,7 +400,7 @@ def options(recipe: str = DEFAULT_RECIPE) -> dict[str, Option]:
         out: dict[str, Option] = {}
         for node, cls in NODES.items():
             cls = cls or recipe_node_class(recipe)
-            hints = typing.get_type_hints(cls)
+            hints = _type_hints(cls)
             docs = attribute_docs(cls)
             fields = dataclasses.fields(cls)
             if node == "recipe":  # name first
@@ -417,6 +418,23 @@ def options(recipe: str = DEFAULT_RECIPE) -> dict[str, Option]:
                 )
         _OPTIONS[recipe] = out
     return _OPTIONS[recipe]
+
+
+def _type_hints(cls: type) -> dict[str, Any]:
+    """The fields' types; one that cannot be evaluated (a name imported only for type
+    checkers) is ``Any``: its values are then taken as they come."""
+    try:
+        return typing.get_type_hints(cls)
+    except NameError:
+        out: dict[str, Any] = {}
+        for klass in reversed(cls.__mro__):
+            space = vars(sys.modules[klass.__module__])
+            for name, tp in inspect.get_annotations(klass).items():
+                try:
+                    out[name] = eval(tp, space) if isinstance(tp, str) else tp
+                except Exception:
+                    out[name] = Any
+        return out
 
 
 def _recipe_names() -> str:
