@@ -90,7 +90,8 @@ def record(run: str, out_dir: str) -> dict:
         "code": str(Path(contrastkit.__file__).parent),
         "seconds": time.time() - t0,
         "losses": losses,
-        "test": results.get("test") or results.get("val") or results.get("metrics"),
+        # the figures of either version: the protocol's (new) or the old per-modality dicts
+        "test": results.get("evaluation") or results.get("test") or results.get("val"),
     }
 
 

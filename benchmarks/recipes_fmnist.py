@@ -89,6 +89,7 @@ def run_one(name: str, out: Path, minutes: float, view_size: int | None = None) 
     res = run_experiment(experiment(name, out, 100, minutes, view_size))
     epochs = res["epochs"]
     last = res["history"][-1]
+    ev = res["evaluation"]  # the classification protocol's flat result (raw pixels beside)
     return {
         "recipe": name,
         "epochs": epochs,
@@ -96,11 +97,11 @@ def run_one(name: str, out: Path, minutes: float, view_size: int | None = None) 
         "train_seconds": res["train_seconds"],
         "images_per_s": sum(h["images_per_s"] for h in res["history"]) / len(res["history"]),
         "peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
-        "knn_acc": res["test"]["knn_acc"],
-        "knn_k": res["test"]["knn_k"],
-        "knn_val_acc": res["test"]["knn_val_acc"],
-        "linear_probe_acc": res["test"].get("linear_probe_acc"),
-        "raw_pixel_knn_acc": res["test"]["raw_pixel_knn_acc"],
+        "knn_acc": ev["metrics.knn_accuracy"],
+        "knn_k": ev["details.k"],
+        "knn_val_acc": ev[f"details.val_knn_accuracy_by_k.{ev['details.k']}"],
+        "linear_probe_acc": ev.get("metrics.linear_probe_accuracy"),
+        "raw_pixel_knn_acc": ev["baseline.knn_accuracy"],
         "emb_std_ratio": last.get("emb_std_ratio"),
         "emb_effective_rank": last.get("emb_effective_rank"),
         "final_loss": last["loss"],

@@ -11,10 +11,9 @@ import torch
 from typer.testing import CliRunner
 
 from contrastkit.app.config import ConfigError, RunConfig
-from contrastkit.app.experiment import knn_protocol, run_experiment, split_validation
+from contrastkit.app.experiment import run_experiment, split_validation
 from contrastkit.cli.main import app
 from contrastkit.data import load_digits
-from contrastkit.evaluate import knn_accuracy, select_knn_k
 
 
 def test_split_validation_is_stratified_disjoint_and_seeded():
@@ -60,19 +59,22 @@ def test_run_experiment_writes_results_encoder_and_report(tmp_path):
     )
     res = run_experiment(cfg)
     saved = json.loads((tmp_path / "results.json").read_text())
-    assert saved["test"] == pytest.approx(res["test"])
+    assert saved["evaluation"] == res["evaluation"] and saved["summary"] == res["summary"]
     # the run's config, nested, with what the recipe and the data filled in
     assert saved["config"]["recipe"]["name"] == "simclr"
     assert saved["config"]["recipe"]["image_size"] == 8
     assert saved["config"]["train"]["epochs"] == 2
     assert saved["config"]["train"]["optimizer"] == "lars"  # SimCLR's optim_defaults
-    knn_keys = {"knn_acc", "knn_k", "knn_val_acc", "knn_acc_k200"}
-    assert set(res["test"]) == knn_keys | {f"raw_pixel_{k}" for k in knn_keys} | {
-        "linear_probe_acc",
-        "linear_probe_macro_f1",
-    }
-    assert res["test"]["knn_k"] in cfg.eval.knn_select_k
-    assert 0.1 < res["test"]["linear_probe_acc"] <= 1.0
+    ev = res["evaluation"]  # the classification protocol's flat result
+    assert ev["protocol"] == "classification" and ev["split"] == "test"
+    assert ev["chosen_on"] == "val" and ev["baseline_name"] == "raw pixels"
+    for key in ("knn_accuracy", "linear_probe_accuracy", "knn_macro_f1", "map_at_r"):
+        assert 0.0 <= ev[f"metrics.{key}"] <= 1.0 and f"baseline.{key}" in ev
+    assert ev["details.k"] in cfg.eval.knn_select_k
+    assert ev["details.n_val"] == saved["data"]["val"] and ev["details.n_test"] == 540
+    assert 0.1 < ev["metrics.linear_probe_accuracy"] <= 1.0
+    assert res["summary"][0].startswith("kNN accuracy, test: ")
+    assert "(raw pixels " in res["summary"][0] and "chance " in res["summary"][0]
     page = (tmp_path / "report.html").read_text()
     assert len(re.findall(r"data:image/png;base64,", page)) == 4  # curves, map, neighbours, cm
     assert (tmp_path / "encoder.safetensors").exists() and (tmp_path / "encoder.json").exists()
@@ -98,11 +100,15 @@ def test_cli_train_evaluate_embed(tmp_path):
     )
     assert r.exit_code == 0, r.output
     summary = json.loads(r.output[r.output.index("{") :])
-    assert summary["out_dir"] == str(out) and "knn_acc" in summary
+    assert summary["out_dir"] == str(out) and "knn_accuracy" in summary["metrics"]
+    assert summary["baseline_name"] == "raw pixels" and "knn_accuracy" in summary["baseline"]
+    assert "kNN accuracy, test: " in r.output
     r = runner.invoke(app, ["evaluate", "--encoder", str(out), "--data", "digits", "--no-probe"])
     assert r.exit_code == 0, r.output
     metrics = json.loads(r.output[r.output.index("{") :])
-    assert {"knn_acc", "precision_at_1", "map_at_r", "raw_pixel_knn_acc"} <= set(metrics)
+    assert {"knn_accuracy", "knn_macro_f1", "map_at_r"} <= set(metrics["metrics"])
+    assert "linear_probe_accuracy" not in metrics["metrics"]
+    assert "knn_accuracy" in metrics["baseline"] and "kNN accuracy, test: " in r.output
     r = runner.invoke(
         app, ["embed", "--encoder", str(out), "--data", "digits", "--out", str(tmp_path / "e.npy")]
     )
@@ -134,7 +140,7 @@ def test_supervised_recipe_learns_and_fine_tunes_an_exported_encoder(tmp_path):
         )
 
     scratch = run_experiment(config({"epochs": 8, "lr": 0.4, "out_dir": str(tmp_path / "s")}))
-    assert scratch["test"]["classifier_acc"] > 0.8  # 10 classes: chance is 0.1
+    assert scratch["evaluation"]["metrics.classifier_accuracy"] > 0.8  # 10 classes: chance is 0.1
     tuned = run_experiment(
         config(
             {"epochs": 3, "warmup_epochs": 0, "lr": 0.1, "out_dir": str(tmp_path / "t")},
@@ -142,32 +148,7 @@ def test_supervised_recipe_learns_and_fine_tunes_an_exported_encoder(tmp_path):
         )
     )
     # a new linear head on the trained encoder: three short epochs reach a good classifier
-    assert tuned["test"]["classifier_acc"] > 0.7
-
-
-def test_knn_protocol_chooses_k_on_validation_only():
-    g = torch.Generator().manual_seed(0)
-    centers = torch.randn(5, 16, generator=g)
-
-    def sample(n):
-        y = torch.arange(n) % 5
-        return centers[y] + 0.9 * torch.randn(n, 16, generator=g), y
-
-    (ft, yt), (fv, yv), (fs, ys) = sample(300), sample(100), sample(200)
-    bank, bank_y = torch.cat([ft, fv]), torch.cat([yt, yv])  # the validation rows come last
-    res = knn_protocol(bank, bank_y, fs, ys, n_val=100, ks=(1, 10, 50), k_fixed=200)
-    k, accs = select_knn_k(ft, yt, fv, yv, ks=(1, 10, 50))
-    assert res["knn_k"] == k and res["knn_val_acc"] == accs[k]
-    assert res["knn_acc"] == knn_accuracy(bank, bank_y, fs, ys, k=k)
-    assert res["knn_acc_k200"] == knn_accuracy(bank, bank_y, fs, ys, k=200)
-    # scrambling the test labels changes the test accuracy, never the chosen k
-    shuffled = knn_protocol(
-        bank, bank_y, fs, ys[torch.randperm(200, generator=g)], n_val=100, ks=(1, 10, 50)
-    )
-    assert shuffled["knn_k"] == k and shuffled["knn_acc"] < res["knn_acc"]
-    # an empty grid reports the fixed k
-    fixed = knn_protocol(bank, bank_y, fs, ys, n_val=100, ks=(), k_fixed=10)
-    assert fixed["knn_k"] == 10 and fixed["knn_acc"] == fixed["knn_acc_k10"]
+    assert tuned["evaluation"]["metrics.classifier_accuracy"] > 0.7
 
 
 def test_every_train_config_field_is_a_train_key():

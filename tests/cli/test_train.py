@@ -8,7 +8,7 @@ from typing import ClassVar
 import pytest
 from typer.testing import CliRunner
 
-import contrastkit.app.experiment as experiment
+import contrastkit.app.pipeline as pipeline
 from contrastkit.cli.main import app
 
 
@@ -28,7 +28,7 @@ class _Trainer:
 @pytest.fixture
 def trainer(monkeypatch):
     _Trainer.seen = []
-    monkeypatch.setattr(experiment, "Trainer", _Trainer)
+    monkeypatch.setattr(pipeline, "Trainer", _Trainer)
     return _Trainer
 
 

@@ -18,7 +18,7 @@ def test_torchrun_two_processes_train_and_write_once(tmp_path):
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     summary = json.loads(out.stdout[out.stdout.index("{") :])  # printed once, by process 0
-    assert out.stdout.count('"out_dir"') == 1 and 0.0 < summary["knn_acc"] <= 1.0
+    assert out.stdout.count('"out_dir"') == 1 and 0.0 < summary["metrics"]["knn_accuracy"] <= 1.0
     results = json.loads((tmp_path / "run" / "results.json").read_text())
     rows = (tmp_path / "run" / "log.csv").read_text().strip().splitlines()
     assert len(rows) == 3 and results["history"][-1]["epoch"] == 2

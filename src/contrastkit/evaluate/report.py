@@ -22,6 +22,7 @@ import base64
 import html
 import io
 import os
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -101,7 +102,9 @@ def embedding_map(features: Tensor, method: str = "tsne", seed: int = 0) -> np.n
     if method == "umap":
         import umap
 
-        return umap.UMAP(n_components=2, metric="cosine", random_state=seed).fit_transform(x)
+        with warnings.catch_warnings():  # a seeded UMAP runs on one thread, as intended
+            warnings.filterwarnings("ignore", message="n_jobs value", category=UserWarning)
+            return umap.UMAP(n_components=2, metric="cosine", random_state=seed).fit_transform(x)
     raise ValueError(f"method must be 'tsne' or 'umap', got {method!r}.")
 
 

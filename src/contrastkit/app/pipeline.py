@@ -1,0 +1,370 @@
+"""The one pipeline: data → recipe → trainer → evaluation protocol → results.json, report.
+
+``contrastkit train`` runs :func:`run` for every modality. What differs between modalities is
+a :class:`Modality` (how to load the data, build the encoder and recipe, compute the baseline
+features and show rows in the report), registered in :data:`MODALITIES`; the rest is shared:
+
+1. load the data set and hold a validation split out of its training split (stratified by
+   label; the online kNN monitor and every choice made after training use it);
+2. build the recipe and train it (:class:`~contrastkit.train.Trainer`, its callbacks export
+   the encoder);
+3. evaluate the trained encoder with the data set's protocol
+   (:mod:`contrastkit.evaluate.protocols`) on the official test split, or on the validation
+   split where the data set has no test split, with the modality's baseline (raw pixels,
+   TF-IDF, the frozen pre-trained encoder) measured in the same run;
+4. write ``results.json`` (one schema for every modality: ``config``, ``data``, ``history``,
+   ``evaluation`` = the protocol's flat result, ``summary`` = its lines in words) and
+   ``report.html``.
+
+Example:
+    >>> import tempfile
+    >>> from contrastkit.app.config import RunConfig
+    >>> from contrastkit.app.pipeline import run
+    >>> cfg = RunConfig.from_dict({"data": {"name": "digits"},
+    ...                            "train": {"epochs": 1, "batch_size": 128,
+    ...                                      "out_dir": tempfile.mkdtemp(), "progress": False},
+    ...                            "eval": {"linear_probe": False, "report": False}})
+    >>> results = run(cfg)
+    >>> results["evaluation"]["protocol"], results["evaluation"]["baseline_name"]
+    ('classification', 'raw pixels')
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from contrastkit.app.config import RunConfig
+from contrastkit.app.splits import split_validation
+from contrastkit.encoders import build_encoder
+from contrastkit.evaluate import classification_report, extract_features
+from contrastkit.evaluate.protocols import ProtocolResult, get_protocol
+from contrastkit.train import Trainer
+from contrastkit.train.checkpoint import atomic_write_bytes
+
+__all__ = ["MODALITIES", "Modality", "build_recipe", "evaluate_run", "run"]
+
+
+@dataclass
+class Modality:
+    """What the pipeline needs to know of one kind of data.
+
+    Attributes:
+        name: the modality (``"image"``, ``"text"``), as a recipe's ``modality`` names it.
+        load: data name → splits with ``train``, ``test`` (or None), ``name`` and
+            ``protocol`` (a registry name, or None when the data supports no evaluation).
+        build: (config, training part, splits) → (resolved config, recipe, encoder name).
+        baseline: (fit rows, *other row sets) → (name in words, features of each set); the
+            baseline is fitted on the fit rows only (TF-IDF's vocabulary).
+        report_rows: a row set → the keyword the report shows it with (``images=`` ...).
+        frozen_baseline: also evaluate the untrained encoder (a pre-trained start).
+    """
+
+    name: str
+    load: Callable[[str], Any]
+    build: Callable[[RunConfig, Any, Any], tuple[RunConfig, Any, str]]
+    baseline: Callable[..., tuple[str, list[Tensor]]]
+    report_rows: Callable[[Any], dict[str, Any]]
+    frozen_baseline: Callable[[RunConfig], bool] = lambda cfg: False
+
+
+# ------------------------------------------------------------------------------- images
+def _load_images(name: str) -> Any:
+    from contrastkit.data import load_dataset
+
+    return load_dataset(name)
+
+
+def build_recipe(
+    cfg: RunConfig, image_shape: tuple[int, int, int], num_classes: int | None = None
+) -> tuple[Any, str]:
+    """Build the encoder and recipe for images of shape (C, H, W); return (recipe, encoder name).
+
+    The recipe's ``image_size``, ``channels`` and ``num_classes`` left unset come from the
+    data (:meth:`RunConfig.resolved`). With ``cfg.model.init_encoder`` the encoder is loaded
+    from an exported folder (fine-tuning).
+    """
+    cfg = cfg.resolved(image_shape, num_classes)
+    m = cfg.model
+    c, h, _ = image_shape
+    small = m.small_input if m.small_input is not None else h <= 64
+    if m.init_encoder:
+        from contrastkit.train import load_encoder
+
+        enc = load_encoder(m.init_encoder).train()
+        name = json.loads((Path(m.init_encoder) / "encoder.json").read_text())["encoder"]
+    elif m.encoder.startswith("resnet"):
+        enc = build_encoder(m.encoder, in_channels=c, small_input=small, width=m.width)
+    elif m.encoder == "small_cnn":
+        enc = build_encoder(m.encoder, in_channels=c, width=int(max(8, m.width * 128)))
+    elif m.encoder == "mlp":
+        enc = build_encoder(m.encoder, in_dim=c * h * h, hidden=(512,), out_dim=256)
+    else:
+        enc = build_encoder(m.encoder, in_channels=c)
+    name = name if m.init_encoder else m.encoder
+    return cfg.recipe_class(enc, cfg.recipe_config()), name
+
+
+def _build_image(cfg: RunConfig, train: Any, data: Any) -> tuple[RunConfig, Any, str]:
+    classes = len(data.train.classes) or None
+    cfg = cfg.resolved(train.image_shape, classes)
+    recipe, name = build_recipe(cfg, train.image_shape, classes)
+    return cfg, recipe, name
+
+
+def _raw_pixels(fit: Any, *others: Any) -> tuple[str, list[Tensor]]:
+    return "raw pixels", [rows.images.flatten(1).float() for rows in (fit, *others)]
+
+
+# -------------------------------------------------------------------------------- texts
+@dataclass
+class _TextSplits:
+    train: Any
+    test: Any
+    name: str
+    protocol: str | None
+
+
+def _load_texts(name: str) -> _TextSplits:
+    from contrastkit.data.text import load_text_data
+
+    data = load_text_data(name)
+    return _TextSplits(data, None, data.name, data.protocol)
+
+
+def _build_text(cfg: RunConfig, train: Any, data: Any) -> tuple[RunConfig, Any, str]:
+    from contrastkit.app.text import build_text_recipe
+
+    # text batches change length every step: no torch.compile
+    cfg = cfg.resolved()
+    cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, compile=False))
+    recipe, name = build_text_recipe(cfg, train.texts)
+    return cfg, recipe, name
+
+
+def _tfidf(fit: Any, *others: Any) -> tuple[str, list[Tensor]]:
+    from contrastkit.evaluate.text import tfidf_features
+
+    texts = [list(rows.texts) for rows in (fit, *others)]
+    pos = [list(rows.positives) for rows in (fit, *others) if rows.positives is not None]
+    # pairs: the positives are embedded too (retrieval), after the texts, in the same space
+    features = tfidf_features(texts[0], *texts[1:], *pos)
+    return "TF-IDF", list(features)
+
+
+MODALITIES: dict[str, Modality] = {
+    "image": Modality(
+        "image", _load_images, _build_image, _raw_pixels, lambda rows: {"images": rows.images}
+    ),
+    "text": Modality(
+        "text",
+        _load_texts,
+        _build_text,
+        _tfidf,
+        lambda rows: {"texts": list(rows.texts)},
+        frozen_baseline=lambda cfg: cfg.model.encoder not in ("small_text", "small_bag"),
+    ),
+}
+
+
+# --------------------------------------------------------------------------- evaluation
+def _embed(encoder: torch.nn.Module, rows: Any, **kw: Any) -> Tensor:
+    return extract_features(encoder, rows.encoder_inputs(), **kw)
+
+
+def _embed_pairs(encoder: torch.nn.Module, rows: Any, **kw: Any) -> tuple[Tensor, Tensor]:
+    return (
+        extract_features(encoder, list(rows.texts), **kw),
+        extract_features(encoder, list(rows.positives), **kw),
+    )
+
+
+def evaluate_run(
+    cfg: RunConfig,
+    modality: Modality,
+    protocol: str,
+    encoder: torch.nn.Module,
+    train: Any,
+    val: Any,
+    test: Any | None,
+    *,
+    frozen: torch.nn.Module | None = None,
+    **embed_kw: Any,
+) -> tuple[ProtocolResult, Tensor, Any]:
+    """Evaluate ``encoder`` with ``protocol`` on ``test`` (or ``val`` when there is no test
+    split), the modality's baseline beside it; returns (result, the evaluated rows'
+    embeddings, the evaluated rows).
+
+    Classification: the kNN bank and the probe's data are the training rows (and, with a test
+    split, the validation rows, which choose k); without a test split the figures are on the
+    validation rows and k is chosen on a part of the training rows. Retrieval: each text must
+    find its positive among the evaluated rows' positives.
+    """
+    ev, tc = cfg.eval, cfg.train
+    on_test = test is not None
+    rows = test if on_test else val
+    split = "test" if on_test else "val"
+    if protocol == "classification":
+        sets = [train, val, test] if on_test else [train, val]
+        base_name, base = modality.baseline(*sets)
+        feats = [_embed(encoder, s, **embed_kw) for s in sets]
+        p = get_protocol(
+            "classification",
+            ks=tuple(ev.knn_select_k) or (tc.knn_k,),
+            temperature=tc.knn_temperature,
+            probe=ev.linear_probe,
+            seed=tc.seed,
+        )
+
+        def classify(f: list[Tensor], b: list[Tensor] | None, name: str) -> ProtocolResult:
+            kw: dict[str, Any] = {"split": split, "baseline_name": name}
+            if on_test:
+                kw.update(val_features=f[1], val_labels=val.labels)
+                if b is not None:
+                    kw.update(baseline_train=b[0], baseline_val=b[1], baseline_test=b[2])
+            elif b is not None:
+                kw.update(baseline_train=b[0], baseline_test=b[1])
+            return p.evaluate(f[0], train.labels, f[-1], rows.labels, **kw)
+
+        result = classify(feats, base, base_name)
+        if frozen is not None:
+            old = [_embed(frozen, s, **embed_kw) for s in sets]
+            result.other_baselines["frozen encoder"] = classify(old, None, "").metrics
+        return result, feats[-1], rows
+    if protocol == "retrieval":
+        base_name, base = modality.baseline(train, rows)  # texts of both, then positives
+        a, b = _embed_pairs(encoder, rows, **embed_kw)
+        p = get_protocol("retrieval")
+        result = p.evaluate(
+            a, b, baseline_a=base[1], baseline_b=base[3], baseline_name=base_name, split=split
+        )
+        if frozen is not None:
+            fa, fb = _embed_pairs(frozen, rows, **embed_kw)
+            result.other_baselines["frozen encoder"] = p.evaluate(fa, fb, split=split).metrics
+        return result, a, rows
+    raise ValueError(
+        f"the training pipeline evaluates with the classification or retrieval protocol; "
+        f"{protocol!r} data is evaluated by its own benchmark or script "
+        f"(contrastkit.evaluate.protocols.get_protocol({protocol!r}))."
+    )
+
+
+def _classifier_figures(recipe: Any, features: Tensor, rows: Any, result: ProtocolResult) -> Any:
+    """A recipe with a trained linear head (supervised, fine-tuning): its accuracy and macro
+    F1 on the evaluated rows, beside chance; returns the confusion matrix."""
+    device = next(recipe.classifier.parameters()).device
+    with torch.no_grad():
+        pred = recipe.classifier(features.to(device)).argmax(1).cpu()
+    rep = classification_report(pred, rows.labels, result.details.get("num_classes"))
+    result.metrics["classifier_accuracy"] = rep["accuracy"]
+    result.metrics["classifier_macro_f1"] = rep["macro_f1"]
+    chance = result.other_baselines.get("chance") or result.baseline
+    if "knn_accuracy" in chance:
+        chance["classifier_accuracy"] = chance["knn_accuracy"]
+    return rep["confusion_matrix"]
+
+
+# ----------------------------------------------------------------------------- pipeline
+def run(cfg: RunConfig, resume: bool = False) -> dict[str, Any]:
+    """Train and evaluate one run; write ``results.json`` (and the report) into
+    ``cfg.train.out_dir``. Returns what results.json holds."""
+    modality = MODALITIES[cfg.modality]
+    t_start = time.time()
+    torch.manual_seed(cfg.train.seed)
+    data = modality.load(cfg.data.name)
+    train, val = split_validation(data.train, cfg.data.val_size, cfg.train.seed)
+    cfg, recipe, encoder_name = modality.build(cfg, train, data)
+    protocol = data.protocol if train.labels is not None or data.protocol == "retrieval" else None
+    frozen = None
+    if protocol and modality.frozen_baseline(cfg):  # the pre-trained start, as it is now
+        import copy
+
+        frozen = copy.deepcopy(recipe.encoder).eval()
+    monitor = (train, val) if train.labels is not None else None
+    trainer = Trainer(recipe, train, cfg.train, monitor=monitor, encoder_name=encoder_name)
+    history = trainer.fit(resume=resume)
+    train_seconds = time.time() - t_start
+    if not trainer.is_main:  # evaluation, report and results.json belong to process 0
+        return {"train_seconds": train_seconds, "history": history, "rank": trainer.rank}
+    test = data.test if data.test is not None and data.test.labels is not None else None
+    counts = {"train": len(train), "val": len(val)}
+    if test is not None:
+        counts["test"] = len(test)
+    results: dict[str, Any] = {
+        "config": cfg.to_dict(),
+        "modality": modality.name,
+        "data": {"name": data.name, **counts},
+        "precision": trainer.precision,
+        "train_seconds": train_seconds,
+        # the epochs planned (fewer than train.epochs when fitted to the time budget)
+        "epochs": trainer.epochs,
+        "history": history,
+        "evaluation": None,
+        "summary": [],
+    }
+    if protocol is None:
+        results["summary"] = [
+            f"no evaluation: {data.name} has no labels or pairs to evaluate with; the encoder "
+            f"is in {cfg.train.out_dir}."
+        ]
+    else:
+        kw = dict(device=trainer.device, bf16=trainer.precision == "bf16")
+        result, features, rows = evaluate_run(
+            cfg, modality, protocol, recipe.encoder, train, val, test, frozen=frozen, **kw
+        )
+        confusion = result.details.get("confusion_matrix")
+        if hasattr(recipe, "classifier"):  # supervised / fine-tuned: the trained linear head
+            confusion = _classifier_figures(recipe, features, rows, result)
+        results["evaluation"] = result.to_dict()
+        results["summary"] = result.format().splitlines()
+        if cfg.eval.report:
+            results["report"] = str(
+                _report(cfg, modality, data, result, history, features, rows, confusion, trainer)
+            )
+    results["total_seconds"] = time.time() - t_start
+    out = Path(cfg.train.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(out / "results.json", json.dumps(results, indent=2).encode())
+    return results
+
+
+def _report(cfg, modality, data, result, history, features, rows, confusion, trainer) -> Path:
+    from contrastkit.evaluate.report import write_report
+
+    # "kNN accuracy, test: 0.912 (raw pixels 0.880, chance 0.101)" → a row of the table
+    metrics: dict[str, Any] = dict(line.split(": ", 1) for line in result.format().splitlines())
+    metrics.update(
+        {
+            "recipe": cfg.recipe.name,
+            "data": f"{data.name} ({result.split} {len(rows)})",
+            "encoder": cfg.model.encoder,
+            "epochs": trainer.epoch,
+            "precision": trainer.precision,
+        }
+    )
+    labels = getattr(rows, "labels", None)
+    if confusion is not None:
+        import numpy as np
+
+        confusion = np.asarray(confusion)
+    return write_report(
+        Path(cfg.train.out_dir) / "report.html",
+        title=f"contrastkit {cfg.recipe.name} on {data.name}",
+        metrics=metrics,
+        history=history,
+        features=features,
+        labels=labels,
+        classes=getattr(rows, "classes", None),
+        confusion=confusion if labels is not None else None,
+        maps=cfg.eval.report_maps,
+        seed=cfg.train.seed,
+        **modality.report_rows(rows),
+    )
