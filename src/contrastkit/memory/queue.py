@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from contrastkit import distributed as dist
+from contrastkit.neighbours import topk_similar
 
 __all__ = ["FeatureQueue"]
 
@@ -167,8 +168,8 @@ class FeatureQueue(nn.Module):
         if len(self) == 0:
             raise ValueError("the queue is empty; push rows before looking up neighbours.")
         f, _ = self.get()
-        sims = F.normalize(query.float(), dim=1) @ F.normalize(f.float(), dim=1).T
-        return f[sims.argmax(dim=1)].to(query.dtype)
+        _, idx = topk_similar(query, f, 1)  # exact, ties to the earlier row
+        return f[idx[:, 0]].to(query.dtype)
 
     @torch.no_grad()
     def reset(self) -> None:
