@@ -8,6 +8,7 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor
 
+from contrastkit.data.splits import stratified_split
 from contrastkit.evaluate.knn import DEFAULT_K_GRID, knn_predict, select_knn_k
 from contrastkit.evaluate.linear import linear_probe
 from contrastkit.evaluate.metrics import classification_report, map_at_r
@@ -25,8 +26,8 @@ __all__ = ["ClassificationProtocol", "stratified_holdout"]
 def stratified_holdout(labels: Tensor, fraction: float, seed: int = 0) -> tuple[Tensor, Tensor]:
     """Split row indices into (fit, held out), holding out ``fraction`` of every class.
 
-    Each class with at least two rows gives ``max(1, round(fraction · n_c))`` rows (at most
-    n_c − 1) to the held-out part, drawn with ``torch.Generator().manual_seed(seed)``; a class
+    :func:`contrastkit.data.splits.stratified_split` (scikit-learn's ``train_test_split``) over
+    the rows of classes with at least two rows, holding out at least one row of each; a class
     with one row stays in the fit part. Both index tensors are sorted.
 
     Example:
@@ -37,24 +38,19 @@ def stratified_holdout(labels: Tensor, fraction: float, seed: int = 0) -> tuple[
     """
     if not 0.0 < fraction < 1.0:
         raise ValueError(f"the validation fraction must lie in (0, 1), got {fraction}.")
-    g = torch.Generator().manual_seed(seed)
-    held = []
-    for c in torch.unique(labels).tolist():
-        rows = torch.nonzero(labels == c).flatten()
-        n_c = rows.numel()
-        if n_c < 2:
-            continue
-        take = min(n_c - 1, max(1, round(fraction * n_c)))
-        held.append(rows[torch.randperm(n_c, generator=g)[:take]])
-    if not held:
+    classes, counts = torch.unique(labels, return_counts=True)
+    shared = torch.isin(labels, classes[counts >= 2])
+    rows = torch.nonzero(shared).flatten()
+    n_classes = int((counts >= 2).sum())
+    if n_classes == 0:
         raise ValueError(
             "no class has two training rows, so no validation part can be carved from the "
             "training data; give val_features and val_labels explicitly."
         )
-    val = torch.cat(held).sort().values
-    mask = torch.ones(labels.shape[0], dtype=torch.bool)
-    mask[val] = False
-    return torch.nonzero(mask).flatten(), val
+    n_val = min(rows.numel() - n_classes, max(n_classes, round(fraction * rows.numel())))
+    fit, val = stratified_split(labels[rows], n_val, seed)
+    fit = torch.cat([rows[fit], torch.nonzero(~shared).flatten()]).sort().values
+    return fit, rows[val].sort().values
 
 
 class ClassificationProtocol(Protocol):
