@@ -5,16 +5,10 @@ Training itself is :func:`contrastkit.app.pipeline.run` (also importable here as
 ``run_experiment``): data → recipe → trainer → protocol → results.json, for every modality.
 
 Example:
-    >>> import tempfile
-    >>> from contrastkit.app.config import RunConfig
-    >>> from contrastkit.app.experiment import run_experiment
-    >>> cfg = RunConfig.from_dict({"data": {"name": "digits"},
-    ...                            "train": {"epochs": 1, "batch_size": 128,
-    ...                                      "out_dir": tempfile.mkdtemp(), "progress": False},
-    ...                            "eval": {"linear_probe": False, "report": False}})
-    >>> results = run_experiment(cfg)
-    >>> results["summary"][0].startswith("kNN accuracy, test:")
-    True
+    >>> from contrastkit.app.experiment import demo_config
+    >>> cfg = demo_config("runs/demo")  # what `contrastkit demo` trains, then run_experiment(cfg)
+    >>> cfg.recipe.name, cfg.data.name, cfg.train.epochs
+    ('simclr', 'digits', 150)
 """
 
 from __future__ import annotations
