@@ -224,19 +224,6 @@ def _as_node(value: Any) -> Any:
 # the tree's options
 
 
-def _train_node() -> TrainConfig:
-    # Transitional: TrainConfig declares optimizer/lr/weight_decay = None ("the recipe's") and
-    # group_by_length = True; with an older TrainConfig the run's meaning is kept the same.
-    # A no-op once those defaults are TrainConfig's own.
-    cfg = TrainConfig()
-    for key in ("optimizer", "lr", "weight_decay"):
-        if getattr(cfg, key) is not None:
-            setattr(cfg, key, None)
-    if cfg.group_by_length is False:
-        cfg.group_by_length = True
-    return cfg
-
-
 @dataclass
 class RunConfig:
     """Everything one ``contrastkit train`` run needs, as one tree of dataclasses.
@@ -253,7 +240,7 @@ class RunConfig:
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     recipe: Any = field(default_factory=lambda: recipe_node(DEFAULT_RECIPE))
-    train: TrainConfig = field(default_factory=_train_node)
+    train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
 
     def __post_init__(self) -> None:
@@ -405,9 +392,8 @@ def options(recipe: str = DEFAULT_RECIPE) -> dict[str, Option]:
             fields = dataclasses.fields(cls)
             if node == "recipe":  # name first
                 fields = sorted(fields, key=lambda f: f.name != "name")
-            defaults = _train_node() if cls is TrainConfig else None
             for f in fields:
-                default = getattr(defaults, f.name) if defaults is not None else _default(f)
+                default = _default(f)
                 help_text = docs.get(f.name, "")
                 if node == "recipe" and f.name == "name":
                     help_text = "the recipe: " + _recipe_names()
@@ -884,7 +870,7 @@ def _assemble(
         node, _, name = key.partition(".")
         nodes[node][name] = value
     nodes["recipe"].pop("name", None)
-    train = _train_node()
+    train = TrainConfig()
     return RunConfig(
         data=DataConfig(**nodes["data"]),
         model=ModelConfig(**nodes["model"]),
