@@ -243,12 +243,13 @@ def evaluate_run(
         base_name, base = modality.baseline(train, rows)  # texts of both, then positives
         a, b = _embed_pairs(encoder, rows, **embed_kw)
         p = get_protocol("retrieval")
+        names = {"a_name": "text", "b_name": "positive", "split": split}
         result = p.evaluate(
-            a, b, baseline_a=base[1], baseline_b=base[3], baseline_name=base_name, split=split
+            a, b, baseline_a=base[1], baseline_b=base[3], baseline_name=base_name, **names
         )
         if frozen is not None:
             fa, fb = _embed_pairs(frozen, rows, **embed_kw)
-            result.other_baselines["frozen encoder"] = p.evaluate(fa, fb, split=split).metrics
+            result.other_baselines["frozen encoder"] = p.evaluate(fa, fb, **names).metrics
         return result, a, rows
     raise ValueError(
         f"the training pipeline evaluates with the classification or retrieval protocol; "

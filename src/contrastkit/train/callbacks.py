@@ -177,9 +177,9 @@ class KNNMonitor(Callback):
     ``every`` epochs and after the last one.
 
     Args:
-        reference, held_out: labelled data sets (any with ``labels`` and encoder inputs, see
-            :func:`~contrastkit.evaluate.extract_features`); carve them from the training
-            data, never the test set.
+        reference, held_out: labelled data sets (any with ``labels`` and
+            ``encoder_inputs()``, what the encoder embeds: ``ImageSet``, ``TextSet``); carve
+            them from the training data, never the test set.
         every: epochs between runs; k, temperature: the kNN's.
     """
 
