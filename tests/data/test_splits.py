@@ -50,6 +50,13 @@ def test_row_count_gives_a_plain_shuffled_split():
     assert val.tolist() == sorted(want.tolist())
 
 
+def test_a_class_with_one_row_stays_in_the_training_part():
+    y = torch.tensor([0, 0, 0, 0, 1, 1, 1, 1, 2])  # class 2 has one row (an image folder's)
+    train, val = stratified_split(y, 4, seed=0)
+    assert 8 in train.tolist() and sorted(y[val].tolist()) == [0, 0, 1, 1]
+    assert sorted(torch.cat([train, val]).tolist()) == list(range(9))
+
+
 def test_errors_name_the_problem():
     y = _labels()
     with pytest.raises(ValueError, match="no training or no held-out rows"):
@@ -58,7 +65,7 @@ def test_errors_name_the_problem():
         stratified_split(y, 0.001, seed=0)
     with pytest.raises(ValueError, match="fraction"):
         stratified_split(y, -0.1)
-    with pytest.raises(ValueError, match="single row"):
-        stratified_split(torch.tensor([0, 0, 0, 1]), 0.5)
+    with pytest.raises(ValueError, match="cannot stratify"):  # 3 rows of class 0, hold out 3
+        stratified_split(torch.tensor([0, 0, 0, 1]), 0.75)
     with pytest.raises(ValueError, match="integer class ids"):
         stratified_split(torch.rand(10), 0.5)

@@ -22,8 +22,9 @@ def stratified_split(labels_or_n: Tensor | np.ndarray | int, size: float, seed: 
 
     ``sklearn.model_selection.train_test_split(..., stratify=labels, random_state=seed)``: the
     held-out rows keep the class ratios of ``labels`` (as nearly as whole rows allow; every
-    class with two or more rows is on both sides when the sizes permit). With a row count
-    instead of labels the split is a plain shuffled one.
+    class with two or more rows is on both sides when the sizes permit). A class with a single
+    row cannot be on both sides: its row stays in the training part. With a row count instead
+    of labels the split is a plain shuffled one.
 
     Args:
         labels_or_n: (N,) integer class labels, or the number of rows N (no stratification).
@@ -35,8 +36,8 @@ def stratified_split(labels_or_n: Tensor | np.ndarray | int, size: float, seed: 
         Two sorted int64 tensors of row indices, disjoint, together ``0..N-1``.
 
     Raises:
-        ValueError: when either part would be empty, or a class has a single row (it cannot be
-            on both sides), or there are more classes than rows in a part.
+        ValueError: when either part would be empty, or there are more classes than rows in a
+            part.
     """
     from sklearn.model_selection import train_test_split
 
@@ -58,13 +59,24 @@ def stratified_split(labels_or_n: Tensor | np.ndarray | int, size: float, seed: 
             f"size={size} holds out {n_val} of {n} rows, which leaves no training or no "
             f"held-out rows; give a fraction in (0, 1) or a count between 1 and {n - 1}."
         )
+    rows, alone = np.arange(n), np.arange(0)
+    if labels is not None:
+        classes, counts = np.unique(labels, return_counts=True)
+        single = np.isin(labels, classes[counts < 2])
+        rows, alone = np.flatnonzero(~single), np.flatnonzero(single)
     try:
+        if n_val >= len(rows):
+            raise ValueError(f"only {len(rows)} rows belong to classes with two or more rows")
         train, val = train_test_split(
-            np.arange(n), test_size=n_val, random_state=seed, stratify=labels
+            rows,
+            test_size=n_val,
+            random_state=seed,
+            stratify=None if labels is None else labels[rows],
         )
     except ValueError as err:
         raise ValueError(
             f"cannot stratify {n_val} held-out rows of {n} by these labels ({err}); merge or "
             f"drop classes with a single row, or hold out more rows than there are classes."
         ) from err
+    train = np.concatenate([train, alone])
     return torch.from_numpy(np.sort(train)).long(), torch.from_numpy(np.sort(val)).long()

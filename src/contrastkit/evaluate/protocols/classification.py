@@ -38,19 +38,16 @@ def stratified_holdout(labels: Tensor, fraction: float, seed: int = 0) -> tuple[
     """
     if not 0.0 < fraction < 1.0:
         raise ValueError(f"the validation fraction must lie in (0, 1), got {fraction}.")
-    classes, counts = torch.unique(labels, return_counts=True)
-    shared = torch.isin(labels, classes[counts >= 2])
-    rows = torch.nonzero(shared).flatten()
-    n_classes = int((counts >= 2).sum())
+    counts = torch.unique(labels, return_counts=True)[1]
+    n_classes, n_rows = int((counts >= 2).sum()), int(counts[counts >= 2].sum())
     if n_classes == 0:
         raise ValueError(
             "no class has two training rows, so no validation part can be carved from the "
             "training data; give val_features and val_labels explicitly."
         )
-    n_val = min(rows.numel() - n_classes, max(n_classes, round(fraction * rows.numel())))
-    fit, val = stratified_split(labels[rows], n_val, seed)
-    fit = torch.cat([rows[fit], torch.nonzero(~shared).flatten()]).sort().values
-    return fit, rows[val].sort().values
+    # at least one row of every class with two rows, and one left in the fit part
+    n_val = min(n_rows - n_classes, max(n_classes, round(fraction * n_rows)))
+    return stratified_split(labels, n_val, seed)
 
 
 class ClassificationProtocol(Protocol):
