@@ -13,7 +13,9 @@ from contrastkit.data import load_digits
 from contrastkit.encoders import SmallCNN
 from contrastkit.recipes import SimCLR, SimCLRConfig
 from contrastkit.train import TrainConfig, Trainer, load_encoder, load_state, save_state
+from contrastkit.train.callbacks import Callback
 from contrastkit.train.checkpoint import DamagedFileError
+from contrastkit.train.trainer import DivergenceError
 
 
 @pytest.fixture(scope="module")
@@ -116,3 +118,57 @@ def test_load_encoder_names_the_missing_folder_and_what_it_expected(tmp_path):
         FileNotFoundError, match=r"empty holds no exported encoder .no encoder.json"
     ):
         load_encoder(empty)
+
+
+# ------------------------------------------------------------------ 2. divergence
+class _LrAfterEpoch(Callback):
+    """Raise the learning rate to ``lr`` once ``epoch`` epochs are done."""
+
+    def __init__(self, epoch: int, lr: float) -> None:
+        self.epoch, self.lr = epoch, lr
+
+    def on_epoch_end(self, trainer, row):
+        if trainer.epoch == self.epoch:
+            trainer.scheduler.base_lrs = [self.lr for _ in trainer.scheduler.base_lrs]
+            for group in trainer.optimizer.param_groups:
+                group["lr"] = self.lr
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adamw"])
+def test_divergence_stops_the_run_and_keeps_the_last_good_checkpoint(digits, tmp_path, optimizer):
+    train = digits.train.subset(range(256))
+    cfg = _cfg(tmp_path, epochs=3, optimizer=optimizer, lr=0.05, weight_decay=0.0)
+    trainer = Trainer(
+        _recipe(), train, cfg, encoder_name="small_cnn", callbacks=[_LrAfterEpoch(1, 1e6)]
+    )
+    with pytest.raises(DivergenceError, match=r"training diverged at epoch 2, step \d+") as e:
+        trainer.fit()
+    assert "\n" not in str(e.value) and "checkpoint.safetensors (epoch 1), is kept" in str(e.value)
+    state = load_state(tmp_path / "checkpoint.safetensors")
+    assert state["epoch"] == 1 and len(state["history"]) == 1
+    assert (
+        max(v.abs().max().item() for v in state["recipe"].values() if v.is_floating_point()) < 100
+    )
+    assert not (tmp_path / "encoder.safetensors").exists()  # nothing exported
+    assert (
+        "epoch,step" in (tmp_path / "log.csv").read_text()
+        and len((tmp_path / "log.csv").read_text().splitlines()) == 2
+    )  # header + epoch 1
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adamw"])
+def test_a_run_at_lr_1e6_raises_and_writes_nothing(digits, tmp_path, optimizer):
+    cfg = _cfg(tmp_path, epochs=2, optimizer=optimizer, lr=1e6, warmup_epochs=0)
+    trainer = Trainer(_recipe(), digits.train.subset(range(256)), cfg, encoder_name="small_cnn")
+    with pytest.raises(DivergenceError, match=r"training diverged at epoch 1, step \d+"):
+        trainer.fit()
+    assert not (tmp_path / "checkpoint.safetensors").exists()
+    assert not (tmp_path / "encoder.safetensors").exists()
+
+
+def test_a_healthy_run_is_not_called_divergent(digits, tmp_path):
+    trainer = Trainer(_recipe(), digits.train.subset(range(256)), _cfg(tmp_path, epochs=2))
+    trainer.fit()
+    assert 0 < trainer.weight_start < 10 and trainer._weight_max() < 10 * trainer.weight_start
+    with pytest.raises(ValueError, match="divergence_factor must be > 1"):
+        TrainConfig(divergence_factor=0.5)
