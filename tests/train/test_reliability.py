@@ -4,6 +4,7 @@ log.csv never ahead of the checkpoint, file modes, resume with another config, c
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -172,3 +173,49 @@ def test_a_healthy_run_is_not_called_divergent(digits, tmp_path):
     assert 0 < trainer.weight_start < 10 and trainer._weight_max() < 10 * trainer.weight_start
     with pytest.raises(ValueError, match="divergence_factor must be > 1"):
         TrainConfig(divergence_factor=0.5)
+
+
+# ------------------------------------------------------------------ 3. stale temp files
+def test_a_fit_removes_the_temp_files_killed_writers_left(digits, tmp_path):
+    from contrastkit._io import atomic_write
+
+    names = []
+    atomic_write(
+        tmp_path / "x.bin", lambda tmp: names.append(Path(tmp).name) or Path(tmp).write_bytes(b"1")
+    )
+    assert names[0].startswith(f".x.bin.tmp-{os.getpid()}-")  # recognisable
+    dead = 2**31 - 2  # above pid_max: no such process
+    stale = [
+        f".checkpoint.safetensors.tmp-{dead}-ab12_cd",
+        f".log.csv.tmp-{dead}-zz9",
+        ".checkpoint.safetensors.k2j3h4g5.tmp",  # an older version's name
+    ]
+    for name in stale:
+        (tmp_path / name).write_bytes(b"x" * 100)
+    live = f".checkpoint.safetensors.tmp-{os.getppid()}-abc"  # a live writer's file stays
+    (tmp_path / live).write_bytes(b"x")
+    (tmp_path / "notes.tmp").write_text("mine")  # not ours: never touched
+    Trainer(_recipe(), digits.train.subset(range(128)), _cfg(tmp_path, epochs=1)).fit()
+    left = sorted(p.name for p in tmp_path.iterdir())
+    assert not set(stale) & set(left)
+    assert {live, "notes.tmp", "x.bin", "checkpoint.safetensors", "log.csv"} <= set(left)
+    assert load_state(tmp_path / "checkpoint.safetensors")["epoch"] == 1
+
+
+# ------------------------------------------------------------------ 5. file modes
+def test_written_files_respect_the_umask(digits, tmp_path):
+    old = os.umask(0o022)
+    try:
+        Trainer(
+            _recipe(),
+            digits.train.subset(range(128)),
+            _cfg(tmp_path, epochs=1),
+            encoder_name="small_cnn",
+        ).fit()
+        os.umask(0o077)
+        save_state(tmp_path / "private.safetensors", {"w": torch.zeros(1)})
+    finally:
+        os.umask(old)
+    for name in ("checkpoint.safetensors", "log.csv", "encoder.safetensors", "encoder.json"):
+        assert (tmp_path / name).stat().st_mode & 0o777 == 0o644, name
+    assert (tmp_path / "private.safetensors").stat().st_mode & 0o777 == 0o600

@@ -37,6 +37,7 @@ import torch
 from torch import Tensor
 
 from contrastkit import distributed as dist
+from contrastkit._io import remove_stale_temp_files
 from contrastkit.data.fields import move, rows_in
 from contrastkit.train.callbacks import (
     Callback,
@@ -506,6 +507,8 @@ class Trainer:
 
     def _fit(self, resume: bool, stop_after_epoch: int | None) -> list[dict[str, float]]:
         self.out_dir.mkdir(parents=True, exist_ok=True)
+        if self.is_main:  # what writers killed mid-write left behind (checkpoints, logs)
+            remove_stale_temp_files(self.out_dir)
         if not (resume and self.resume()):
             # process r > 0 draws its own views; process 0 matches a one-process run
             torch.manual_seed(self.config.seed + 1_000_003 * self.rank)
