@@ -46,7 +46,7 @@ EXCEPTIONS: dict[str, tuple[frozenset[str], str]] = {
 }
 
 #: train command options that are not options of the tree
-COMMAND_ONLY = {"config", "set_", "resume", "print_config", "help"}
+COMMAND_ONLY = {"config", "set_", "resume", "overwrite", "print_config", "help"}
 
 
 def _dataclasses_under(cls: type, seen: set[type]) -> list[type]:

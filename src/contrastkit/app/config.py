@@ -719,7 +719,15 @@ def read_config_file(path: str | os.PathLike) -> dict[str, Any]:
     p = Path(path)
     if p.suffix not in (".json", ".toml", ".yaml", ".yml"):
         raise ConfigError(f"config file {p} must end in .json, .toml, .yaml or .yml.")
-    text = p.read_text()
+    if not p.is_file():
+        what = "is a folder, not a file" if p.is_dir() else "does not exist"
+        raise ConfigError(f"config file {p} {what}; check the --config path.")
+    try:
+        text = p.read_text()
+    except (OSError, UnicodeDecodeError) as err:
+        reason = getattr(err, "strerror", None) or "it is not UTF-8 text"
+        raise ConfigError(f"cannot read config file {p}: {reason}.") from None
+    kind = {".json": "JSON", ".toml": "TOML"}.get(p.suffix, "YAML")
     try:
         if p.suffix == ".json":
             values = json.loads(text)
@@ -732,10 +740,23 @@ def read_config_file(path: str | os.PathLike) -> dict[str, Any]:
 
             values = yaml.safe_load(text)
     except Exception as err:  # the parsers' own error types differ
-        raise ConfigError(f"config file {p} does not parse: {err}") from None
+        raise ConfigError(
+            f"config file {p} is not valid {kind}: {_parse_error(err)}; fix it "
+            "(`contrastkit train --print-config` prints a valid config)."
+        ) from None
     if not isinstance(values, dict):
         raise ConfigError(f"config file {p} must hold a mapping of options.")
     return values
+
+
+def _parse_error(err: Exception) -> str:
+    """A parser's error in one line, with its line and column (YAML's own message spans
+    several lines and quotes the source)."""
+    mark = getattr(err, "problem_mark", None)
+    if mark is not None:
+        problem = getattr(err, "problem", None) or getattr(err, "context", None) or "bad syntax"
+        return f"{problem} (line {mark.line + 1}, column {mark.column + 1})"
+    return " ".join(str(err).split()) or type(err).__name__
 
 
 def _split_form(values: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:

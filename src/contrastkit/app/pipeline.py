@@ -18,7 +18,7 @@ features and show rows in the report), registered in :data:`MODALITIES`; the res
 
 Example:
     >>> import tempfile
-    >>> from contrastkit.app.config import RunConfig
+    >>> from contrastkit.app.config import ConfigError, RunConfig, note
     >>> from contrastkit.app.pipeline import run
     >>> cfg = RunConfig.from_dict({"data": {"name": "digits"},
     ...                            "train": {"epochs": 1, "batch_size": 128,
@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -42,7 +43,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from contrastkit.app.config import RunConfig
+from contrastkit import distributed as dist
+from contrastkit.app.config import ConfigError, RunConfig, note
 from contrastkit.app.splits import split_validation
 from contrastkit.encoders import build_encoder
 from contrastkit.evaluate import classification_report, extract_features
@@ -50,7 +52,17 @@ from contrastkit.evaluate.protocols import ProtocolResult, get_protocol
 from contrastkit.train import Trainer
 from contrastkit.train.checkpoint import atomic_write_bytes
 
-__all__ = ["MODALITIES", "Modality", "build_recipe", "evaluate_run", "run"]
+__all__ = [
+    "MODALITIES",
+    "RESUME_MAY_CHANGE",
+    "RUN_FILES",
+    "Modality",
+    "build_recipe",
+    "check_out_dir",
+    "config_differences",
+    "evaluate_run",
+    "run",
+]
 
 
 @dataclass
@@ -274,15 +286,152 @@ def _classifier_figures(recipe: Any, features: Tensor, rows: Any, result: Protoc
 
 
 # ----------------------------------------------------------------------------- pipeline
-def run(cfg: RunConfig, resume: bool = False) -> dict[str, Any]:
-    """Train and evaluate one run; write ``results.json`` (and the report) into
-    ``cfg.train.out_dir``. Returns what results.json holds."""
+#: files that make a folder hold a run: training into it again needs --resume or --overwrite
+RUN_FILES = ("checkpoint.safetensors", "results.json", "encoder.safetensors")
+
+#: the run's resolved config, written when training starts; --resume compares with it
+RUN_JSON = "run.json"
+
+#: options that may differ when a run is resumed (``node.*``: every option of the node); any
+#: other difference between the run's ``run.json`` and the resuming config is refused
+RESUME_MAY_CHANGE = (
+    "train.out_dir",
+    "train.progress",
+    "train.device",
+    "train.tensorboard",
+    "train.max_minutes",
+    "eval.*",
+)
+
+#: what --overwrite removes from the folder before the new run starts
+_OVERWRITTEN = ("results.json", "report.html", "log.csv", RUN_JSON)
+
+
+def check_out_dir(out_dir: str | Path, *, resume: bool = False, overwrite: bool = False) -> Path:
+    """Check the output folder before a run starts; with ``overwrite``, remove the old run's
+    files. Raises :class:`~contrastkit.app.config.ConfigError` (one line naming the folder and
+    the fix) when the folder cannot be written, when it holds a run and neither ``resume`` nor
+    ``overwrite`` is given (no run is silently overwritten), or when ``resume`` finds no
+    checkpoint to resume."""
+    out = Path(out_dir)
+    if resume and overwrite:
+        raise ConfigError(
+            "--resume and --overwrite contradict each other: --resume continues the run in "
+            f"{out}, --overwrite replaces it; give one of them."
+        )
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out} is a file, not a folder; choose another --out.")
+    if resume:
+        if not (out / RUN_FILES[0]).is_file():
+            raise ConfigError(
+                f"nothing to resume in {out}: it holds no {RUN_FILES[0]}; drop --resume to "
+                "start a fresh run there."
+            )
+    elif not overwrite:
+        found = [name for name in RUN_FILES if (out / name).exists()]
+        if found:
+            raise ConfigError(
+                f"{out} already holds a run ({', '.join(found)}); use --resume to continue "
+                "it, --overwrite to replace it, or another --out."
+            )
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=out):
+            pass
+    except OSError as err:
+        reason = err.strerror or type(err).__name__
+        raise ConfigError(
+            f"cannot write to --out {out}: {reason.lower()}; choose a folder you can write to."
+        ) from None
+    if overwrite and dist.rank() == 0:
+        for path in out.iterdir():
+            name = path.name
+            if path.is_file() and (
+                name in _OVERWRITTEN or name.startswith(("checkpoint.", "encoder."))
+            ):
+                path.unlink()
+    return out
+
+
+def _may_change(key: str) -> bool:
+    return any(key == k or (k.endswith(".*") and key.startswith(k[:-1])) for k in RESUME_MAY_CHANGE)
+
+
+def _flat(config: dict[str, Any]) -> dict[str, Any]:
+    return {f"{node}.{k}": v for node, values in config.items() for k, v in values.items()}
+
+
+def _show(value: Any) -> str:
+    if value is None:
+        return "none"
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def config_differences(saved: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    """``"key: old -> new"`` for each option of two nested configs (:meth:`RunConfig.to_dict`)
+    that differs, except :data:`RESUME_MAY_CHANGE`. When the recipe differs, the options only
+    one of the two recipes has are not listed (``recipe.name`` says it)."""
+    old, cur = _flat(saved), _flat(new)
+    other_recipe = old.get("recipe.name") != cur.get("recipe.name")
+    missing = object()
+    out = []
+    for key in [*old, *(k for k in cur if k not in old)]:
+        a, b = old.get(key, missing), cur.get(key, missing)
+        if _may_change(key) or a == b:
+            continue
+        if missing in (a, b):
+            if other_recipe and key.startswith("recipe."):
+                continue
+            a, b = ("(not set)" if v is missing else v for v in (a, b))
+        out.append(f"{key}: {_show(a)} -> {_show(b)}")
+    return out
+
+
+def _start_run_json(cfg: RunConfig, resume: bool) -> None:
+    """On resume, refuse a config that differs from the run's ``run.json`` (naming every
+    option that differs); then write the run's resolved config as ``run.json``."""
+    path = Path(cfg.train.out_dir) / RUN_JSON
+    new = cfg.to_dict()
+    if resume:
+        if path.is_file():
+            try:
+                saved = json.loads(path.read_text())
+            except (OSError, ValueError):
+                raise ConfigError(
+                    f"cannot resume: {path} does not read as JSON; --overwrite starts the run over."
+                ) from None
+            diff = config_differences(saved, new)
+            if diff:
+                raise ConfigError(
+                    f"cannot resume the run in {cfg.train.out_dir} with other options: "
+                    f"{', '.join(diff)}; use the run's options (see {path}), --overwrite to "
+                    "start it over, or another --out."
+                )
+        else:
+            note(
+                f"{path} is missing (a run from an older version): the run's options are "
+                "not checked beyond the checkpoint's training options."
+            )
+    if dist.rank() == 0:
+        atomic_write_bytes(path, json.dumps(new, indent=2).encode())
+
+
+def run(cfg: RunConfig, resume: bool = False, overwrite: bool = False) -> dict[str, Any]:
+    """Train and evaluate one run; write ``run.json`` (the resolved config, when training
+    starts), ``results.json`` (and the report) into ``cfg.train.out_dir``. Returns what
+    results.json holds.
+
+    The folder is checked first (:func:`check_out_dir`): a folder holding a run needs
+    ``resume`` (continue it: the options must match its ``run.json``, but for
+    :data:`RESUME_MAY_CHANGE`) or ``overwrite`` (replace it)."""
     modality = MODALITIES[cfg.modality]
     t_start = time.time()
+    check_out_dir(cfg.train.out_dir, resume=resume, overwrite=overwrite)
     torch.manual_seed(cfg.train.seed)
     data = modality.load(cfg.data.name)
     train, val = split_validation(data.train, cfg.data.val_size, cfg.train.seed)
     cfg, recipe, encoder_name = modality.build(cfg, train, data)
+    _start_run_json(cfg, resume)
     protocol = data.protocol if train.labels is not None or data.protocol == "retrieval" else None
     frozen = None
     if protocol and modality.frozen_baseline(cfg):  # the pre-trained start, as it is now
@@ -326,6 +475,12 @@ def run(cfg: RunConfig, resume: bool = False) -> dict[str, Any]:
             confusion = _classifier_figures(recipe, features, rows, result)
         results["evaluation"] = result.to_dict()
         results["summary"] = result.format().splitlines()
+        if result.split == "val":  # say where the figures come from
+            rows_word = "texts" if modality.name == "text" else "images"
+            results["summary"].append(
+                f"evaluated on the validation split ({len(val)} {rows_word} held out of the "
+                f"training data, seed {cfg.train.seed}): {data.name} has no labelled test split."
+            )
         if cfg.eval.report:
             results["report"] = str(
                 _report(cfg, modality, data, result, history, features, rows, confusion, trainer)

@@ -70,7 +70,8 @@ def losses() -> None:
 
 def _error(err: Exception) -> typer.Exit:
     """Print a one-line error and return the exit (code 2) to raise."""
-    typer.secho(f"error: {err}", fg=typer.colors.RED, err=True)
+    text = " ".join(str(err).split()) or type(err).__name__  # one line, whatever the message
+    typer.secho(f"error: {text}", fg=typer.colors.RED, err=True)
     return typer.Exit(2)
 
 
@@ -78,6 +79,7 @@ def _train(
     config: str | None,
     set_: list[str] | None,
     resume: bool,
+    overwrite: bool,
     print_config: bool,
     **flags: object,
 ) -> None:
@@ -88,6 +90,11 @@ def _train(
     then the flags given here, then --set KEY=VALUE (a dotted key such as train.lr or
     recipe.queue_size, or a bare key that names one option, e.g. queue_size). The recipe's
     own options are set with --set. --print-config prints the resulting options.
+
+    A folder that already holds a run is not overwritten: --resume continues it (its options
+    must be the run's, as saved in run.json; only train.out_dir, train.progress,
+    train.device, train.tensorboard, train.max_minutes and the eval options may change), and
+    --overwrite replaces it.
     """
     import json
     import os
@@ -107,7 +114,7 @@ def _train(
                     note(str(w.message))
             else:
                 warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
-    except (ValueError, FileNotFoundError) as err:
+    except (ValueError, OSError) as err:
         raise _error(err) from None
     if print_config:
         typer.echo(json.dumps(cfg.resolved().to_dict(), indent=2))
@@ -117,8 +124,8 @@ def _train(
 
     dist.init_from_env()  # under torchrun: join the process group (gloo on CPU, nccl on CUDA)
     try:
-        results = run_experiment(cfg, resume=resume)
-    except (ValueError, FileNotFoundError) as err:
+        results = run_experiment(cfg, resume=resume, overwrite=overwrite)
+    except (ValueError, OSError) as err:
         raise _error(err) from None
     finally:
         main_process = dist.rank() == 0
@@ -184,7 +191,20 @@ def _train_command():
             "resume",
             kw,
             annotation=bool,
-            default=typer.Option(False, "--resume", help="Continue from the checkpoint in --out."),
+            default=typer.Option(
+                False,
+                "--resume",
+                help="Continue the run in --out from its checkpoint (same options but "
+                "train.out_dir, progress, device, tensorboard, max_minutes and eval.*).",
+            ),
+        ),
+        inspect.Parameter(
+            "overwrite",
+            kw,
+            annotation=bool,
+            default=typer.Option(
+                False, "--overwrite", help="Replace the run --out already holds (if any)."
+            ),
         ),
         inspect.Parameter(
             "print_config",
@@ -236,6 +256,9 @@ def demo(
     out: str = typer.Option("runs/demo", "--out", help="Output folder."),
     epochs: int = typer.Option(150, help="Training epochs."),
     progress: bool = typer.Option(True, help="Show a progress bar."),
+    overwrite: bool = typer.Option(
+        False, "--overwrite", help="Replace the run --out already holds (if any)."
+    ),
 ) -> None:
     """Train SimCLR on the built-in digits, evaluate on the test split, write the report."""
     from contrastkit.app.experiment import demo_config, run_experiment
@@ -243,7 +266,10 @@ def demo(
     cfg = demo_config(out, epochs)
     cfg.train.progress = progress
     typer.echo(f"contrastkit demo: SimCLR, ResNet-18 (1/4 width), digits, {epochs} epochs -> {out}")
-    results = run_experiment(cfg)
+    try:
+        results = run_experiment(cfg, overwrite=overwrite)
+    except (ValueError, OSError) as err:
+        raise _error(err) from None
     for line in results["summary"][:1] + [
         ln for ln in results["summary"] if ln.startswith("linear-probe accuracy")
     ]:
