@@ -219,3 +219,22 @@ def test_written_files_respect_the_umask(digits, tmp_path):
     for name in ("checkpoint.safetensors", "log.csv", "encoder.safetensors", "encoder.json"):
         assert (tmp_path / name).stat().st_mode & 0o777 == 0o644, name
     assert (tmp_path / "private.safetensors").stat().st_mode & 0o777 == 0o600
+
+
+# ------------------------------------------------------------------ 4. log.csv on resume
+def test_resume_truncates_a_log_that_ran_ahead_of_the_checkpoint(digits, tmp_path):
+    import shutil
+
+    train = digits.train.subset(range(256))
+    Trainer(_recipe(), train, _cfg(tmp_path, epochs=3)).fit(stop_after_epoch=1)
+    shutil.copy(tmp_path / "checkpoint.safetensors", tmp_path / "epoch1.safetensors")
+    Trainer(_recipe(), train, _cfg(tmp_path, epochs=3)).fit(resume=True, stop_after_epoch=2)
+    assert len((tmp_path / "log.csv").read_text().splitlines()) == 3  # header + 2 epochs
+    # a kill after epoch 2's log but before its checkpoint: the checkpoint is epoch 1's
+    os.replace(tmp_path / "epoch1.safetensors", tmp_path / "checkpoint.safetensors")
+    Trainer(_recipe(), train, _cfg(tmp_path, epochs=3)).fit(resume=True, stop_after_epoch=1)
+    lines = (tmp_path / "log.csv").read_text().splitlines()
+    assert len(lines) == 2 and lines[1].startswith("1,")
+    Trainer(_recipe(), train, _cfg(tmp_path, epochs=3)).fit(resume=True)
+    epochs = [line.split(",")[0] for line in (tmp_path / "log.csv").read_text().splitlines()[1:]]
+    assert epochs == ["1", "2", "3"]

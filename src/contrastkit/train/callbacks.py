@@ -278,16 +278,24 @@ class Checkpoint(Callback):
 
 class CSVLogger(Callback):
     """``out_dir/log.csv``: one row per epoch (rewritten whole, atomically, after the
-    checkpoint, so it never runs ahead of it)."""
+    checkpoint, so it never runs ahead of it). A resumed run rewrites it from the
+    checkpoint's history first: rows a killed run logged past its last checkpoint go."""
 
     def on_fit_start(self, trainer: Trainer) -> None:
         path = trainer.out_dir / "log.csv"
-        if trainer.is_main and trainer.step == 0 and path.exists():
+        if not trainer.is_main:
+            return
+        if trainer.history:
+            self._write(trainer)
+        elif path.exists():
             path.unlink()
 
     def on_epoch_end(self, trainer: Trainer, row: dict[str, float]) -> None:
-        if not trainer.is_main:
-            return
+        if trainer.is_main:
+            self._write(trainer)
+
+    @staticmethod
+    def _write(trainer: Trainer) -> None:
         # rows differ in their columns (the monitor runs every few epochs), so the header is
         # the union of all keys, in first-seen order
         fields: dict[str, None] = {}
