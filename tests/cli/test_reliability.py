@@ -231,3 +231,10 @@ def test_image_folder_is_evaluated_on_the_validation_split(tmp_path):
     results = json.loads((out / "results.json").read_text())
     assert results["evaluation"]["split"] == "val" and results["data"]["val"] == 6
     assert "validation split" in results["summary"][-1]
+
+
+def test_demo_does_not_overwrite_a_run_either(tmp_path):
+    (tmp_path / "results.json").write_text("{}")
+    r = CliRunner().invoke(app, ["demo", "--out", str(tmp_path), "--epochs", "1"])
+    line = _one_error_line(r)
+    assert "already holds a run" in line and "--overwrite" in line

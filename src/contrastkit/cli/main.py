@@ -262,7 +262,16 @@ def demo(
 ) -> None:
     """Train SimCLR on the built-in digits, evaluate on the test split, write the report."""
     from contrastkit.app.experiment import demo_config, run_experiment
+    from contrastkit.app.pipeline import RUN_FILES
 
+    held = [name for name in RUN_FILES if (Path(out) / name).exists()]
+    if held and not overwrite:
+        raise _error(
+            ValueError(
+                f"{out} already holds a run ({', '.join(held)}); --overwrite replaces it, or "
+                "choose another --out."
+            )
+        )
     cfg = demo_config(out, epochs)
     cfg.train.progress = progress
     typer.echo(f"contrastkit demo: SimCLR, ResNet-18 (1/4 width), digits, {epochs} epochs -> {out}")
