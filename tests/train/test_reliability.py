@@ -238,3 +238,52 @@ def test_resume_truncates_a_log_that_ran_ahead_of_the_checkpoint(digits, tmp_pat
     Trainer(_recipe(), train, _cfg(tmp_path, epochs=3)).fit(resume=True)
     epochs = [line.split(",")[0] for line in (tmp_path / "log.csv").read_text().splitlines()[1:]]
     assert epochs == ["1", "2", "3"]
+
+
+# ------------------------------------------------------------------ 6. resume, other settings
+def test_resume_names_every_option_that_differs(digits, tmp_path):
+    train = digits.train.subset(range(256))
+    Trainer(_recipe(), train, _cfg(tmp_path, epochs=2)).fit(stop_after_epoch=1)
+    other = _cfg(tmp_path, epochs=2, lr=0.5, warmup_epochs=0.5, precision="bf16")
+    with pytest.raises(ValueError, match="cannot resume from") as e:
+        Trainer(_recipe(), train, other).fit(resume=True)
+    msg = str(e.value)
+    assert "\n" not in msg
+    for part in ("lr=0.2 -> 0.5", "warmup_epochs=1.0 -> 0.5", "precision='auto' -> 'bf16'"):
+        assert part in msg, msg
+    # what only watches the run or says where it runs may change
+    same = _cfg(tmp_path, epochs=2, monitor_every=3, knn_k=5, divergence_factor=1e5, progress=False)
+    resumed = Trainer(_recipe(), train, same)
+    resumed.fit(resume=True)
+    assert resumed.epoch == 2
+
+
+def test_resume_with_another_recipe_or_model_is_one_clear_line(digits, tmp_path):
+    from contrastkit.recipes import SupCon, SupConConfig
+
+    train = digits.train.subset(range(256))
+    Trainer(_recipe(), train, _cfg(tmp_path, epochs=2)).fit(stop_after_epoch=1)
+    torch.manual_seed(0)
+    supcon = SupCon(
+        SmallCNN(in_channels=1, width=8, stages=2),
+        SupConConfig(image_size=8, channels=1, flip=0, proj_hidden=32),
+    )
+    with pytest.raises(ValueError, match=r"recipe='simclr' -> 'supcon'"):
+        Trainer(supcon, train, _cfg(tmp_path, epochs=2)).fit(resume=True)
+    wider = Trainer(_recipe(width=16), train, _cfg(tmp_path, epochs=2))
+    with pytest.raises(ValueError, match="trained with a different model") as e:
+        wider.fit(resume=True)
+    msg = str(e.value)
+    assert "\n" not in msg and "checkpoint.safetensors" in msg and len(msg) < 600
+    assert "use the same --encoder/--recipe" in msg and "a new out_dir" in msg
+    deeper = Trainer(
+        SimCLR(
+            SmallCNN(in_channels=1, width=8, stages=3),
+            SimCLRConfig(image_size=8, channels=1, flip=0, proj_hidden=32),
+        ),
+        train,
+        _cfg(tmp_path, epochs=2),
+    )
+    with pytest.raises(ValueError, match="missing keys: ") as e:
+        deeper.fit(resume=True)
+    assert "\n" not in str(e.value)

@@ -93,13 +93,13 @@ def load_weights(module: torch.nn.Module, state: dict[str, Any], what: str, fix:
     if missing or unexpected or shapes:
         parts = []
         for label, keys in (
-            ("missing", missing),
-            ("unexpected", unexpected),
-            ("other shape", shapes),
+            ("missing keys", missing),
+            ("unexpected keys", unexpected),
+            ("keys of another shape", shapes),
         ):
             if keys:
                 shown = ", ".join(keys[:5]) + (f", … ({len(keys)} in all)" if len(keys) > 5 else "")
-                parts.append(f"{label} keys: {shown}")
+                parts.append(f"{label}: {shown}")
         raise ValueError(
             f"{what} was trained with a different model ({'; '.join(parts)}); use {fix}."
         )

@@ -52,13 +52,14 @@ from contrastkit.train.callbacks import (
     TimeBudget,
 )
 from contrastkit.train.checkpoint import load_state, save_state
-from contrastkit.train.export import export_encoder, load_encoder
+from contrastkit.train.export import export_encoder, load_encoder, load_weights
 from contrastkit.train.grad_cache import grad_cache_step
 from contrastkit.train.optim import build_optimizer, warmup_cosine
 from contrastkit.train.precision import autocast, resolve_precision
 from contrastkit.train.recipe import LossOutput, Recipe
 
 __all__ = [
+    "RESUME_MAY_CHANGE",
     "CollapseWarning",
     "DivergenceError",
     "TrainConfig",
@@ -73,6 +74,26 @@ CHECKPOINT = "checkpoint.safetensors"
 class DivergenceError(FloatingPointError, ValueError):
     """Training diverged (non-finite loss or weights, or weights that exploded): the run
     stopped before writing anything, so the last checkpoint on disk is the last good one."""
+
+
+#: TrainConfig options a resumed run may change: where and how it runs, and what only watches
+#: the run (the monitor, the collapse warning, the divergence test). Every other option shapes
+#: the weights (the schedule, batches, numerics), so a resume must keep it.
+RESUME_MAY_CHANGE = frozenset(
+    {
+        "out_dir",
+        "progress",
+        "device",
+        "tensorboard",
+        "max_minutes",
+        "monitor_every",
+        "knn_k",
+        "knn_temperature",
+        "collapse_std_ratio",
+        "collapse_rank",
+        "divergence_factor",
+    }
+)
 
 
 #: lr multiplier as a function of batch_size / 256
@@ -403,10 +424,16 @@ class Trainer:
             "history": self.history,
             "weight_start": self.weight_start,
             "config": asdict(self.config),
+            "recipe_name": self.recipe.name,
         }
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.recipe.load_state_dict(state["recipe"])
+    def load_state_dict(self, state: dict[str, Any], source: str = "the checkpoint") -> None:
+        load_weights(
+            self.recipe,
+            state["recipe"],
+            source,
+            "the same --encoder/--recipe (and their options) or a new out_dir",
+        )
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         ranks = state.get("rng_cpu_ranks") or []
@@ -436,22 +463,42 @@ class Trainer:
     def resume(self, path: str | os.PathLike | None = None) -> bool:
         """Load the latest checkpoint (``out_dir/checkpoint.safetensors`` by default).
 
+        The checkpoint's :class:`TrainConfig` must match this run's in every option but
+        :data:`RESUME_MAY_CHANGE` (``out_dir``, ``progress``, ``device``, ``tensorboard``,
+        ``max_minutes``, the monitor's, the collapse warning's and ``divergence_factor``), and
+        its recipe must be this run's: one ``ValueError`` names every difference. A model
+        whose weights do not fit (another encoder) is refused in one line too.
+
         Returns False when there is none (training starts from scratch).
         """
         path = Path(path) if path else self.out_dir / CHECKPOINT
         if not path.exists():
             return False
         state = load_state(path, device="cpu")
-        saved = state["config"]
-        for key in ("batch_size", "epochs", "seed", "optimizer"):
-            if saved.get(key) != getattr(self.config, key):
-                raise ValueError(
-                    f"cannot resume from {path}: it was trained with {key}={saved.get(key)!r}, "
-                    f"this run has {key}={getattr(self.config, key)!r}. Use the same settings "
-                    f"or a new out_dir."
-                )
-        self.load_state_dict(state)
+        diffs = self.config_differences(state.get("config") or {})
+        saved_recipe = state.get("recipe_name")
+        if saved_recipe is not None and saved_recipe != self.recipe.name:
+            diffs.insert(0, f"recipe={saved_recipe!r} -> {self.recipe.name!r}")
+        if diffs:
+            raise ValueError(
+                f"cannot resume from {path} with other settings ({'; '.join(diffs)}); use the "
+                f"checkpoint's settings or a new out_dir."
+            )
+        self.load_state_dict(state, f"the checkpoint in {path}")
         return True
+
+    def config_differences(self, saved: dict[str, Any]) -> list[str]:
+        """``"option=old -> new"`` for every option of a saved config (``asdict`` of a
+        TrainConfig) that differs from this run's, but :data:`RESUME_MAY_CHANGE`; options the
+        saved config does not have (older versions) are not compared."""
+        import json
+
+        current = json.loads(json.dumps(asdict(self.config)))  # tuples -> lists, as saved
+        return [
+            f"{key}={saved[key]!r} -> {value!r}"
+            for key, value in current.items()
+            if key not in RESUME_MAY_CHANGE and key in saved and saved[key] != value
+        ]
 
     # ------------------------------------------------------------------ loop
     def _batches(self, epoch: int):
