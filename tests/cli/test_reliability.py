@@ -238,3 +238,20 @@ def test_demo_does_not_overwrite_a_run_either(tmp_path):
     r = CliRunner().invoke(app, ["demo", "--out", str(tmp_path), "--epochs", "1"])
     line = _one_error_line(r)
     assert "already holds a run" in line and "--overwrite" in line
+
+
+def test_embed_an_image_folder_without_test_split_suggests_split_train(tmp_path):
+    from PIL import Image
+
+    for c in range(2):
+        (tmp_path / "imgs" / f"c{c}").mkdir(parents=True)
+        for i in range(3):
+            Image.fromarray(np.full((8, 8), 80 * c, "uint8")).save(
+                tmp_path / "imgs" / f"c{c}" / f"{i}.png"
+            )
+    args = ["embed", "--encoder", str(tmp_path), "--data", str(tmp_path / "imgs")]
+    r = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "e.npy")])
+    line = _one_error_line(r)
+    assert "has no 'test' split" in line and "--split train" in line
+    line = _one_error_line(CliRunner().invoke(app, [*args, "--out", "e.npy", "--split", "val"]))
+    assert "--split must be train or test" in line

@@ -131,10 +131,14 @@ def embed_dataset(
 
     from contrastkit.train import load_encoder
 
+    if split not in ("train", "test"):
+        raise ValueError(f"--split must be train or test, got {split!r}.")
     splits = load_dataset(data)
     part = splits.train if split == "train" else splits.test
     if part is None:
-        raise ValueError(f"{data} has no {split!r} split.")
+        raise ValueError(
+            f"{data} has no {split!r} split; embed its training split with --split train."
+        )
     enc = load_encoder(encoder_dir, device=device)
     feats = extract_features(enc, part.images, device=device).numpy()
     ids = np.arange(len(part)) if part.paths is None else np.array(part.paths)
