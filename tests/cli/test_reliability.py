@@ -92,7 +92,17 @@ def test_resume_refuses_other_options_naming_each(trainer, tmp_path):
     assert "--overwrite" in line and trainer.resumed == [False]  # the first run only
     # the options that may change on resume do
     ok = [*TINY, "--recipe", "supcon", "--encoder", "resnet18", "--out", str(out), "--resume"]
-    r = _train(*ok, "--progress", "--max-minutes", "5", "--no-linear-probe", "--device", "cpu")
+    r = _train(
+        *ok,
+        "--progress",
+        "--max-minutes",
+        "5",
+        "--no-linear-probe",
+        "--device",
+        "cpu",
+        "--monitor-every",
+        "3",
+    )
     assert r.exit_code == 0, r.output
     assert trainer.resumed == [False, True]
 

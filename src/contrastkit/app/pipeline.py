@@ -51,6 +51,7 @@ from contrastkit.evaluate import classification_report, extract_features
 from contrastkit.evaluate.protocols import ProtocolResult, get_protocol
 from contrastkit.train import Trainer
 from contrastkit.train.checkpoint import atomic_write_bytes
+from contrastkit.train.trainer import RESUME_MAY_CHANGE as TRAIN_MAY_CHANGE
 
 __all__ = [
     "MODALITIES",
@@ -292,14 +293,13 @@ RUN_FILES = ("checkpoint.safetensors", "results.json", "encoder.safetensors")
 #: the run's resolved config, written when training starts; --resume compares with it
 RUN_JSON = "run.json"
 
-#: options that may differ when a run is resumed (``node.*``: every option of the node); any
-#: other difference between the run's ``run.json`` and the resuming config is refused
+#: options that may differ when a run is resumed (``node.*``: every option of the node): the
+#: Trainer's :data:`~contrastkit.train.trainer.RESUME_MAY_CHANGE` (train.out_dir, progress,
+#: device, tensorboard, max_minutes, and what only watches the run: the monitor, the collapse
+#: and divergence tests) and the evaluation after training; any other difference between the
+#: run's ``run.json`` and the resuming config is refused
 RESUME_MAY_CHANGE = (
-    "train.out_dir",
-    "train.progress",
-    "train.device",
-    "train.tensorboard",
-    "train.max_minutes",
+    *(f"train.{k}" for k in sorted(TRAIN_MAY_CHANGE)),  # out_dir, progress, device, ...
     "eval.*",
 )
 

@@ -93,8 +93,9 @@ def _train(
 
     A folder that already holds a run is not overwritten: --resume continues it (its options
     must be the run's, as saved in run.json; only train.out_dir, train.progress,
-    train.device, train.tensorboard, train.max_minutes and the eval options may change), and
-    --overwrite replaces it.
+    train.device, train.tensorboard, train.max_minutes, the options of the kNN monitor and of
+    the collapse and divergence tests, and the eval options may change), and --overwrite
+    replaces it.
     """
     import json
     import os
@@ -195,7 +196,8 @@ def _train_command():
                 False,
                 "--resume",
                 help="Continue the run in --out from its checkpoint (same options but "
-                "train.out_dir, progress, device, tensorboard, max_minutes and eval.*).",
+                "train.out_dir, progress, device, tensorboard, max_minutes, the monitor's and "
+                "warnings' options, and eval.*).",
             ),
         ),
         inspect.Parameter(
