@@ -86,7 +86,7 @@ def run_one(name: str, out: Path, minutes: float, view_size: int | None = None) 
     from contrastkit.app.experiment import run_experiment
 
     # the trainer times its first steps and fits the epochs (≤ 100) to the budget
-    res = run_experiment(experiment(name, out, 100, minutes, view_size))
+    res = run_experiment(experiment(name, out, 100, minutes, view_size), overwrite=True)
     epochs = res["epochs"]
     last = res["history"][-1]
     ev = res["evaluation"]  # the classification protocol's flat result (raw pixels beside)
