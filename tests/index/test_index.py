@@ -133,7 +133,7 @@ def test_a_failed_save_leaves_the_previous_one_loadable(tmp_path, monkeypatch):
     index.save(tmp_path)
     assert len(EmbeddingIndex.load(tmp_path)) == 15
     assert len(list(tmp_path.glob("embeddings-*.safetensors"))) == 1  # leftovers cleaned up
-    assert not list(tmp_path.glob(".*.tmp"))
+    assert not list(tmp_path.glob(".*.tmp*"))  # no temp file of the atomic writer is left
 
 
 def test_saved_files_hold_no_pickles(tmp_path):

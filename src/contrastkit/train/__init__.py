@@ -11,7 +11,7 @@ from contrastkit.train.callbacks import (
     TensorBoardLogger,
     TimeBudget,
 )
-from contrastkit.train.checkpoint import load_state, save_state
+from contrastkit.train.checkpoint import DamagedFileError, load_state, save_state
 from contrastkit.train.grad_cache import RandomState, grad_cache_step
 from contrastkit.train.optim import (
     LARS,
@@ -23,6 +23,7 @@ from contrastkit.train.optim import (
 from contrastkit.train.precision import bf16_supported, resolve_precision
 from contrastkit.train.trainer import (
     CollapseWarning,
+    DivergenceError,
     TrainConfig,
     Trainer,
     export_encoder,
@@ -37,6 +38,8 @@ __all__ = [
     "Checkpoint",
     "CollapseMonitor",
     "CollapseWarning",
+    "DamagedFileError",
+    "DivergenceError",
     "ExportEncoder",
     "KNNMonitor",
     "ProgressBar",
