@@ -265,3 +265,42 @@ def test_embed_an_image_folder_without_test_split_suggests_split_train(tmp_path)
     assert "has no 'test' split" in line and "--split train" in line
     line = _one_error_line(CliRunner().invoke(app, [*args, "--out", "e.npy", "--split", "val"]))
     assert "--split must be train or test" in line
+
+
+def test_embed_writes_parquet_and_names_the_extra_without_pyarrow(tmp_path, monkeypatch):
+    import builtins
+
+    import pyarrow.parquet as pq
+
+    from contrastkit.app.experiment import embed_dataset
+    from contrastkit.encoders import SmallCNN
+    from contrastkit.train import export_encoder
+
+    enc_dir = tmp_path / "enc"
+    export_encoder(SmallCNN(in_channels=1, width=8, stages=2), enc_dir, "small_cnn")
+    out = embed_dataset(enc_dir, "digits", tmp_path / "e.parquet")
+    table = pq.read_table(out)
+    assert table.num_rows == 540 and set(table.column_names) == {"id", "embedding", "label"}
+    assert len(table.column("embedding")[0]) == SmallCNN(in_channels=1, width=8, stages=2).out_dim
+
+    real_import = builtins.__import__
+
+    def no_pyarrow(name, *args, **kwargs):
+        if name.startswith("pyarrow"):
+            raise ImportError(name)
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_pyarrow)
+    r = CliRunner().invoke(
+        app,
+        [
+            "embed",
+            "--encoder",
+            str(enc_dir),
+            "--data",
+            "digits",
+            "--out",
+            str(tmp_path / "x.parquet"),
+        ],
+    )
+    assert r.exit_code == 2 and "contrastkit[parquet]" in r.output and "Traceback" not in r.output

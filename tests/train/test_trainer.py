@@ -264,8 +264,14 @@ def test_collapse_warning(digits, tmp_path):
     recipe = Collapsed(
         SmallCNN(1, width=8, stages=2), SimCLRConfig(image_size=8, channels=1, proj_hidden=32)
     )
-    with pytest.warns(CollapseWarning, match="collapsed"):
+    with pytest.warns(CollapseWarning, match="collapsed") as caught:
         Trainer(recipe, digits.train.subset(range(256)), _cfg(tmp_path, epochs=1)).fit()
+    text = str(caught[0].message)
+    assert "spread std·√D" in text  # it names only the conditions that hold, each true
+    if "effective rank" in text:
+        rank, bound = map(float, text.split("effective rank ")[1].split(")")[0].split(" < "))
+        assert rank < bound
+    assert caught[0].filename == __file__  # points at the caller of fit, not the trainer
 
 
 def test_errors(digits, tmp_path):

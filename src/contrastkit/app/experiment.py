@@ -133,6 +133,18 @@ def embed_dataset(
 
     if split not in ("train", "test"):
         raise ValueError(f"--split must be train or test, got {split!r}.")
+    out = Path(out)
+    if out.suffix not in (".npy", ".parquet"):
+        raise ValueError(f"--out must end in .npy or .parquet, got {out.name}.")
+    if out.suffix == ".parquet":
+        try:
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+        except ImportError:
+            raise ValueError(
+                "writing .parquet needs pyarrow: pip install 'contrastkit[parquet]' (or "
+                "pip install pyarrow), or write .npy instead."
+            ) from None
     splits = load_dataset(data)
     part = splits.train if split == "train" else splits.test
     if part is None:
@@ -143,21 +155,15 @@ def embed_dataset(
     feats = extract_features(enc, part.images, device=device).numpy()
     ids = np.arange(len(part)) if part.paths is None else np.array(part.paths)
     labels = None if part.labels is None else part.labels.numpy()
-    out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     if out.suffix == ".parquet":
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-
         cols = {"id": ids, "embedding": list(feats)}
         if labels is not None:
             cols["label"] = labels
         pq.write_table(pa.table(cols), out)
-    elif out.suffix == ".npy":
+    else:
         np.save(out, feats)
         np.save(out.with_suffix(".ids.npy"), ids)
         if labels is not None:
             np.save(out.with_suffix(".labels.npy"), labels)
-    else:
-        raise ValueError(f"--out must end in .npy or .parquet, got {out.name}.")
     return out

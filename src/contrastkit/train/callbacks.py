@@ -161,14 +161,18 @@ class CollapseMonitor(Callback):
             return
         stats = collapse_stats(torch.cat(embeds))
         row.update({f"emb_{k}": v for k, v in stats.items()})
-        if stats["std_ratio"] < self.std_ratio or stats["effective_rank"] < self.rank:
+        why = []  # only the conditions that hold
+        if stats["std_ratio"] < self.std_ratio:
+            why.append(f"spread std·√D = {stats['std_ratio']:.3f} < {self.std_ratio}")
+        if stats["effective_rank"] < self.rank:
+            why.append(f"effective rank {stats['effective_rank']:.2f} < {self.rank}")
+        if why:
             warnings.warn(
-                f"epoch {trainer.epoch}: embeddings look collapsed (std·√D = "
-                f"{stats['std_ratio']:.3f} < {self.std_ratio} or effective rank "
-                f"{stats['effective_rank']:.2f} < {self.rank}). Lower the learning rate, "
-                f"raise the temperature, or check the views (too weak augmentation).",
+                f"epoch {trainer.epoch}: embeddings look collapsed ({' and '.join(why)}). Lower "
+                f"the learning rate, raise the temperature, or check the views (too weak "
+                f"augmentation).",
                 CollapseWarning,
-                stacklevel=2,
+                stacklevel=5,  # the caller of Trainer.fit (via fit, _fit, _call)
             )
 
 
