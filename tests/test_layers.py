@@ -150,3 +150,10 @@ def test_the_checker_sees_a_cycle_and_an_upward_arrow():
     assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
     assert find_cycle({"a": {"b"}, "b": set()}) is None
     assert RANK["train"] < RANK["losses"]  # train sits above the toolbox
+
+
+def test_architecture_md_names_every_layer():
+    text = (ROOT.parents[1] / "ARCHITECTURE.md").read_text()
+    named = {name for names in LAYERS for name in names if not name.startswith("_")}
+    missing = sorted(n for n in named if n not in text)
+    assert not missing, f"ARCHITECTURE.md does not mention {missing}"
