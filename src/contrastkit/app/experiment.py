@@ -22,7 +22,7 @@ from contrastkit.app.pipeline import MODALITIES, build_recipe, evaluate_run
 from contrastkit.app.pipeline import run as run_experiment
 from contrastkit.app.splits import split_validation
 from contrastkit.data import load_dataset
-from contrastkit.evaluate import DEFAULT_K_GRID, extract_features
+from contrastkit.evaluate import extract_features
 
 __all__ = [
     "RunConfig",
@@ -61,12 +61,12 @@ def evaluate_encoder(
     encoder_dir: str | os.PathLike,
     data: str,
     *,
-    knn_k: int = 200,
-    knn_temperature: float = 0.1,
-    knn_select_k: tuple[int, ...] = DEFAULT_K_GRID,
-    val_size: float = 0.1,
-    seed: int = 0,
-    probe: bool = True,
+    knn_k: int | None = None,
+    knn_temperature: float | None = None,
+    knn_select_k: tuple[int, ...] | None = None,
+    val_size: float | None = None,
+    seed: int | None = None,
+    probe: bool | None = None,
     report: str | os.PathLike | None = None,
     device: str = "cpu",
 ) -> dict[str, Any]:
@@ -75,7 +75,10 @@ def evaluate_encoder(
     chance beside it.
 
     k is chosen on ``val_size`` images held out of the training split; the test split is only
-    used for the reported figures. Returns the protocol's flat result
+    used for the reported figures. Options left at None take the config tree's defaults
+    (``train.knn_k``, ``train.knn_temperature``, ``eval.knn_select_k``, ``data.val_size``,
+    ``train.seed``, ``eval.linear_probe``): they are declared there only. Returns the
+    protocol's flat result
     (:meth:`~contrastkit.evaluate.protocols.ProtocolResult.to_dict`) with its lines in words
     under ``"summary"``; optionally writes an HTML report.
     """
@@ -84,15 +87,19 @@ def evaluate_encoder(
     splits = load_dataset(data)
     if splits.test is None or splits.test.labels is None or splits.train.labels is None:
         raise ValueError(f"{data} needs labelled train and test splits for evaluation.")
+    given = {
+        "data": {"name": data, "val_size": val_size},
+        "train": {"knn_k": knn_k, "knn_temperature": knn_temperature, "seed": seed},
+        "eval": {
+            "knn_select_k": None if knn_select_k is None else tuple(knn_select_k),
+            "linear_probe": probe,
+        },
+    }
     cfg = RunConfig.from_dict(
-        {
-            "data": {"name": data, "val_size": val_size},
-            "train": {"knn_k": knn_k, "knn_temperature": knn_temperature, "seed": seed},
-            "eval": {"knn_select_k": tuple(knn_select_k), "linear_probe": probe},
-        }
+        {node: {k: v for k, v in opts.items() if v is not None} for node, opts in given.items()}
     )
     enc = load_encoder(encoder_dir, device=device)
-    part, val = split_validation(splits.train, val_size, seed)
+    part, val = split_validation(splits.train, cfg.data.val_size, cfg.train.seed)
     modality = MODALITIES["image"]
     result, features, rows = evaluate_run(
         cfg, modality, "classification", enc, part, val, splits.test, device=device
