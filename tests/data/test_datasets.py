@@ -152,3 +152,35 @@ def test_image_folder_unlabelled_and_train_test(tmp_path):
     data = load_dataset(split)
     assert len(data.train) == 6 and len(data.test) == 6
     assert data.test.classes == data.train.classes
+
+
+def _make_classes(root, per_class, classes=("cat", "dog", "fox")):
+    rng = np.random.default_rng(1)
+    for c in classes:
+        (root / c).mkdir(parents=True)
+        for i in range(per_class):
+            Image.fromarray(rng.integers(0, 256, (6, 6), np.uint8)).save(root / c / f"{i}.png")
+
+
+def test_image_folder_holds_out_a_seeded_stratified_test_part(tmp_path):
+    _make_classes(tmp_path / "pets", 10)
+    data = load_dataset(tmp_path / "pets")
+    assert len(data.train) == 24 and len(data.test) == 6  # 20% of 30
+    assert torch.bincount(data.test.labels).tolist() == [2, 2, 2]  # stratified
+    assert not set(data.train.paths) & set(data.test.paths)
+    assert "held out" in data.note and "seed 0" in data.note and "6 of the 30" in data.note
+    again = load_dataset(tmp_path / "pets")  # every command reads the same split
+    assert again.test.paths == data.test.paths
+    other = load_image_folder(tmp_path / "pets", seed=1)
+    assert other.test.paths != data.test.paths
+    assert load_image_folder(tmp_path / "pets", test_fraction=0).test is None
+    # a train/ folder without test/ is held out from the same way
+    _make_classes(tmp_path / "only" / "train", 5)
+    data = load_dataset(tmp_path / "only")
+    assert len(data.test) == 3 and torch.bincount(data.test.labels).tolist() == [1, 1, 1]
+
+
+def test_image_folder_too_small_to_hold_out_says_so(tmp_path):
+    _make_folder(tmp_path)  # 6 images, 2 classes: 20% is one image, fewer than the classes
+    data = load_image_folder(tmp_path)
+    assert data.test is None and "too few" in data.note and "test/ folder" in data.note

@@ -87,6 +87,7 @@ class Modality:
     baseline: Callable[..., tuple[str, list[Tensor]]]
     report_rows: Callable[[Any], dict[str, Any]]
     frozen_baseline: Callable[[RunConfig], bool] = lambda cfg: False
+    rows_word: str = "rows"  # what a row is called in messages: "images", "texts"
 
 
 # ------------------------------------------------------------------------------- images
@@ -175,7 +176,12 @@ def _tfidf(fit: Any, *others: Any) -> tuple[str, list[Tensor]]:
 
 MODALITIES: dict[str, Modality] = {
     "image": Modality(
-        "image", _load_images, _build_image, _raw_pixels, lambda rows: {"images": rows.images}
+        "image",
+        _load_images,
+        _build_image,
+        _raw_pixels,
+        lambda rows: {"images": rows.images},
+        rows_word="images",
     ),
     "text": Modality(
         "text",
@@ -184,6 +190,7 @@ MODALITIES: dict[str, Modality] = {
         _tfidf,
         lambda rows: {"texts": list(rows.texts)},
         frozen_baseline=lambda cfg: cfg.model.encoder not in ("small_text", "small_bag"),
+        rows_word="texts",
     ),
 }
 
@@ -416,6 +423,34 @@ def _start_run_json(cfg: RunConfig, resume: bool) -> None:
         atomic_write_bytes(path, json.dumps(new, indent=2).encode())
 
 
+def fit_batch_size(cfg: RunConfig, rows: int, rows_word: str = "rows") -> RunConfig:
+    """``cfg`` with a batch that fits ``rows`` training rows, saying so when it changes.
+
+    A batch larger than the training part (the default 256 on a 200-line text file) becomes
+    the largest power of two ≤ rows / 2 (at least two steps an epoch; a multiple of the
+    process count under torch.distributed). The same data always gives the same batch, so a
+    resumed run matches its run.json.
+    """
+    if cfg.train.batch_size <= rows:
+        return cfg
+    world = dist.world_size()
+    batch = 2
+    while batch * 2 <= rows // 2:
+        batch *= 2
+    batch = max(batch - batch % world, world)
+    if batch < 2 or batch > rows:
+        raise ValueError(
+            f"{rows} training {rows_word} are too few to train on (a batch needs at least 2, "
+            f"and {world} processes need {2 * world}); add data or lower data.val_size."
+        )
+    if dist.rank() == 0:
+        note(
+            f"batch_size {cfg.train.batch_size} is larger than the {rows} training {rows_word}; "
+            f"training with batch_size {batch} (set train.batch_size to choose another)."
+        )
+    return dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, batch_size=batch))
+
+
 def run(cfg: RunConfig, resume: bool = False, overwrite: bool = False) -> dict[str, Any]:
     """Train and evaluate one run; write ``run.json`` (the resolved config, when training
     starts), ``results.json`` (and the report) into ``cfg.train.out_dir``. Returns what
@@ -430,15 +465,25 @@ def run(cfg: RunConfig, resume: bool = False, overwrite: bool = False) -> dict[s
     torch.manual_seed(cfg.train.seed)
     data = modality.load(cfg.data.name)
     train, val = split_validation(data.train, cfg.data.val_size, cfg.train.seed)
+    cfg = fit_batch_size(cfg, len(train), modality.rows_word)
     cfg, recipe, encoder_name = modality.build(cfg, train, data)
+    classes = int(torch.unique(train.labels).numel()) if train.labels is not None else 0
+    if recipe.needs_labels and classes == 1:
+        raise ValueError(
+            f"the {cfg.recipe.name} recipe contrasts classes, but every training row of "
+            f"{data.name} has the same label, so it has no negatives and learns nothing; add "
+            "rows of other classes, or train a self-supervised recipe (e.g. --recipe simclr)."
+        )
     _start_run_json(cfg, resume)
     protocol = data.protocol if train.labels is not None or data.protocol == "retrieval" else None
+    if protocol == "classification" and classes == 1:
+        protocol = None  # one class: every classifier is right, and the figures mean nothing
     frozen = None
     if protocol and modality.frozen_baseline(cfg):  # the pre-trained start, as it is now
         import copy
 
         frozen = copy.deepcopy(recipe.encoder).eval()
-    monitor = (train, val) if train.labels is not None else None
+    monitor = (train, val) if classes > 1 else None  # a kNN on one class means nothing
     trainer = Trainer(recipe, train, cfg.train, monitor=monitor, encoder_name=encoder_name)
     history = trainer.fit(resume=resume)
     train_seconds = time.time() - t_start
@@ -461,9 +506,9 @@ def run(cfg: RunConfig, resume: bool = False, overwrite: bool = False) -> dict[s
         "summary": [],
     }
     if protocol is None:
+        why = "one class only" if classes == 1 else "no labels or pairs to evaluate with"
         results["summary"] = [
-            f"no evaluation: {data.name} has no labels or pairs to evaluate with; the encoder "
-            f"is in {cfg.train.out_dir}."
+            f"no evaluation: {data.name} has {why}; the encoder is in {cfg.train.out_dir}."
         ]
     else:
         kw = dict(device=trainer.device, bf16=trainer.precision == "bf16")
@@ -476,11 +521,12 @@ def run(cfg: RunConfig, resume: bool = False, overwrite: bool = False) -> dict[s
         results["evaluation"] = result.to_dict()
         results["summary"] = result.format().splitlines()
         if result.split == "val":  # say where the figures come from
-            rows_word = "texts" if modality.name == "text" else "images"
             results["summary"].append(
-                f"evaluated on the validation split ({len(val)} {rows_word} held out of the "
+                f"evaluated on the validation split ({len(val)} {modality.rows_word} held out of the "
                 f"training data, seed {cfg.train.seed}): {data.name} has no labelled test split."
             )
+        if getattr(data, "note", "") and result.split == "test":  # a test part we held out
+            results["summary"].append(data.note)
         if cfg.eval.report:
             results["report"] = str(
                 _report(cfg, modality, data, result, history, features, rows, confusion, trainer)

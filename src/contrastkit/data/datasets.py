@@ -36,6 +36,7 @@ from contrastkit.data.idx import read_idx
 
 __all__ = [
     "DATASETS",
+    "FOLDER_LAYOUTS",
     "DataSplits",
     "ImageSet",
     "MissingDatasetError",
@@ -142,12 +143,15 @@ class DataSplits:
         name: the data set's name.
         protocol: the evaluation protocol the data set is read with by default (a name in
             :data:`contrastkit.evaluate.protocols.PROTOCOLS`): labelled images are classified.
+        note: where the splits come from when the loader made them (e.g. a test part held
+            out of a folder without one), in words for the user; "" otherwise.
     """
 
     train: ImageSet
     test: ImageSet | None
     name: str = ""
     protocol: str = "classification"
+    note: str = ""
 
     @property
     def num_classes(self) -> int:
@@ -355,17 +359,38 @@ def _read_folder_split(
     return ImageSet(images, lab, classes=list(classes), name=name, paths=paths), skipped
 
 
+#: the part of a labelled image folder without a ``test/`` folder that is held out as its test
+#: split (stratified by class, with :data:`FOLDER_TEST_SEED`, the same on every machine)
+FOLDER_TEST_FRACTION = 0.2
+FOLDER_TEST_SEED = 0
+
+#: the folder layouts :func:`load_image_folder` reads, in words (shown by ``--help`` and the README)
+FOLDER_LAYOUTS = (
+    "root/<class>/*.png (labelled; 20% held out as the test split, stratified, seed 0), "
+    "root/train/<class>/*.png + root/test/<class>/*.png (your own test split), or "
+    "root/*.png (unlabelled: trains, nothing to evaluate); PNG, JPEG, BMP, GIF, TIFF or WebP"
+)
+
+
 def load_image_folder(
     root: str | os.PathLike,
     *,
     image_size: int | tuple[int, int] | None = None,
     channels: int | None = None,
     on_error: str = "warn",
+    test_fraction: float = FOLDER_TEST_FRACTION,
+    seed: int = FOLDER_TEST_SEED,
 ) -> DataSplits:
     """Load an image folder (PNG/JPEG/... through Pillow).
 
-    Layouts: ``root/<class>/*.png`` (labelled), ``root/*.png`` (unlabelled), or
-    ``root/train/...`` and ``root/test/...`` with either layout inside.
+    Layouts (:data:`FOLDER_LAYOUTS`):
+
+    - ``root/<class>/*.png``: labelled. A seeded, stratified ``test_fraction`` of it is held
+      out as the test split (the same images on every machine and in every command: train,
+      evaluate and embed read the same split); ``DataSplits.note`` says so.
+    - ``root/train/...`` and ``root/test/...`` with the class layout inside: your own split
+      (a ``train/`` without ``test/`` is held out from as above).
+    - ``root/*.png``: unlabelled; no test split (nothing to evaluate against).
 
     Args:
         root: the folder.
@@ -374,6 +399,9 @@ def load_image_folder(
         channels: 1 (grayscale) or 3 (RGB); default: grayscale if the first image is.
         on_error: ``"warn"`` skips unreadable or corrupt images and warns with their paths;
             ``"raise"`` stops at the first one with its path.
+        test_fraction: the part of a labelled folder without ``test/`` held out as the test
+            split (0 holds nothing out).
+        seed: the held-out part's shuffle (fixed by default, so every command sees one split).
 
     Example:
         >>> from contrastkit.data import load_image_folder
@@ -401,9 +429,40 @@ def load_image_folder(
                 on_error,
                 f"{name}/test",
             )
-        return DataSplits(train, test, name=name)
-    train, _ = _read_folder_split(root, None, image_size, channels, on_error, name)
-    return DataSplits(train, None, name=name)
+        if test is not None:
+            return DataSplits(train, test, name=name)
+    else:
+        train, _ = _read_folder_split(root, None, image_size, channels, on_error, name)
+    return _hold_out_test(train, name, test_fraction, seed)
+
+
+def _hold_out_test(train: ImageSet, name: str, fraction: float, seed: int) -> DataSplits:
+    """A labelled folder without a test split: hold a stratified ``fraction`` out as one."""
+    if train.labels is None or not fraction:
+        return DataSplits(train, None, name=name)
+    if not 0 < fraction < 1:
+        raise ValueError(f"test_fraction must be in [0, 1), got {fraction!r}.")
+    from contrastkit.data.splits import stratified_split
+
+    try:
+        fit, test = stratified_split(train.labels, fraction, seed)
+    except ValueError as err:
+        why = " ".join(str(err).split())
+        return DataSplits(
+            train,
+            None,
+            name=name,
+            note=f"{name} has no test/ folder and {len(train)} images are too few to hold a "
+            f"stratified test part out ({why}); add a test/ folder to evaluate on one.",
+        )
+    return DataSplits(
+        train.subset(fit, f"{name}/train"),
+        train.subset(test, f"{name}/test"),
+        name=name,
+        note=f"test split: {len(test)} of the {len(train)} images of {name} ("
+        f"{fraction:.0%}, stratified by class, seed {seed}), held out because the folder has "
+        "no test/ folder; the same images in every command.",
+    )
 
 
 DATASETS = {
