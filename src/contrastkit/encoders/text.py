@@ -33,12 +33,13 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
 import re
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -247,6 +248,21 @@ _HF_WEIGHT_FILES = (
 )
 
 
+@contextlib.contextmanager
+def _quiet_transformers() -> Iterator[None]:
+    """transformers' progress bars off inside the block, restored after it (the caller's
+    setting is left as it was)."""
+    from transformers.utils import logging as hf_logging
+
+    enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if enabled:
+            hf_logging.enable_progress_bar()
+
+
 class HFTextEncoder(TextEncoder):
     """A local Hugging Face encoder (BERT, MiniLM, RoBERTa, ...) with pooling: (N, L) → (N, D).
 
@@ -308,9 +324,10 @@ class HFTextEncoder(TextEncoder):
             )
         self.tokenizer.padding_side = "right"
         if any((folder / f).exists() for f in _HF_WEIGHT_FILES):
-            self.model = AutoModel.from_pretrained(
-                str(folder), local_files_only=True, dtype=torch.float32
-            )
+            with _quiet_transformers():  # no "Loading weights" bar on every load
+                self.model = AutoModel.from_pretrained(
+                    str(folder), local_files_only=True, dtype=torch.float32
+                )
         else:  # an exported encoder's folder: architecture only, weights come from the export
             from transformers import AutoConfig
 
