@@ -93,9 +93,11 @@ class DataConfig:
 
     Attributes:
         name: a built-in data set (``digits``, ``mnist``, ``fashion-mnist``; for text recipes
-            ``movie-snippets``), an image folder, or a text file (.txt one text per line;
-            .csv/.tsv/.jsonl with ``text`` and optional ``label`` / ``positive`` /
-            ``negative`` columns).
+            ``movie-snippets``), an image folder (root/<class>/*.png: 20% held out as the
+            test split, stratified, seed 0; root/train/<class>/ + root/test/<class>/: your
+            own test split; root/*.png: unlabelled), an IDX folder, or a text file (.txt one
+            text per line; .csv/.tsv/.jsonl with ``text`` and optional ``label`` /
+            ``positive`` / ``negative`` columns).
         val_size: rows held out of the training split for validation (the kNN monitor, the
             choice of k, text evaluation); a fraction if < 1.
     """
