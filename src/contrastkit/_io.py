@@ -7,13 +7,14 @@ the usual mode of a new file (0666 less the umask), not mkstemp's 0600.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-__all__ = ["atomic_write", "atomic_write_bytes", "remove_stale_temp_files"]
+__all__ = ["atomic_write", "atomic_write_bytes", "file_sha256", "remove_stale_temp_files"]
 
 #: ``.<name>.tmp-<pid>-<random>``, the temporary files of :func:`atomic_write`
 _TEMP = re.compile(r"^\..+\.tmp-(\d+)-[A-Za-z0-9_]+$")
@@ -116,3 +117,20 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
             f.write(data)
 
     atomic_write(path, write)
+
+
+def file_sha256(path: str | os.PathLike, chunk: int = 1 << 24) -> str:
+    """SHA-256 (hex) of a file's bytes, read ``chunk`` bytes at a time.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> p = pathlib.Path(tempfile.mkdtemp()) / "x"
+        >>> _ = p.write_bytes(b"abc")
+        >>> file_sha256(p)[:12]
+        'ba7816bf8f01'
+    """
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()

@@ -114,6 +114,39 @@ def test_missing_graph_is_rebuilt_and_backend_can_be_overridden(tmp_path):
     assert as_exact.search_topk(corpus[:5], 1)[1].flatten().tolist() == [0, 1, 2, 3, 4]
 
 
+def _flip(path, offset_from_end=8, n=4):
+    raw = bytearray(path.read_bytes())
+    for i in range(n):
+        raw[-offset_from_end - i] ^= 0xFF
+    path.write_bytes(bytes(raw))
+
+
+def test_damaged_index_files_are_detected_on_load(tmp_path):
+    index = EmbeddingIndex(8, backend="usearch")
+    index.add(_randn(300, 8), texts=[f"t{i}" for i in range(300)])
+    index.save(tmp_path)
+    (emb,) = tmp_path.glob("*.safetensors")
+    (graph,) = tmp_path.glob("*.usearch")
+    meta = tmp_path / "index.json"
+    good = {p: p.read_bytes() for p in (emb, graph, meta)}
+    _flip(emb)  # bytes inside the embeddings: a checksum mismatch, in one line
+    with pytest.raises(ValueError, match=r"embeddings-.*damaged.*sha256.*build the index again"):
+        EmbeddingIndex.load(tmp_path)
+    emb.write_bytes(good[emb])
+    meta.write_text(meta.read_text().replace('"t7"', '"t8"'))  # an edited text
+    with pytest.raises(ValueError, match=r"index.json: the index file is damaged.*sha256"):
+        EmbeddingIndex.load(tmp_path)
+    meta.write_bytes(good[meta][:-40])  # cut short
+    with pytest.raises(ValueError, match="not valid JSON"):
+        EmbeddingIndex.load(tmp_path)
+    meta.write_bytes(good[meta])
+    _flip(graph, offset_from_end=100)  # a damaged graph is rebuilt from the checked rows
+    with pytest.warns(UserWarning, match="does not match its checksum"):
+        loaded = EmbeddingIndex.load(tmp_path)
+    assert loaded.search(index.embeddings[5], k=1)[0][0].index == 5
+    assert EmbeddingIndex.load(tmp_path, backend="exact").texts[7] == "t7"
+
+
 def test_a_failed_save_leaves_the_previous_one_loadable(tmp_path, monkeypatch):
     import contrastkit.index.embedding_index as module
 

@@ -33,6 +33,7 @@ Example:
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import json
 import os
@@ -49,7 +50,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from contrastkit._checks import check_choice
-from contrastkit._io import atomic_write, atomic_write_bytes
+from contrastkit._io import atomic_write, atomic_write_bytes, file_sha256
 from contrastkit.neighbours import topk_similar
 
 __all__ = ["AUTO_EXACT_MAX_ROWS", "EmbeddingIndex", "SearchHit", "usearch_available"]
@@ -99,6 +100,20 @@ def _usearch_index_class():
             "or use backend='exact'."
         ) from err
     return Index
+
+
+def _record_sha256(record: dict[str, Any]) -> str:
+    """SHA-256 of an index record's canonical JSON, less its own ``sha256`` key."""
+    body = {k: v for k, v in record.items() if k != "sha256"}
+    canon = json.dumps(body, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(canon.encode()).hexdigest()
+
+
+def _damaged(path: Path, why: str) -> ValueError:
+    """The one-line error for a damaged index file."""
+    return ValueError(
+        f"{path}: the index file is damaged ({why}); build the index again (contrastkit index ...)."
+    )
 
 
 def _check_json(meta: dict[str, Any] | None) -> dict[str, Any]:
@@ -441,7 +456,11 @@ class EmbeddingIndex:
             "meta": self.meta,
             "ids": self._ids,
             "texts": self._texts,
+            # checksums of every file, verified on load: bit rot fails loudly
+            "embeddings_sha256": file_sha256(folder / emb_name),
+            "graph_sha256": None if graph_name is None else file_sha256(folder / graph_name),
         }
+        record["sha256"] = _record_sha256(record)
         data = json.dumps(record, ensure_ascii=False).encode()
         atomic_write_bytes(folder / _META_FILE, data)
         for path in folder.iterdir():
@@ -467,7 +486,14 @@ class EmbeddingIndex:
                 f"{meta_path} not found: {folder} is not a saved EmbeddingIndex; save one with "
                 f"EmbeddingIndex.save(folder)."
             )
-        record = json.loads(meta_path.read_text())
+        try:
+            record = json.loads(meta_path.read_text())
+        except (UnicodeDecodeError, ValueError):
+            raise _damaged(meta_path, "it is not valid JSON") from None
+        if not isinstance(record, dict):
+            raise _damaged(meta_path, "it is not an index record")
+        if "sha256" in record and _record_sha256(record) != record["sha256"]:
+            raise _damaged(meta_path, "its sha256 checksum does not match its contents")
         if record.get("format") != _FORMAT or record.get("version") != _VERSION:
             raise ValueError(
                 f"{meta_path} is not an EmbeddingIndex file of version {_VERSION} (format "
@@ -488,7 +514,13 @@ class EmbeddingIndex:
                 f"{emb_path} (named by {meta_path}) is missing; the folder was changed after "
                 f"saving. Save the index again."
             )
-        emb = load_file(emb_path)["embeddings"]
+        want = record.get("embeddings_sha256")
+        if want is not None and file_sha256(emb_path) != want:
+            raise _damaged(emb_path, "its sha256 checksum does not match index.json")
+        try:
+            emb = load_file(emb_path)["embeddings"]
+        except Exception as err:  # safetensors raises its own error type on a corrupt file
+            raise _damaged(emb_path, f"safetensors cannot read it: {err}") from None
         count, dim = record["count"], record["dim"]
         ids, texts = record["ids"], record["texts"]
         if tuple(emb.shape) != (count, dim) or len(ids) != count or len(texts) != count:
@@ -504,7 +536,18 @@ class EmbeddingIndex:
         index._texts = list(texts)
         index._row_of = {i: r for r, i in enumerate(ids)}
         if index._wants_graph():
-            index._load_graph(folder, record.get("graph_file"))
+            graph_file, want = record.get("graph_file"), record.get("graph_sha256")
+            path = folder / graph_file if graph_file else None
+            if path is not None and want is not None and path.is_file():
+                if file_sha256(path) != want:  # rebuilt from the verified embeddings
+                    warnings.warn(
+                        f"the usearch graph {path} does not match its checksum in index.json; "
+                        "rebuilding it from the saved embeddings (save the index again to "
+                        "store the rebuilt graph).",
+                        stacklevel=2,
+                    )
+                    graph_file = None
+            index._load_graph(folder, graph_file)
         return index
 
     def _load_graph(self, folder: Path, graph_file: str | None) -> None:
