@@ -26,6 +26,7 @@ from contrastkit.train.trainer import (
     DivergenceError,
     TrainConfig,
     Trainer,
+    TrainingInterrupted,
     export_encoder,
     load_encoder,
 )
@@ -48,6 +49,7 @@ __all__ = [
     "TimeBudget",
     "TrainConfig",
     "Trainer",
+    "TrainingInterrupted",
     "WarmupCosine",
     "bf16_supported",
     "build_optimizer",

@@ -17,7 +17,11 @@ Hooks, in the order the loop calls them:
   ``trainer.should_stop = True`` to end the run after this step;
 - ``on_epoch_end(trainer, row)``: after each epoch, ``row`` being that epoch's log row: add
   keys to it (metrics) or write it out;
-- ``on_fit_end(trainer)``: once, when the loop ends (finished, stopped or paused).
+- ``on_fit_end(trainer)``: once, when the loop ends (finished, stopped or paused);
+- ``on_fit_abort(trainer, error)``: instead of ``on_fit_end`` when :meth:`fit` raises (a
+  signal stopped it: :class:`~contrastkit.train.TrainingInterrupted`, the run diverged, a
+  callback failed): release what the callback holds (the progress bar, the TensorBoard
+  writer) and write nothing a finished run writes.
 
 Example:
     >>> from contrastkit.train.callbacks import Callback
@@ -86,6 +90,9 @@ class Callback:
     def on_fit_end(self, trainer: Trainer) -> None:
         pass
 
+    def on_fit_abort(self, trainer: Trainer, error: BaseException) -> None:
+        pass
+
 
 def _is_terminal(stream: Any) -> bool:
     """Whether ``stream`` is an interactive terminal (False for files, pipes and notebooks'
@@ -141,6 +148,10 @@ class ProgressBar(Callback):
 
     def on_fit_end(self, trainer: Trainer) -> None:
         self.bar.close()
+
+    def on_fit_abort(self, trainer: Trainer, error: BaseException) -> None:
+        if self.bar is not None:  # None: fit failed before the bar was made
+            self.bar.close()
 
 
 class CollapseMonitor(Callback):
@@ -274,7 +285,9 @@ class TimeBudget(Callback):
 
 
 class Checkpoint(Callback):
-    """Write ``out_dir/checkpoint.safetensors`` (atomically) after every epoch."""
+    """Write ``out_dir/checkpoint.safetensors`` (atomically) after every epoch. (A run
+    stopped by a signal writes one inside the epoch: the trainer does, see
+    :class:`~contrastkit.train.TrainingInterrupted`.)"""
 
     def on_epoch_end(self, trainer: Trainer, row: dict[str, float]) -> None:
         trainer.save_checkpoint()
@@ -353,6 +366,9 @@ class TensorBoardLogger(Callback):
         if self.writer is not None:
             self.writer.close()
             self.writer = None
+
+    def on_fit_abort(self, trainer: Trainer, error: BaseException) -> None:
+        self.on_fit_end(trainer)  # what was written stays: a resume purges what follows
 
 
 class ExportEncoder(Callback):

@@ -28,7 +28,11 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import signal
+import sys
+import threading
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -50,6 +54,7 @@ from contrastkit.train.callbacks import (
     ProgressBar,
     TensorBoardLogger,
     TimeBudget,
+    _is_terminal,
 )
 from contrastkit.train.checkpoint import load_state, save_state
 from contrastkit.train.export import export_encoder, load_encoder, load_weights
@@ -64,6 +69,7 @@ __all__ = [
     "DivergenceError",
     "TrainConfig",
     "Trainer",
+    "TrainingInterrupted",
     "export_encoder",
     "load_encoder",
 ]
@@ -74,6 +80,54 @@ CHECKPOINT = "checkpoint.safetensors"
 class DivergenceError(FloatingPointError, ValueError):
     """Training diverged (non-finite loss or weights, or weights that exploded): the run
     stopped before writing anything, so the last checkpoint on disk is the last good one."""
+
+
+class TrainingInterrupted(RuntimeError):
+    """Training was stopped by a signal (SIGINT: Ctrl-C, or SIGTERM): the step under way was
+    finished and a checkpoint written, from which ``fit(resume=True)`` (the CLI: the same
+    command plus ``--resume``) continues exactly, to the weights of an uninterrupted run.
+
+    Attributes:
+        signal: the signal's number (``signal.SIGINT``, ``signal.SIGTERM``).
+        signal_name: its name, e.g. ``"SIGINT"``.
+        epoch: the epoch (from 1) the run stopped in; at an epoch's end, that epoch.
+        epoch_step: the steps of that epoch done (``steps_per_epoch`` at its end).
+        steps_per_epoch: the optimiser steps of an epoch.
+        step: the optimiser steps done in the whole run.
+        checkpoint: the checkpoint written.
+    """
+
+    def __init__(
+        self,
+        signum: int,
+        epoch: int,
+        epoch_step: int,
+        steps_per_epoch: int,
+        step: int,
+        checkpoint: Path,
+    ) -> None:
+        self.signal = int(signum)
+        self.signal_name = signal.Signals(signum).name
+        self.epoch, self.epoch_step, self.steps_per_epoch = epoch, epoch_step, steps_per_epoch
+        self.step, self.checkpoint = step, Path(checkpoint)
+        super().__init__(
+            f"training interrupted ({self.signal_name}) at epoch {epoch}, step {epoch_step} of "
+            f"{steps_per_epoch}: checkpoint saved in {self.checkpoint}; fit(resume=True) (or "
+            f"the same command plus --resume) continues exactly from there."
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:  # picklable (multiprocessing reports errors)
+        return (
+            type(self),
+            (
+                self.signal,
+                self.epoch,
+                self.epoch_step,
+                self.steps_per_epoch,
+                self.step,
+                self.checkpoint,
+            ),
+        )
 
 
 #: TrainConfig options a resumed run may change: where and how it runs, and what only watches
@@ -350,6 +404,11 @@ class Trainer:
         self.epoch_steps, self.epoch_rows, self.epoch_loss = 0, 0, 0.0
         self.epoch_start, self.epoch_seconds = time.time(), 0.0
         self._metric_sums: dict[str, float] = {}
+        #: an epoch is under way (its steps started and its end not reached): a checkpoint
+        #: written now holds the epoch's progress, and a resume continues inside the epoch
+        self._in_epoch = False
+        #: the signal (SIGINT, SIGTERM) that asked the run to stop, while fit handles them
+        self._signal: int | None = None
         self._lengths: Tensor | None = None
         #: largest |weight| of the trainable parameters when training started (divergence test)
         self.weight_start: float | None = None
@@ -419,6 +478,9 @@ class Trainer:
             "rng_cpu_ranks": dist.gather_rng_states(),
             "epoch": self.epoch,
             "step": self.step,
+            # inside an epoch (a run interrupted by a signal): its steps done and running
+            # figures, so a resume skips those steps and logs the epoch's row as one run would
+            "epoch_progress": self._epoch_progress() if self._in_epoch else None,
             "total_steps": self.total_steps,
             "length_fitted": self.length_fitted,
             "history": self.history,
@@ -451,6 +513,24 @@ class Trainer:
         self.history = list(state["history"])
         start = state.get("weight_start")
         self.weight_start = float(start) if start is not None else None
+        progress = state.get("epoch_progress")  # None: saved at an epoch's end
+        self._in_epoch = bool(progress)
+        if progress:
+            self.epoch_steps = int(progress["steps"])
+            self.epoch_rows = int(progress["rows"])
+            self.epoch_loss = float(progress["loss"])
+            self._metric_sums = {k: float(v) for k, v in progress["metrics"].items()}
+            self.epoch_start = time.time() - float(progress["seconds"])
+
+    def _epoch_progress(self) -> dict[str, Any]:
+        """The epoch under way: its steps done and its running figures."""
+        return {
+            "steps": self.epoch_steps,
+            "rows": self.epoch_rows,
+            "loss": self.epoch_loss,
+            "seconds": time.time() - self.epoch_start,
+            "metrics": dict(self._metric_sums),
+        }
 
     def save_checkpoint(self) -> Path:
         """Write the checkpoint (the main process writes; every process must call this)."""
@@ -501,7 +581,9 @@ class Trainer:
         ]
 
     # ------------------------------------------------------------------ loop
-    def _batches(self, epoch: int):
+    def _batches(self, epoch: int, skip: int = 0) -> Iterator[dict[str, Any]]:
+        """The epoch's batches (the same order in every run with this seed), but the first
+        ``skip`` (done before a resume), which are neither read nor moved."""
         g = torch.Generator().manual_seed(self.config.seed * 1_000_003 + epoch)
         perm = torch.randperm(len(self.train), generator=g)
         bs, lb = self.config.batch_size, self.local_batch
@@ -510,7 +592,7 @@ class Trainer:
                 self._lengths = torch.as_tensor(self.train.row_lengths())
             perm = _group_by_length(perm, self._lengths, bs, g)
         kinds = getattr(self.train, "fields", None)
-        for i in range(self.steps_per_epoch):
+        for i in range(skip, self.steps_per_epoch):
             # the same global batch on every process; each takes its contiguous share
             idx = perm[i * bs : (i + 1) * bs][self.rank * lb : (self.rank + 1) * lb]
             # the data set's fields, and "indices": data-set indices, the global instance
@@ -527,15 +609,80 @@ class Trainer:
                 then ends with exactly the weights of an uninterrupted run.
             stop_after_epoch: end this call after that epoch (checkpoint written), e.g. to
                 split a long run into sessions; resume later with ``resume=True``.
+
+        Raises:
+            TrainingInterrupted: SIGINT (Ctrl-C) or SIGTERM arrived (fit handles them when
+                called from the main thread, and restores the previous handlers when it
+                returns or raises). The step under way is finished, a checkpoint is written
+                (inside the epoch: no step is lost) and the error raised; ``resume=True``
+                continues exactly. Under torch.distributed every process stops at the same
+                step, whichever process the signal reached. A second signal while stopping
+                raises ``KeyboardInterrupt`` at once (the checkpoint on disk is then the last
+                one written: each write is atomic).
+            DivergenceError: the loss or the weights diverged (nothing written).
         """
         compiled = self._compile_targets() if self.config.compile else []
         for module in compiled:
             module.compile(dynamic=False)
+        previous = self._handle_signals()
         try:
             return self._fit(resume, stop_after_epoch)
         finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+            self._signal = None
             for module in compiled:  # back to eager: evaluation and export see plain modules
                 module._compiled_call_impl = None
+
+    def _handle_signals(self) -> dict[int, Any]:
+        """Make SIGINT and SIGTERM ask the run to stop after the step under way (the second
+        one raises KeyboardInterrupt at once); returns the handlers they replace. Only the
+        main thread may set handlers: elsewhere nothing changes."""
+        self._signal = None
+        if threading.current_thread() is not threading.main_thread():
+            return {}
+
+        def stop(signum: int, frame: Any) -> None:
+            if self._signal is not None:  # the user insists
+                raise KeyboardInterrupt(f"{signal.Signals(signum).name} while stopping")
+            self._signal = signum
+            if self.is_main and _is_terminal(sys.stderr):
+                sys.stderr.write(
+                    f"\n{signal.Signals(signum).name}: stopping after this step and writing "
+                    f"a checkpoint (press Ctrl-C again to quit at once)\n"
+                )
+
+        previous = {}
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            handler = signal.getsignal(signum)
+            if handler is not None:  # None: set outside Python, cannot be put back
+                previous[signum] = handler
+                signal.signal(signum, stop)
+        return previous
+
+    def _stop_signal(self) -> int | None:
+        """The signal that asks the run to stop, or None. Under torch.distributed the
+        processes agree (one small all-reduce), so all stop at the same step even when the
+        signal reached only some; SIGINT wins when both arrived."""
+        if self.world == 1:
+            return self._signal
+        got = [self._signal == signal.SIGINT, self._signal == signal.SIGTERM]
+        sums = dist.all_reduce_sum(torch.tensor(got, dtype=torch.int32, device=self.device))
+        n_int, n_term = sums.tolist()
+        return signal.SIGINT if n_int else signal.SIGTERM if n_term else None
+
+    def _interrupted(self, signum: int) -> TrainingInterrupted:
+        """Write the checkpoint (inside the epoch when one is under way) and return the
+        error to raise."""
+        path = self.save_checkpoint()
+        dist.barrier()  # the checkpoint is written before any process goes on
+        if self._in_epoch:
+            epoch, done = self.epoch + 1, self.epoch_steps
+        else:  # between epochs: the last one is done
+            epoch, done = max(self.epoch, 1), self.steps_per_epoch if self.epoch else 0
+        return TrainingInterrupted(
+            signum, epoch, done, self.steps_per_epoch, self.step, path.resolve()
+        )
 
     def _compile_targets(self) -> list[torch.nn.Module]:
         """The recipe's direct children with trainable parameters (encoder, heads), and the
@@ -562,26 +709,53 @@ class Trainer:
         self.should_stop = False
         if self.weight_start is None:
             self.weight_start = self._weight_max()
-        self._call("on_fit_start")
+        try:
+            self._call("on_fit_start")
+            self._loop(stop_after_epoch)
+        except BaseException as err:  # interrupted, diverged, a callback's error
+            self._abort(err)
+            raise
+        self._call("on_fit_end")
+        dist.barrier()  # the files are written before any process goes on
+        return self.history
+
+    def _loop(self, stop_after_epoch: int | None) -> None:
+        """The epochs and their steps; raises :class:`TrainingInterrupted` on a signal."""
         last = self.epochs if stop_after_epoch is None else min(stop_after_epoch, self.epochs)
         while self.epoch < last and not self.should_stop:
             self.recipe.train()
-            self.epoch_steps, self.epoch_rows, self.epoch_loss = 0, 0, 0.0
-            self.epoch_start, self._metric_sums = time.time(), {}
-            for batch in self._batches(self.epoch):
+            if not self._in_epoch:  # a new epoch, not one a resume continues
+                self.epoch_steps, self.epoch_rows, self.epoch_loss = 0, 0, 0.0
+                self.epoch_start, self._metric_sums = time.time(), {}
+                self._in_epoch = True
+            for batch in self._batches(self.epoch, skip=self.epoch_steps):
+                if self.step >= self.total_steps:  # resumed at the end of a fitted run
+                    break
                 out, loss = self._train_step(batch)
                 self._call("on_step_end", out, loss)
+                if (signum := self._stop_signal()) is not None:
+                    raise self._interrupted(signum)
                 # a run fitted to a budget may end inside an epoch
                 if self.step >= self.total_steps or self.should_stop:
                     break
+            self._in_epoch = False
             self.epoch += 1
             self.epoch_seconds = time.time() - self.epoch_start
             row = self._epoch_row()
             self._call("on_epoch_end", row)
+            if (signum := self._stop_signal()) is not None:  # it came during the epoch's end
+                raise self._interrupted(signum)
             last = self.epochs if stop_after_epoch is None else min(stop_after_epoch, self.epochs)
-        self._call("on_fit_end")
-        dist.barrier()  # the files are written before any process goes on
-        return self.history
+
+    def _abort(self, err: BaseException) -> None:
+        """Let every callback release what it holds (``on_fit_abort``) when fit raises; an
+        error there is reported as a note, never in place of ``err``."""
+        for callback in self.callbacks:
+            try:
+                callback.on_fit_abort(self, err)
+            except Exception as other:  # err is the one to raise
+                if hasattr(err, "add_note"):  # Python ≥ 3.11
+                    err.add_note(f"{type(callback).__name__}.on_fit_abort failed too: {other!r}")
 
     def _train_step(self, batch: dict[str, Any]) -> tuple[LossOutput, float]:
         """One optimiser step on ``batch``; returns its output and its loss averaged over
