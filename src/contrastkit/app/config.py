@@ -140,12 +140,18 @@ class EvalConfig:
         linear_probe: fit a linear probe on the frozen features.
         report: write report.html (t-SNE/UMAP maps, neighbours, confusion matrix).
         report_maps: the 2-D maps of the report (``tsne``, ``umap``).
+        transformed_test: images with a labelled test split: also classify a fixed, seeded
+            copy of the test images, each shifted, rotated and rescaled a little
+            (:func:`contrastkit.evaluate.robustness.random_affine`), with a kNN on the clean
+            training embeddings (k chosen on the validation split transformed the same way),
+            raw pixels and chance beside it: what crop-invariant embeddings buy.
     """
 
     knn_select_k: tuple[int, ...] = DEFAULT_K_GRID
     linear_probe: bool = True
     report: bool = True
     report_maps: tuple[str, ...] = ("tsne", "umap")
+    transformed_test: bool = False
 
 
 # ---------------------------------------------------------------------------------------------

@@ -62,6 +62,7 @@ __all__ = [
     "check_out_dir",
     "config_differences",
     "evaluate_run",
+    "evaluate_transformed",
     "run",
 ]
 
@@ -275,6 +276,62 @@ def evaluate_run(
         f"the training pipeline evaluates with the classification or retrieval protocol; "
         f"{protocol!r} data is evaluated by its own benchmark or script "
         f"(contrastkit.evaluate.protocols.get_protocol({protocol!r}))."
+    )
+
+
+def evaluate_transformed(
+    cfg: RunConfig,
+    modality: Modality,
+    encoder: torch.nn.Module,
+    train: Any,
+    val: Any,
+    test: Any | None,
+    **embed_kw: Any,
+) -> ProtocolResult | None:
+    """With ``cfg.eval.transformed_test`` and labelled test images: kNN accuracy on a fixed,
+    seeded copy of the test images, each shifted, rotated and rescaled a little
+    (:func:`~contrastkit.evaluate.robustness.random_affine`, seed
+    ``TRANSFORM_SEEDS["test"]``, whatever the training seed), the neighbour bank being the
+    clean training and validation rows and k chosen on the validation rows transformed the
+    same way (seed ``TRANSFORM_SEEDS["val"]``); raw pixels measured the same way beside it,
+    and chance. None when the option is off or there are no labelled test images."""
+    if not cfg.eval.transformed_test:
+        return None
+    if modality.name != "image" or test is None or getattr(test, "labels", None) is None:
+        note(
+            "eval.transformed_test needs labelled test images; this run has none, so the "
+            "transformed test is skipped."
+        )
+        return None
+    from contrastkit.evaluate.robustness import (
+        TRANSFORM_SEEDS,
+        AffineShift,
+        random_affine,
+        transformed_knn,
+    )
+
+    shift = AffineShift()
+
+    def moved(rows: Any, part: str) -> Any:
+        images = random_affine(rows.images, seed=TRANSFORM_SEEDS[part], shift=shift)
+        return dataclasses.replace(rows, images=images, name=f"{rows.name} (transformed)")
+
+    sets = [train, val, moved(val, "val"), moved(test, "test")]
+    base_name, base = modality.baseline(*sets)
+    feats = [_embed(encoder, rows, **embed_kw) for rows in sets]
+    return transformed_knn(
+        feats[0],
+        train.labels,
+        feats[1],
+        val.labels,
+        feats[2],
+        feats[3],
+        test.labels,
+        baseline=(base[0], base[1], base[2], base[3]),
+        baseline_name=base_name,
+        ks=tuple(cfg.eval.knn_select_k) or (cfg.train.knn_k,),
+        temperature=cfg.train.knn_temperature,
+        details={"transform": shift.words(), "transform_seeds": dict(TRANSFORM_SEEDS)},
     )
 
 
@@ -520,6 +577,12 @@ def run(cfg: RunConfig, resume: bool = False, overwrite: bool = False) -> dict[s
             confusion = _classifier_figures(recipe, features, rows, result)
         results["evaluation"] = result.to_dict()
         results["summary"] = result.format().splitlines()
+        moved = evaluate_transformed(cfg, modality, recipe.encoder, train, val, test, **kw)
+        if moved is not None:  # eval.transformed_test: beside the clean test figure
+            results["evaluation"].update(
+                {f"transformed_test.{k}": v for k, v in moved.to_dict().items()}
+            )
+            results["summary"][1:1] = [moved.summary_line()]
         if result.split == "val":  # say where the figures come from
             results["summary"].append(
                 f"evaluated on the validation split ({len(val)} {modality.rows_word} held out of the "
@@ -529,7 +592,9 @@ def run(cfg: RunConfig, resume: bool = False, overwrite: bool = False) -> dict[s
             results["summary"].append(data.note)
         if cfg.eval.report:
             results["report"] = str(
-                _report(cfg, modality, data, result, history, features, rows, confusion, trainer)
+                _report(
+                    cfg, modality, data, result, history, features, rows, confusion, trainer, moved
+                )
             )
     results["total_seconds"] = time.time() - t_start
     out = Path(cfg.train.out_dir)
@@ -538,11 +603,33 @@ def run(cfg: RunConfig, resume: bool = False, overwrite: bool = False) -> dict[s
     return results
 
 
-def _report(cfg, modality, data, result, history, features, rows, confusion, trainer) -> Path:
+def _report(
+    cfg: RunConfig,
+    modality: Modality,
+    data: Any,
+    result: ProtocolResult,
+    history: list[dict[str, Any]],
+    features: Tensor,
+    rows: Any,
+    confusion: Any,
+    trainer: Trainer,
+    moved: ProtocolResult | None = None,
+) -> Path:
+    """Write the run's report.html: the figures in words (the transformed test's, when
+    measured, after the headline), what was trained, curves, maps, neighbours, confusion."""
     from contrastkit.evaluate.report import write_report
 
     # "kNN accuracy, test: 0.912 (raw pixels 0.880, chance 0.101)" → a row of the table
-    metrics: dict[str, Any] = dict(line.split(": ", 1) for line in result.format().splitlines())
+    lines = result.format().splitlines()
+    if moved is not None:
+        lines[1:1] = [moved.summary_line()]
+    metrics: dict[str, Any] = dict(line.split(": ", 1) for line in lines)
+    if moved is not None:
+        seeds = moved.details.get("transform_seeds", {})
+        metrics["test transform"] = (
+            f"{moved.details.get('transform', '')} per image (seed {seeds.get('test')}); "
+            f"k chosen on the validation split transformed the same way (seed {seeds.get('val')})"
+        )
     metrics.update(
         {
             "recipe": cfg.recipe.name,
