@@ -183,7 +183,7 @@ class CollapseMonitor(Callback):
                 f"the learning rate, raise the temperature, or check the views (too weak "
                 f"augmentation).",
                 CollapseWarning,
-                stacklevel=5,  # the caller of Trainer.fit (via fit, _fit, _call)
+                stacklevel=6,  # the caller of Trainer.fit (via fit, _fit, _loop, _call)
             )
 
 
