@@ -2,14 +2,25 @@
 
 Every check raises an error that names the argument, what was wrong with it and how to fix it,
 before any computation starts. These helpers know nothing of losses or recipes.
+
+A batch that is valid but that a label-using loss or miner cannot learn from (one class: no
+negatives; every label unique: no positives) gets a :class:`DegenerateBatchWarning` instead,
+once per process and problem (:func:`warn_degenerate`, :func:`reset_degenerate_warnings`).
 """
 
 from __future__ import annotations
+
+import os
+import sys
+import warnings
 
 import torch
 from torch import Tensor
 
 __all__ = [
+    "NO_NEGATIVES",
+    "NO_POSITIVES",
+    "DegenerateBatchWarning",
     "check_choice",
     "check_embeddings",
     "check_ids",
@@ -17,6 +28,12 @@ __all__ = [
     "check_positive",
     "check_probability",
     "compute_dtype",
+    "has_no_negatives",
+    "has_no_positives",
+    "label_problems",
+    "reset_degenerate_warnings",
+    "warn_degenerate",
+    "warn_label_problems",
 ]
 
 
@@ -166,3 +183,161 @@ def check_choice(value: str, name: str, choices: tuple[str, ...]) -> None:
         close = difflib.get_close_matches(str(value), choices, n=1)
         hint = f" Did you mean {close[0]!r}?" if close else ""
         raise ValueError(f"{name} must be one of {list(choices)}, got {value!r}.{hint}")
+
+
+class DegenerateBatchWarning(UserWarning):
+    """A label-using loss or miner got a batch it cannot learn from.
+
+    Either every row has the same label (no negatives: one class in the batch) or no two rows
+    share a label (no positives). Issued once per loss or miner and problem per process (see
+    :func:`warn_degenerate`); the loss stays finite and keeps a gradient path.
+
+    Example:
+        >>> import warnings
+        >>> warnings.simplefilter("error", DegenerateBatchWarning)  # make it fatal in a run
+    """
+
+
+NO_NEGATIVES = "every row of the batch has the same label: no negatives"
+NO_POSITIVES = "no two rows of the batch share a label: no positives"
+_FIXES = {
+    NO_NEGATIVES: (
+        "use batches with at least two classes (e.g. a class-balanced sampler), or a "
+        "self-supervised recipe for unlabelled or one-class data"
+    ),
+    NO_POSITIVES: (
+        "use batches with at least two rows per class (e.g. a class-balanced sampler with two "
+        "or more samples per class, or two views per sample), or a self-supervised recipe for "
+        "unlabelled or one-class data"
+    ),
+}
+
+#: (loss or miner name, problem) pairs already warned about in this process.
+_warned_degenerate: set[tuple[str, str]] = set()
+
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+_TORCH_DIR = os.path.dirname(os.path.abspath(torch.__file__)) + os.sep
+
+
+def reset_degenerate_warnings() -> None:
+    """Forget which degenerate batches were warned about, so that each warns once again.
+
+    Example:
+        >>> reset_degenerate_warnings()  # e.g. between tests, or before a new run
+    """
+    _warned_degenerate.clear()
+
+
+def _caller_stacklevel() -> int:
+    """The ``stacklevel`` of the first frame outside contrastkit and torch (the user's call)."""
+    frame = sys._getframe(2)  # the caller of warn_degenerate
+    level = 2
+    while frame is not None and frame.f_code.co_filename.startswith((_PACKAGE_DIR, _TORCH_DIR)):
+        frame = frame.f_back
+        level += 1
+    return level
+
+
+def warn_degenerate(name: str, problem: str, value: str) -> bool:
+    """Warn once per process (per ``name`` and ``problem``) that a batch is degenerate.
+
+    A module-level set, not Python's per-location registry, decides: the warning fires once
+    however many call sites or loop iterations reach it (:func:`reset_degenerate_warnings`
+    re-arms it). Returns True when it warned.
+
+    Args:
+        name: the loss or miner, e.g. ``"sup_con"``.
+        problem: :data:`NO_NEGATIVES` or :data:`NO_POSITIVES`.
+        value: what the returned value means, e.g. ``"the loss is 0 (no gradient signal)"``.
+
+    Example:
+        >>> import warnings
+        >>> with warnings.catch_warnings(record=True) as caught:
+        ...     warnings.simplefilter("always")
+        ...     reset_degenerate_warnings()
+        ...     warn_degenerate("sup_con", NO_NEGATIVES, "the loss is 0")
+        ...     warn_degenerate("sup_con", NO_NEGATIVES, "the loss is 0")
+        True
+        False
+        >>> len(caught)
+        1
+    """
+    if (name, problem) in _warned_degenerate:
+        return False
+    _warned_degenerate.add((name, problem))
+    warnings.warn(
+        f"{name}: {problem}; {value}. Fix: {_FIXES[problem]}. (Warned once per process.)",
+        DegenerateBatchWarning,
+        stacklevel=_caller_stacklevel(),
+    )
+    return True
+
+
+def has_no_negatives(
+    qids: Tensor, kids: Tensor | None, negative_ids: Tensor | None = None, n_extra: int = 0
+) -> Tensor:
+    """0-d bool tensor: True when no row has any negative, in O(N + M + K) and without a sync.
+
+    That is when every query id and key id (``kids`` None: a self-contrast) is one value and
+    every one of the ``n_extra`` extra negatives (a queue) shares it (``negative_ids`` None:
+    extra negatives are always negatives).
+
+    Example:
+        >>> bool(has_no_negatives(torch.tensor([3, 3, 3]), None))
+        True
+    """
+    first = qids[:1]
+    same = (qids == first).all()
+    if kids is not None:
+        same = same & (kids == first).all()
+    if n_extra:
+        if negative_ids is None:
+            return torch.zeros((), dtype=torch.bool, device=qids.device)
+        same = same & (negative_ids == first).all()
+    return same
+
+
+def has_no_positives(qids: Tensor, kids: Tensor | None) -> Tensor:
+    """0-d bool tensor: True when no query row shares its id with a key (``kids`` None: with
+    another query row), without a sync; O((N + M) log(N + M)) for the sort of the ids.
+
+    Example:
+        >>> bool(has_no_positives(torch.tensor([0, 1, 2]), None))
+        True
+    """
+    if kids is None:
+        s = qids.sort().values
+        return ~(s[1:] == s[:-1]).any()
+    return ~torch.isin(qids, kids).any()
+
+
+def warn_label_problems(
+    name: str, qids: Tensor, kids: Tensor | None, values: dict[str, str]
+) -> None:
+    """Warn once per process about each degenerate-batch problem of a labelled batch.
+
+    ``values`` maps each problem checked (:data:`NO_NEGATIVES`, :data:`NO_POSITIVES`) to what
+    the caller's returned value means then. Costs one host sync (on CUDA) until every problem
+    has been warned about, none after: a pragmatic price for a check on small label tensors.
+
+    Example:
+        >>> warn_label_problems("triplet_margin", torch.arange(4), None,
+        ...     {NO_POSITIVES: "the loss is 0"})  # doctest: +SKIP
+    """
+    if all((name, p) in _warned_degenerate for p in values):
+        return
+    for problem in label_problems(qids, kids):
+        if problem in values:
+            warn_degenerate(name, problem, values[problem])
+
+
+def label_problems(qids: Tensor, kids: Tensor | None) -> list[str]:
+    """The degenerate-batch problems of a labelled batch (:data:`NO_NEGATIVES`,
+    :data:`NO_POSITIVES`), with one host sync for both checks.
+
+    Example:
+        >>> label_problems(torch.tensor([1, 1, 1]), None)
+        ['every row of the batch has the same label: no negatives']
+    """
+    flags = torch.stack([has_no_negatives(qids, kids), has_no_positives(qids, kids)]).tolist()
+    return [p for p, bad in zip((NO_NEGATIVES, NO_POSITIVES), flags, strict=True) if bad]

@@ -15,7 +15,7 @@ import textwrap
 import pytest
 import torch
 
-from contrastkit.losses import InfoNCELoss, SupConLoss
+from contrastkit.losses import DegenerateBatchWarning, InfoNCELoss, SupConLoss
 from contrastkit.losses.functional import (
     debiased_info_nce,
     hard_negative_info_nce,
@@ -198,7 +198,16 @@ def test_automatic_choice_and_unsupported_similarity():
 
 def test_rows_without_candidates_give_finite_gradients():
     q = torch.randn(1, 5, dtype=F64, requires_grad=True)
-    loss = info_nce(q, query_ids=torch.tensor([0]), ignore_rows_without_positive=True, chunked=True)
+    # one row: no positive and no negative, each warned once
+    with pytest.warns(DegenerateBatchWarning) as caught:
+        loss = info_nce(
+            q, query_ids=torch.tensor([0]), ignore_rows_without_positive=True, chunked=True
+        )
+    found = sorted(str(w.message).split(";")[0] for w in caught)
+    assert found == [
+        "info_nce: every row of the batch has the same label: no negatives",
+        "info_nce: no two rows of the batch share a label: no positives",
+    ]
     (g,) = torch.autograd.grad(loss, [q])
     assert float(loss) == 0.0 and torch.equal(g, torch.zeros_like(g))
 

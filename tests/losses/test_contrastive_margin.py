@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from contrastkit.losses import ContrastiveMarginLoss, contrastive_margin
+from contrastkit.losses import ContrastiveMarginLoss, DegenerateBatchWarning, contrastive_margin
 from contrastkit.miners import (
     BatchHardMiner,
     batch_hard_triplets,
@@ -216,9 +216,11 @@ def test_no_positive_pairs_mean_is_negative_part_only():
     # All ids distinct and key=None: no positive pair; the positive part contributes 0.
     q, _, _, _ = _data(3)
     ids = torch.arange(7)
-    for reduction in REDUCTIONS:
-        got = contrastive_margin(q, query_ids=ids, neg_margin=1.3, reduction=reduction)
-        assert_matches(got, ref_contrastive(q, None, ids, neg_margin=1.3, reduction=reduction))
+    with pytest.warns(DegenerateBatchWarning, match="contrastive_margin: .* no positives"):
+        for reduction in REDUCTIONS:
+            got = contrastive_margin(q, query_ids=ids, neg_margin=1.3, reduction=reduction)
+            want = ref_contrastive(q, None, ids, neg_margin=1.3, reduction=reduction)
+            assert_matches(got, want)
 
 
 # ----------------------------------------------------------------------------- mined indices
@@ -326,9 +328,11 @@ def test_two_points_closed_form():
     # e0 and e1 with the same id: d = √2, pos term = √2 − m+; with different ids the neg
     # term is max(0, m− − √2) = 2 − √2 for m− = 2.
     z = torch.tensor([[1.0, 0.0], [0.0, 1.0]], dtype=torch.float64)
-    got = contrastive_margin(z, query_ids=torch.tensor([0, 0]), pos_margin=0.25)
+    with pytest.warns(DegenerateBatchWarning, match="contrastive_margin: .* no negatives"):
+        got = contrastive_margin(z, query_ids=torch.tensor([0, 0]), pos_margin=0.25)
     assert abs(float(got) - (math.sqrt(2) - 0.25)) < TOL
-    got = contrastive_margin(z, query_ids=torch.tensor([0, 1]), neg_margin=2.0)
+    with pytest.warns(DegenerateBatchWarning, match="contrastive_margin: .* no positives"):
+        got = contrastive_margin(z, query_ids=torch.tensor([0, 1]), neg_margin=2.0)
     assert abs(float(got) - (2.0 - math.sqrt(2))) < TOL
     # Hadsell et al. (power 2, m+ = 0) without their factor ½: the positive term is d² = 2
     got = contrastive_margin(z, query_ids=torch.tensor([0, 0]), power=2.0)

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from contrastkit.losses import SigmoidPairwiseLoss, sigmoid_pairwise
+from contrastkit.losses import DegenerateBatchWarning, SigmoidPairwiseLoss, sigmoid_pairwise
 
 TOL = 1e-10
 METRICS = ("cosine", "dot", "euclidean", "squared_euclidean")
@@ -160,7 +160,8 @@ def test_orthogonal_all_negatives_closed_form():
     # key=None, distinct ids, orthogonal rows: every pair is a negative with logit b, so each
     # row costs (N−1)·softplus(b); no row needs a positive.
     e = torch.eye(5, dtype=torch.float64)
-    got = sigmoid_pairwise(e, query_ids=torch.arange(5), temperature=0.3, bias=-2.0)
+    with pytest.warns(DegenerateBatchWarning, match="sigmoid_pairwise: .* no positives"):
+        got = sigmoid_pairwise(e, query_ids=torch.arange(5), temperature=0.3, bias=-2.0)
     assert abs(float(got) - 4 * _softplus(-2.0)) < TOL
 
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from contrastkit.distances import pairwise_distance
-from contrastkit.losses import TripletMarginLoss, triplet_margin
+from contrastkit.losses import DegenerateBatchWarning, TripletMarginLoss, triplet_margin
 from contrastkit.miners import (
     BatchHardMiner,
     SemiHardMiner,
@@ -190,11 +190,12 @@ def test_no_triplets_gives_zero_on_the_graph():
     q, _, _, _ = _data(2)
     q = q.requires_grad_(True)
     ids = torch.arange(7)
-    for reduction in ("mean", "mean_nonzero", "sum"):
-        loss = triplet_margin(q, query_ids=ids, reduction=reduction)
-        assert float(loss.detach()) == 0.0
-        (grad,) = torch.autograd.grad(loss, q)
-        assert torch.equal(grad, torch.zeros_like(q))
+    with pytest.warns(DegenerateBatchWarning, match="triplet_margin: .* no positives"):
+        for reduction in ("mean", "mean_nonzero", "sum"):
+            loss = triplet_margin(q, query_ids=ids, reduction=reduction)
+            assert float(loss.detach()) == 0.0
+            (grad,) = torch.autograd.grad(loss, q)
+            assert torch.equal(grad, torch.zeros_like(q))
     assert triplet_margin(q, query_ids=ids, reduction="none").shape == (0,)
     empty = Triplets(*(torch.empty(0, dtype=torch.long) for _ in range(3)))
     assert float(triplet_margin(q, query_ids=ids, triplets=empty).detach()) == 0.0

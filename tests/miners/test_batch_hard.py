@@ -9,7 +9,7 @@ import torch
 
 from contrastkit.losses import ContrastiveMarginLoss, TripletMarginLoss
 from contrastkit.losses.functional import contrastive_margin, triplet_margin
-from contrastkit.miners import BatchHardMiner, Triplets, batch_hard_triplets
+from contrastkit.miners import BatchHardMiner, DegenerateBatchWarning, Triplets, batch_hard_triplets
 
 METRICS = ("euclidean", "squared_euclidean", "cosine", "dot")
 
@@ -91,7 +91,8 @@ def test_anchors_without_positive_or_negative_are_skipped():
     t = batch_hard_triplets(z, query_ids=torch.tensor([0, 0, 0, 1]))
     assert t.anchor.tolist() == [0, 1, 2]
     # all ids equal: no negatives anywhere → no triplets (empty long tensors)
-    t = batch_hard_triplets(z, query_ids=torch.zeros(4, dtype=torch.long))
+    with pytest.warns(DegenerateBatchWarning, match="batch_hard_triplets: .* no negatives"):
+        t = batch_hard_triplets(z, query_ids=torch.zeros(4, dtype=torch.long))
     assert all(x.numel() == 0 and x.dtype == torch.long for x in t)
     # with a key: query 1 (id 5) has no positive among the keys (ids 0, 0, 1)
     k = torch.randn(3, 3, generator=torch.Generator().manual_seed(2), dtype=torch.float64)

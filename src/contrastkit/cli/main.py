@@ -128,6 +128,30 @@ def _train(
         results = run_experiment(cfg, resume=resume, overwrite=overwrite)
     except (ValueError, OSError) as err:
         raise _error(err) from None
+    except RuntimeError as err:  # SIGINT/SIGTERM stopped training: one line, 128 + signal
+        from contrastkit.train import TrainingInterrupted
+
+        if not isinstance(err, TrainingInterrupted):
+            raise
+        if dist.rank() == 0:
+            again = (
+                "the same command (with --resume)" if resume else "the same command plus --resume"
+            )
+            typer.echo(
+                f"interrupted ({err.signal_name}) at epoch {err.epoch}, step {err.epoch_step} "
+                f"of {err.steps_per_epoch}: checkpoint saved in {cfg.train.out_dir}; continue "
+                f"with {again}",
+                err=True,
+            )
+        raise typer.Exit(128 + err.signal) from None
+    except KeyboardInterrupt:  # a second signal while stopping (or one before training)
+        if dist.rank() == 0:
+            typer.echo(
+                f"interrupted: stopped at once; the last checkpoint in {cfg.train.out_dir} (if "
+                f"any) is kept: continue with the same command plus --resume",
+                err=True,
+            )
+        raise typer.Exit(130) from None
     finally:
         main_process = dist.rank() == 0
         dist.shutdown()

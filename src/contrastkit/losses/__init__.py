@@ -5,6 +5,7 @@ with their ``nn.Module`` forms. Positives are always given by integer ids (rows 
 are positives), so one implementation serves SimCLR, SupCon, CLIP, SimCSE and queues.
 """
 
+from contrastkit._checks import DegenerateBatchWarning, reset_degenerate_warnings
 from contrastkit.losses.barlow_twins import BarlowTwinsLoss, barlow_twins
 from contrastkit.losses.contrastive_margin import ContrastiveMarginLoss, contrastive_margin
 from contrastkit.losses.debiased_info_nce import DebiasedInfoNCELoss, debiased_info_nce
@@ -33,6 +34,7 @@ __all__ = [
     "ContrastiveMarginLoss",
     "DINOLoss",
     "DebiasedInfoNCELoss",
+    "DegenerateBatchWarning",
     "HardNegativeInfoNCELoss",
     "InfoNCELoss",
     "NPairLoss",
@@ -52,6 +54,7 @@ __all__ = [
     "n_pair",
     "negative_cosine",
     "nt_xent",
+    "reset_degenerate_warnings",
     "sigmoid_pairwise",
     "sinkhorn_knopp",
     "sup_con",

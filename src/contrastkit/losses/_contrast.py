@@ -18,12 +18,16 @@ import torch
 from torch import Tensor
 
 from contrastkit._checks import (
+    NO_NEGATIVES,
+    NO_POSITIVES,
     check_choice,
     check_embeddings,
     check_ids,
     check_pair_inputs,
     check_positive,
     compute_dtype,
+    has_no_negatives,
+    warn_degenerate,
 )
 from contrastkit.distances import METRICS, normalize, pairwise_similarity
 
@@ -165,6 +169,22 @@ def block_scores(x: PairInputs, similarity: str, r0: int, r1: int) -> PairScores
     return PairScores(logits=logits, positive=positive, candidate=candidate, n_key=n_key)
 
 
+def no_negatives(x: PairInputs) -> Tensor:
+    """0-d bool: no row of ``x`` has a negative (one id over queries, keys and the extra
+    negatives that ``negative_ids`` would remove). O(N + M + K) and no host sync.
+
+    Example:
+        >>> ids = torch.zeros(4, dtype=torch.long)
+        >>> x = prepare_pair_inputs(torch.randn(4, 2), None, query_ids=ids, key_ids=None,
+        ...     temperature=0.1, similarity="cosine", negatives=None, negative_ids=None)
+        >>> bool(no_negatives(x))
+        True
+    """
+    n_extra = 0 if x.negatives is None else x.negatives.shape[0]
+    kids = None if x.self_contrast else x.kids
+    return has_no_negatives(x.qids, kids, x.negative_ids, n_extra)
+
+
 def rows_with_positive(
     positive: Tensor, *, ignore_rows_without_positive: bool, loss_name: str
 ) -> Tensor:
@@ -172,19 +192,54 @@ def rows_with_positive(
 
     Returns the (N,) number of positives per row.
     """
-    return check_positive_counts(
+    n_pos, _ = check_positive_counts(
         positive.sum(dim=1),
         ignore_rows_without_positive=ignore_rows_without_positive,
         loss_name=loss_name,
     )
+    return n_pos
+
+
+#: What an id-based loss returns on a degenerate batch (the text of its warning).
+NO_NEGATIVES_VALUE = (
+    "the loss returned is 0 (still on the graph, with zero gradients), since with no "
+    "negatives nothing is contrasted"
+)
+NO_POSITIVES_VALUE = (
+    "every row is left out (ignore_rows_without_positive=True), so the loss returned is 0 "
+    "(still on the graph, with zero gradients)"
+)
 
 
 def check_positive_counts(
-    n_pos: Tensor, *, ignore_rows_without_positive: bool, loss_name: str
-) -> Tensor:
-    """:func:`rows_with_positive` for (N,) positive counts; returns ``n_pos``."""
+    n_pos: Tensor,
+    *,
+    ignore_rows_without_positive: bool,
+    loss_name: str,
+    no_negatives: Tensor | None = None,
+) -> tuple[Tensor, bool]:
+    """Check (N,) positive counts and the batch's negatives with one host sync.
+
+    Raises where a row has no positive (unless ``ignore_rows_without_positive``). Warns once
+    per process (:class:`~contrastkit._checks.DegenerateBatchWarning`) when no row has a
+    positive, or when ``no_negatives`` (a 0-d bool from
+    :func:`~contrastkit._checks.has_no_negatives`) holds. Returns ``n_pos`` and whether the
+    batch has no negatives, in which case the caller returns a zero loss.
+
+    Example:
+        >>> n_pos, no_neg = check_positive_counts(
+        ...     torch.tensor([1, 1]), ignore_rows_without_positive=False, loss_name="info_nce"
+        ... )
+        >>> no_neg
+        False
+    """
     missing = n_pos == 0
-    if bool(missing.any()) and not ignore_rows_without_positive:
+    flags = [missing.any(), missing.all()]
+    if no_negatives is not None:
+        flags.append(no_negatives.to(missing.device))
+    # The one sync of the check (the loss needed it before the degenerate-batch warning too).
+    any_missing, all_missing, *rest = torch.stack(flags).tolist()
+    if any_missing and not ignore_rows_without_positive:
         rows = missing.nonzero().flatten()
         raise ValueError(
             f"{loss_name}: {rows.numel()} of {n_pos.shape[0]} query rows have no positive "
@@ -193,7 +248,12 @@ def check_positive_counts(
             f"with the same instance id, or at least two samples per class), or pass "
             f"ignore_rows_without_positive=True to leave such rows out of the loss."
         )
-    return n_pos
+    no_neg = bool(rest and rest[0])
+    if all_missing and n_pos.numel():
+        warn_degenerate(loss_name, NO_POSITIVES, NO_POSITIVES_VALUE)
+    if no_neg:
+        warn_degenerate(loss_name, NO_NEGATIVES, NO_NEGATIVES_VALUE)
+    return n_pos, no_neg
 
 
 def reduce_rows(per_row: Tensor, keep: Tensor, reduction: str) -> Tensor:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from contrastkit._checks import NO_NEGATIVES, NO_POSITIVES, warn_label_problems
 from contrastkit.losses._margin import (
     MinedLossModule,
     check_indices,
@@ -19,6 +20,18 @@ from contrastkit.losses._margin import (
 from contrastkit.pairs import Pairs, Triplets, all_pairs, to_pairs
 
 __all__ = ["ContrastiveMarginLoss", "contrastive_margin"]
+
+#: What the loss returns on a degenerate batch (the text of its warning).
+_DEGENERATE_VALUES = {
+    NO_NEGATIVES: (
+        "the loss returned is the positive-pair term alone (the negative term is 0), which "
+        "pulls every row together and can collapse the embedding"
+    ),
+    NO_POSITIVES: (
+        "the loss returned is the negative-pair term alone (the positive term is 0), which "
+        "only pushes rows apart"
+    ),
+}
 
 
 def _check_options(*, power: float, **options: object) -> None:
@@ -63,6 +76,11 @@ def contrastive_margin(
             pytorch-metric-learning), ``"sum"``, or ``"none"`` (positive terms then negative
             terms, concatenated).
 
+    Warns:
+        DegenerateBatchWarning: once per process when the ids give no negative pair (one id
+            in the batch) or no positive pair (every id unique). The loss is then the other
+            term alone (an empty term is 0 on the graph), finite with finite gradients.
+
     Example:
         >>> import torch
         >>> from contrastkit.losses.functional import contrastive_margin
@@ -71,6 +89,10 @@ def contrastive_margin(
     _check_options(reduction=reduction, distance=distance, power=power)
     dist, qids, kids, _ = distance_table(
         query, key, query_ids, key_ids, distance, normalize_embeddings
+    )
+    # One host sync for the degenerate-batch check (labels only, skipped once it has warned).
+    warn_label_problems(
+        "contrastive_margin", qids, None if key is None else kids, _DEGENERATE_VALUES
     )
     if pairs is None:
         p = all_pairs(qids, None if key is None else kids)

@@ -22,6 +22,7 @@ from contrastkit.losses._contrast import (
     PairScores,
     block_scores,
     check_positive_counts,
+    no_negatives,
     prepare_pair_inputs,
     reduce_rows,
     validate_reduction,
@@ -84,6 +85,10 @@ def reweighted_info_nce(
     :func:`~contrastkit.losses.functional.info_nce`. Computed in log-space, shifted by the row
     maximum, so small temperatures do not overflow. Cosine similarity only: the clamp uses its
     lower bound −1.
+
+    A batch without negatives (one id over the whole batch) gives 0 on the graph, and a
+    :class:`~contrastkit._checks.DegenerateBatchWarning` once per process, as in
+    :func:`~contrastkit.losses.functional.info_nce`.
     """
     check_reweighted_options(
         temperature=temperature,
@@ -135,10 +140,11 @@ def _reweighted_direction(
     x = prepare_pair_inputs(query, key, similarity="cosine", **pair)
     n = x.q.shape[0]
     lo, hi = (0, n) if rows is None else (rows.start, rows.stop)
-    n_pos = check_positive_counts(
+    n_pos, degenerate = check_positive_counts(
         positive_counts(x.qids[lo:hi], x.kids, self_contrast=x.self_contrast),
         ignore_rows_without_positive=ignore_rows_without_positive,
         loss_name=loss_name,
+        no_negatives=no_negatives(x),
     )
     keep = n_pos > 0
 
@@ -159,6 +165,8 @@ def _reweighted_direction(
         )
     else:
         per_row = block_rows_loss(lo, hi)
+    if degenerate:
+        per_row = per_row * 0.0  # no negatives, nothing is contrasted: zero, on the graph
     return reduce_rows(per_row, keep, reduction)
 
 

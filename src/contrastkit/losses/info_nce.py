@@ -32,6 +32,7 @@ from contrastkit.losses._contrast import (
     PairInputs,
     block_scores,
     check_positive_counts,
+    no_negatives,
     prepare_pair_inputs,
     reduce_rows,
     validate_reduction,
@@ -59,18 +60,28 @@ def _one_direction(
     rows: slice | None = None,
     chunked: bool = False,
     block_rows: int | None = None,
+    loss_name: str = "info_nce",
     **pair,
 ) -> Tensor:
     """One direction of the loss. ``pair``: the ids, temperature, similarity and negatives of
     :func:`prepare_pair_inputs`. ``rows``: only these query rows of a self-contrast (a rank's
-    share of gathered embeddings). ``chunked``: the memory-linear path."""
+    share of gathered embeddings). ``chunked``: the memory-linear path. ``loss_name``: the
+    name its errors and warnings give.
+
+    A batch without any negative (one id over the whole, gathered, batch) gives zeros on the
+    graph, with a :class:`~contrastkit._checks.DegenerateBatchWarning` once per process."""
     x = prepare_pair_inputs(query, key, **pair)
     r0, r1 = (0, x.q.shape[0]) if rows is None else (rows.start, rows.stop)
     rows_loss = _chunked_rows if chunked else _plain_rows
     per_row, n_pos = rows_loss(x, r0, r1, similarity=pair["similarity"], block_rows=block_rows)
-    check_positive_counts(
-        n_pos, ignore_rows_without_positive=ignore_rows_without_positive, loss_name="info_nce"
+    _, degenerate = check_positive_counts(
+        n_pos,
+        ignore_rows_without_positive=ignore_rows_without_positive,
+        loss_name=loss_name,
+        no_negatives=no_negatives(x),
     )
+    if degenerate:
+        per_row = per_row * 0.0  # nothing is contrasted: zero, still on the graph
     return reduce_rows(per_row, n_pos > 0, reduction)
 
 
@@ -221,6 +232,17 @@ def info_nce(
         ValueError: on mismatched shapes, ids of the wrong length or dtype, NaN/inf embeddings,
             a temperature ≤ 0, an empty batch, or rows without a positive.
 
+    Warns:
+        DegenerateBatchWarning: once per process (per loss and problem) when no row has a
+            negative (every id of the batch, gathered under ``gather``, is the same and no
+            extra negative has another id): the loss is then 0, still on the graph, with zero
+            gradients, instead of a value that contrasts nothing. Also when no row has a
+            positive under ``ignore_rows_without_positive=True`` (the loss is 0 too).
+
+    References: van den Oord, Li, Vinyals 2018, "Representation Learning with Contrastive
+    Predictive Coding" (InfoNCE); Chen et al. 2020 (NT-Xent, SimCLR); Khosla et al. 2020
+    (SupCon); Radford et al. 2021 (CLIP, symmetric).
+
     Example:
         >>> import torch
         >>> from contrastkit.losses.functional import info_nce
@@ -231,6 +253,45 @@ def info_nce(
         >>> labels = torch.tensor([0, 1, 0, 1, 1, 0, 0, 1])
         >>> sup_con = info_nce(torch.cat([z1, z2]), query_ids=labels)
     """
+    return _info_nce(
+        query,
+        key,
+        query_ids=query_ids,
+        key_ids=key_ids,
+        temperature=temperature,
+        similarity=similarity,
+        negatives=negatives,
+        negative_ids=negative_ids,
+        symmetric=symmetric,
+        ignore_rows_without_positive=ignore_rows_without_positive,
+        reduction=reduction,
+        chunked=chunked,
+        block_rows=block_rows,
+        gather=gather,
+        loss_name="info_nce",
+    )
+
+
+def _info_nce(
+    query: Tensor,
+    key: Tensor | None = None,
+    *,
+    query_ids: Tensor,
+    key_ids: Tensor | None = None,
+    temperature: float | Tensor = 0.1,
+    similarity: str = "cosine",
+    negatives: Tensor | None = None,
+    negative_ids: Tensor | None = None,
+    symmetric: bool = False,
+    ignore_rows_without_positive: bool = False,
+    reduction: str = "mean",
+    chunked: bool | None = None,
+    block_rows: int | None = None,
+    gather: str | None = None,
+    loss_name: str = "info_nce",
+) -> Tensor:
+    """:func:`info_nce`, its errors and warnings naming ``loss_name`` (the public loss that
+    called it: sup_con, nt_xent, n_pair)."""
     _check_options(
         temperature=temperature,
         similarity=similarity,
@@ -251,9 +312,11 @@ def info_nce(
         ignore_rows_without_positive=ignore_rows_without_positive,
         reduction=reduction,
     )
-    direction = _one_direction
+    direction = functools.partial(_one_direction, loss_name=loss_name)
     if use_chunked(chunked, similarity, *table_shape(query, key, negatives), "info_nce"):
-        direction = functools.partial(_one_direction, chunked=True, block_rows=block_rows)
+        direction = functools.partial(
+            _one_direction, chunked=True, block_rows=block_rows, loss_name=loss_name
+        )
     pair = dict(
         query_ids=query_ids,
         key_ids=key_ids,
@@ -304,6 +367,9 @@ def nt_xent(
             process's views (``info_nce(..., gather="instances")``; the ids are instance ids,
             so ``"labels"`` is refused). ``True`` is deprecated for ``"instances"``.
 
+    Reference: Chen, Kornblith, Norouzi, Hinton 2020, "A Simple Framework for Contrastive
+    Learning of Visual Representations" (SimCLR).
+
     Example:
         >>> import torch
         >>> from contrastkit.losses.functional import nt_xent
@@ -318,7 +384,7 @@ def nt_xent(
         )
     n = view1.shape[0]
     ids = torch.arange(n, device=view1.device).repeat(2)
-    return info_nce(
+    return _info_nce(
         torch.cat([view1, view2], dim=0),
         query_ids=ids,
         temperature=temperature,
@@ -327,6 +393,7 @@ def nt_xent(
         chunked=chunked,
         block_rows=block_rows,
         gather=gather,
+        loss_name="nt_xent",
     )
 
 
@@ -355,6 +422,8 @@ def sup_con(
             (``"instances"`` if the labels are instance ids numbered per process). ``True`` is
             deprecated for ``"labels"``.
 
+    Reference: Khosla et al. 2020, "Supervised Contrastive Learning" (the L_out form).
+
     Example:
         >>> import torch
         >>> from contrastkit.losses.functional import sup_con
@@ -372,7 +441,7 @@ def sup_con(
             )
         features = features.transpose(0, 1).reshape(b * v, -1)
         labels = labels.repeat(v)
-    return info_nce(
+    return _info_nce(
         features,
         query_ids=labels,
         temperature=temperature,
@@ -382,6 +451,7 @@ def sup_con(
         chunked=chunked,
         block_rows=block_rows,
         gather=resolve_gather(gather, "sup_con"),
+        loss_name="sup_con",
     )
 
 

@@ -10,7 +10,7 @@ from torch import Tensor
 
 from contrastkit.losses._base import LossModule
 from contrastkit.losses._contrast import validate_reduction
-from contrastkit.losses.info_nce import info_nce
+from contrastkit.losses.info_nce import _info_nce
 
 __all__ = ["NPairLoss", "n_pair"]
 
@@ -63,7 +63,7 @@ def n_pair(
         anchor_ids = torch.arange(anchor.shape[0], device=anchor.device)
     if positive_ids is None:
         positive_ids = anchor_ids
-    loss = info_nce(
+    loss = _info_nce(
         anchor,
         positive,
         query_ids=anchor_ids,
@@ -71,6 +71,7 @@ def n_pair(
         temperature=1.0,
         similarity="dot",
         reduction=reduction,
+        loss_name="n_pair",
     )
     if l2_reg > 0:
         sq = anchor.to(loss.dtype).pow(2).sum(-1) + positive.to(loss.dtype).pow(2).sum(-1)

@@ -13,12 +13,30 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from contrastkit._checks import check_choice, check_positive
+from contrastkit._checks import (
+    NO_NEGATIVES,
+    NO_POSITIVES,
+    check_choice,
+    check_positive,
+    warn_label_problems,
+)
 from contrastkit.distances import METRICS
 from contrastkit.losses._base import LossModule
-from contrastkit.losses._contrast import pair_scores, reduce_rows, validate_reduction
+from contrastkit.losses._contrast import block_scores, prepare_pair_inputs, validate_reduction
 
 __all__ = ["SigmoidPairwiseLoss", "sigmoid_pairwise"]
+
+#: What the loss returns on a degenerate batch (the text of its warning).
+_DEGENERATE_VALUES = {
+    NO_NEGATIVES: (
+        "the loss returned has positive pairs only, so it pulls every row together (it can "
+        "collapse the embedding)"
+    ),
+    NO_POSITIVES: (
+        "the loss returned has negative pairs only, so it pushes rows apart and learns no "
+        "similarity"
+    ),
+}
 
 
 def _check_options(
@@ -57,6 +75,12 @@ def sigmoid_pairwise(
         reduction: ``"mean"`` (sum over each row's pairs, mean over rows: the paper's
             normalisation), ``"sum"`` or ``"none"`` (per-row sums, (N,)).
 
+    Warns:
+        DegenerateBatchWarning: once per process when every pair is positive (one id in the
+            batch: no negatives) or none is (no positives). The value is still the pairwise
+            loss, finite with finite gradients, but it only pulls together (or only pushes
+            apart).
+
     Example:
         >>> import torch
         >>> from contrastkit.losses.functional import sigmoid_pairwise
@@ -64,21 +88,29 @@ def sigmoid_pairwise(
         >>> loss = sigmoid_pairwise(img, txt, query_ids=ids, key_ids=ids)
     """
     _check_options(temperature=temperature, similarity=similarity, reduction=reduction)
-    s = pair_scores(
+    x = prepare_pair_inputs(
         query,
         key,
         query_ids=query_ids,
         key_ids=key_ids,
         temperature=temperature,
         similarity=similarity,
+        negatives=None,
+        negative_ids=None,
     )
+    # One host sync for the degenerate-batch check (the mean below needs none).
+    warn_label_problems(
+        "sigmoid_pairwise", x.qids, None if x.self_contrast else x.kids, _DEGENERATE_VALUES
+    )
+    s = block_scores(x, similarity, 0, x.q.shape[0])
     b = bias.to(s.logits.dtype) if isinstance(bias, Tensor) else bias
     logits = torch.where(s.candidate, s.logits, torch.zeros_like(s.logits)) + b
     sign = s.positive.to(logits.dtype) * 2.0 - 1.0
     terms = torch.where(s.candidate, -F.logsigmoid(sign * logits), torch.zeros_like(logits))
     per_row = terms.sum(dim=1)
-    keep = torch.ones_like(per_row, dtype=torch.bool)
-    return reduce_rows(per_row, keep, reduction)
+    if reduction == "none":
+        return per_row
+    return per_row.sum() if reduction == "sum" else per_row.mean()
 
 
 class SigmoidPairwiseLoss(

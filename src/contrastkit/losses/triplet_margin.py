@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from contrastkit._checks import NO_NEGATIVES, NO_POSITIVES, warn_label_problems
 from contrastkit.distances import paired_distance
 from contrastkit.losses._margin import (
     MinedLossModule,
@@ -21,6 +22,13 @@ from contrastkit.losses._margin import (
 from contrastkit.pairs import Triplets, all_triplets
 
 __all__ = ["TripletMarginLoss", "triplet_margin"]
+
+_NO_TRIPLET = (
+    "no valid triplet exists, so the loss returned is 0 (still on the graph, with zero "
+    "gradients) and the batch teaches nothing"
+)
+#: What the loss returns on a degenerate batch (the text of its warning).
+_DEGENERATE_VALUES = {NO_NEGATIVES: _NO_TRIPLET, NO_POSITIVES: _NO_TRIPLET}
 
 
 def triplet_margin(
@@ -55,6 +63,11 @@ def triplet_margin(
     Returns:
         A scalar (zero, still on the graph, when there are no triplets) or (T,).
 
+    Warns:
+        DegenerateBatchWarning: once per process when the ids allow no triplet: one id in the
+            batch (no negatives) or no id shared by two rows (no positives). The loss is then
+            0, on the graph, with zero gradients.
+
     Example:
         >>> import torch
         >>> from contrastkit.losses.functional import triplet_margin
@@ -66,6 +79,8 @@ def triplet_margin(
     dist, qids, kids, k = distance_table(
         query, key, query_ids, key_ids, distance, normalize_embeddings
     )
+    # One host sync for the degenerate-batch check (labels only, skipped once it has warned).
+    warn_label_problems("triplet_margin", qids, None if key is None else kids, _DEGENERATE_VALUES)
     if triplets is None:
         t = all_triplets(qids, None if key is None else kids)
     else:

@@ -6,6 +6,7 @@ Every miner is a pure function and an ``nn.Module`` with the losses' calling con
 :func:`~contrastkit.losses.functional.contrastive_margin` accept.
 """
 
+from contrastkit._checks import DegenerateBatchWarning, reset_degenerate_warnings
 from contrastkit.miners._base import Miner
 from contrastkit.miners.batch_all import BatchAllMiner, batch_all_triplets
 from contrastkit.miners.batch_hard import BatchHardMiner, batch_hard_triplets
@@ -21,6 +22,7 @@ from contrastkit.pairs import Pairs, Triplets, all_pairs, all_triplets, to_pairs
 __all__ = [
     "BatchAllMiner",
     "BatchHardMiner",
+    "DegenerateBatchWarning",
     "DistanceWeightedMiner",
     "Miner",
     "Pairs",
@@ -33,6 +35,7 @@ __all__ = [
     "distance_weighted_triplets",
     "distance_weights",
     "mine_hard_negatives",
+    "reset_degenerate_warnings",
     "semi_hard_triplets",
     "to_pairs",
 ]

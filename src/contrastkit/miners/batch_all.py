@@ -52,7 +52,9 @@ def batch_all_triplets(
         >>> t.anchor.shape
         torch.Size([24])
     """
-    dist, pos, neg = mining_inputs(query, key, query_ids, key_ids, distance, normalize_embeddings)
+    dist, pos, neg = mining_inputs(
+        query, key, query_ids, key_ids, distance, normalize_embeddings, "batch_all_triplets"
+    )
     return _batch_all(dist, pos, neg, margin)
 
 
@@ -64,6 +66,8 @@ class BatchAllMiner(Miner):
         >>> from contrastkit.miners import BatchAllMiner
         >>> t = BatchAllMiner(margin=0.2)(torch.randn(6, 4), query_ids=torch.tensor([0, 0, 1, 1, 2, 2]))
     """
+
+    kind = "batch_all_triplets"
 
     def __init__(
         self,

@@ -53,7 +53,9 @@ def batch_hard_triplets(
         >>> t.anchor.tolist()
         [0, 1, 2, 3, 4, 5]
     """
-    dist, pos, neg = mining_inputs(query, key, query_ids, key_ids, distance, normalize_embeddings)
+    dist, pos, neg = mining_inputs(
+        query, key, query_ids, key_ids, distance, normalize_embeddings, "batch_hard_triplets"
+    )
     return _batch_hard(dist, pos, neg)
 
 
@@ -65,6 +67,8 @@ class BatchHardMiner(Miner):
         >>> from contrastkit.miners import BatchHardMiner
         >>> t = BatchHardMiner()(torch.randn(6, 4), query_ids=torch.tensor([0, 0, 1, 1, 2, 2]))
     """
+
+    kind = "batch_hard_triplets"
 
     def __init__(self, *, distance: str = "euclidean", normalize_embeddings: bool = True) -> None:
         super().__init__(distance, normalize_embeddings)

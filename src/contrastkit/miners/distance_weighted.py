@@ -86,7 +86,9 @@ def distance_weighted_triplets(
         >>> g = torch.Generator().manual_seed(0)
         >>> t = distance_weighted_triplets(torch.randn(8, 16), query_ids=torch.arange(4).repeat(2), generator=g)
     """
-    dist, pos, neg = mining_inputs(query, key, query_ids, key_ids, "euclidean", True)
+    dist, pos, neg = mining_inputs(
+        query, key, query_ids, key_ids, "euclidean", True, "distance_weighted_triplets"
+    )
     return _distance_weighted(
         dist, pos, neg, query.shape[1], cutoff, nonzero_loss_cutoff, generator
     )
@@ -100,6 +102,8 @@ class DistanceWeightedMiner(Miner):
         >>> from contrastkit.miners import DistanceWeightedMiner
         >>> t = DistanceWeightedMiner(seed=0)(torch.randn(8, 16), query_ids=torch.arange(4).repeat(2))
     """
+
+    kind = "distance_weighted_triplets"
 
     def __init__(
         self, cutoff: float = 0.5, nonzero_loss_cutoff: float = 1.4, *, seed: int | None = None

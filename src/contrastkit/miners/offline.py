@@ -61,6 +61,9 @@ def mine_hard_negatives(
         LongTensor (N, k) of corpus rows, hardest first; −1 where fewer than ``k`` candidates
         pass the filters.
 
+    Reference: Moreira et al. 2024, "NV-Retriever: Improving text Embedding models with
+    effective hard-negative mining" (positive-aware mining).
+
     Example:
         >>> import torch
         >>> a = torch.tensor([[1.0, 0.0], [0.0, 1.0]])

@@ -64,7 +64,9 @@ def semi_hard_triplets(
         >>> t = semi_hard_triplets(torch.randn(8, 4), query_ids=torch.arange(4).repeat(2), margin=0.5)
     """
     check_choice(select, "select", SELECT)
-    dist, pos, neg = mining_inputs(query, key, query_ids, key_ids, distance, normalize_embeddings)
+    dist, pos, neg = mining_inputs(
+        query, key, query_ids, key_ids, distance, normalize_embeddings, "semi_hard_triplets"
+    )
     return _semi_hard(dist, pos, neg, margin, select)
 
 
@@ -76,6 +78,8 @@ class SemiHardMiner(Miner):
         >>> from contrastkit.miners import SemiHardMiner
         >>> t = SemiHardMiner(margin=0.2, select="hardest")(torch.randn(8, 4), query_ids=torch.arange(4).repeat(2))
     """
+
+    kind = "semi_hard_triplets"
 
     def __init__(
         self,
