@@ -73,6 +73,8 @@ __all__ = [
     "options",
     "recipe_node",
     "recipe_node_class",
+    "recipe_options",
+    "value_text",
 ]
 
 #: the recipe of a run that names none
@@ -937,10 +939,19 @@ class Flag:
 
 
 def _default_text(option: Option) -> str:
+    """The default of a ``contrastkit train`` flag, in words (``the recipe's`` where the
+    recipe decides it)."""
     if option.key == "recipe.temperature":
         return "the recipe's"
     if option.node == "train" and option.name in ("optimizer", "lr", "weight_decay"):
         return "the recipe's"
+    return value_text(option)
+
+
+def value_text(option: Option) -> str:
+    """``option``'s default as it is written on the command line (``--set KEY=<this>``):
+    ``none``, ``true``/``false``, a tuple as ``a,b``; ``from the data`` for a recipe field
+    the data fills in (:data:`DATA_FILLED`)."""
     if option.node == "recipe" and option.name in DATA_FILLED:
         return "from the data"
     value = option.default
@@ -951,6 +962,13 @@ def _default_text(option: Option) -> str:
     if isinstance(value, tuple):
         return ",".join(map(str, value)) or "(empty)"
     return str(value)
+
+
+def recipe_options(recipe: str) -> list[Option]:
+    """The options of recipe ``recipe`` that ``--set recipe.KEY=VALUE`` (or a config file's
+    ``recipe`` section) sets: every field of its node but ``name``, in declaration order, each
+    with its default and the help text of the recipe config's ``Attributes:`` docstring."""
+    return [o for o in options(recipe).values() if o.node == "recipe" and o.name != "name"]
 
 
 def cli_flags() -> list[Flag]:

@@ -3,13 +3,59 @@
 from __future__ import annotations
 
 import platform
+import sys
 from pathlib import Path
+from typing import Any
 
 import typer
+from typer.core import TyperGroup
 
 import contrastkit
+from contrastkit.cli._help import HelpCommand, HelpGroup, examples_text, recipe_keys_text
+
+#: click's exceptions, wherever this typer takes click from (vendored or the click package)
+_CLICK = sys.modules[typer.BadParameter.__module__]
+
+
+class _OneLineErrors(TyperGroup):
+    """The command group, with every usage error (an unknown option, a value of the wrong
+    type, a missing option) in one line, as the commands' own errors: ``error: <what>
+    (see contrastkit <command> --help)``, exit code 2, instead of click's framed
+    box under the usage line."""
+
+    def main(
+        self,
+        args: Any = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, False, **extra)
+        try:
+            code = super().main(args, prog_name, complete_var, False, **extra)
+        except _CLICK.ClickException as err:
+            if isinstance(err, getattr(_CLICK, "NoArgsIsHelpError", ())):
+                err.show()  # a bare `contrastkit`: the help, as click shows it
+                sys.exit(err.exit_code)
+            ctx = getattr(err, "ctx", None)
+            hint = f" (see {ctx.command_path} --help)" if ctx is not None else ""
+            text = " ".join(err.format_message().split())
+            typer.secho(f"error: {text}{hint}", fg=typer.colors.RED, err=True)
+            sys.exit(err.exit_code)
+        except getattr(_CLICK, "Abort", typer.Abort):
+            typer.echo("Aborted!", err=True)
+            sys.exit(1)
+        sys.exit(code if isinstance(code, int) else 0)
+
+
+class _Group(HelpGroup, _OneLineErrors):
+    """The command group: one-line usage errors, and flags shown without a type."""
+
 
 app = typer.Typer(
+    cls=_Group,
     name="contrastkit",
     help=(
         "Contrastive representation learning: exact losses and miners, recipes (SimCLR, "
@@ -17,7 +63,105 @@ app = typer.Typer(
     ),
     no_args_is_help=True,
     add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
+
+#: each command's examples, (what it does, the command line), shown under its help; every
+#: line is parsed by tests/cli/test_help.py (train's also run with --print-config)
+EXAMPLES: dict[str, list[tuple[str, str]]] = {
+    "train": [
+        (
+            "SimCLR on the built-in digits with a small CNN, 5 epochs:",
+            "contrastkit train --data digits --recipe simclr --encoder small_cnn --epochs 5 "
+            "--out runs/simclr",
+        ),
+        (
+            "MoCo with a recipe option and a train option changed (see Recipe options below):",
+            "contrastkit train --data fashion-mnist --recipe moco --set recipe.queue_size=8192 "
+            "--set train.lr=0.1 --out runs/moco",
+        ),
+        (
+            "SupCon with a lower loss temperature:",
+            "contrastkit train --data digits --recipe supcon --encoder small_cnn "
+            "--set recipe.temperature=0.1 --out runs/supcon",
+        ),
+        (
+            "SimCSE on your own texts (a .txt file, one text per line), small Transformer:",
+            "contrastkit train --data corpus.txt --recipe simcse --encoder small_text "
+            "--out runs/simcse",
+        ),
+        (
+            "Print the options a run would use (save them as run.json to edit):",
+            "contrastkit train --recipe byol --epochs 100 --print-config",
+        ),
+        (
+            "Options from a file, one of them changed here:",
+            "contrastkit train --config run.json --set train.epochs=20 --out runs/byol",
+        ),
+        (
+            "Continue an interrupted run (the same options and --out):",
+            "contrastkit train --data digits --recipe simclr --encoder small_cnn --epochs 5 "
+            "--out runs/simclr --resume",
+        ),
+    ],
+    "demo": [
+        ("SimCLR on digits, about 2 minutes; the report goes to runs/demo:", "contrastkit demo"),
+        (
+            "A shorter run in another folder, without the progress bar:",
+            "contrastkit demo --epochs 30 --out runs/demo30 --no-progress",
+        ),
+    ],
+    "evaluate": [
+        (
+            "kNN and linear probe of a trained encoder on digits' test split, with a report:",
+            "contrastkit evaluate --encoder runs/simclr --data digits "
+            "--report runs/simclr/eval.html",
+        ),
+        (
+            "A kNN with a fixed k only, without the probe:",
+            "contrastkit evaluate --encoder runs/simclr --data digits --knn-k 20 "
+            "--knn-select-k '' --no-probe",
+        ),
+    ],
+    "embed": [
+        (
+            "Embeddings, ids and labels of digits' test split as a .npy file:",
+            "contrastkit embed --encoder runs/simclr --data digits --split test "
+            "--out runs/simclr/test.npy",
+        ),
+        (
+            "The training split as a Parquet table (needs pyarrow, the parquet extra):",
+            "contrastkit embed --encoder runs/simclr --data digits --split train "
+            "--out runs/simclr/train.parquet",
+        ),
+    ],
+    "index": [
+        (
+            "Index your own texts (one per line) with MiniLM:",
+            "contrastkit index --data corpus.txt --out runs/corpus_index",
+        ),
+        (
+            "Index the built-in movie snippets with an encoder trained by contrastkit train:",
+            "contrastkit index --data movie-snippets --encoder runs/simcse --out runs/movies_index",
+        ),
+    ],
+    "search": [
+        (
+            "The 5 texts of an index closest to a query:",
+            'contrastkit search "a warm and funny film" --index runs/movies_index -k 5',
+        ),
+        (
+            "Two queries at once, as JSON:",
+            'contrastkit search "space travel" "a courtroom drama" --index runs/movies_index '
+            "--json",
+        ),
+    ],
+    "losses": [("Every loss and miner, with the paper it follows:", "contrastkit losses")],
+    "recipes": [
+        ("Every recipe's options, defaults and meanings:", "contrastkit recipes"),
+        ("MoCo's and DINO's only:", "contrastkit recipes moco dino"),
+    ],
+}
 
 
 def _print_version(value: bool) -> None:
@@ -35,7 +179,17 @@ def _root(
     """Contrastive representation learning from the command line."""
 
 
-@app.command()
+def _epilog(*sections: str) -> str:
+    """A command's epilog: ``sections`` apart by a blank line. It opens with a newline, so
+    that the help page keeps the sections' indentation (it dedents all but the first line)."""
+    return "\n" + "\n\n".join(sections)
+
+
+def _examples(command: str) -> str:
+    return _epilog(examples_text(EXAMPLES[command]))
+
+
+@app.command(cls=HelpCommand)
 def info() -> None:
     """Show versions and the compute this machine offers (CUDA, bf16 on CPU)."""
     import torch
@@ -54,18 +208,40 @@ def info() -> None:
         typer.echo(f"{k:<{width}}  {v}")
 
 
-@app.command()
+@app.command(cls=HelpCommand, epilog=_examples("losses"))
 def losses() -> None:
-    """List the losses and miners in the toolbox, with the paper each one follows."""
-    import contrastkit.losses as L
-    import contrastkit.miners as M
+    """List the losses and miners: each one's function, nn.Module class and paper.
 
-    for mod in (L, M):
-        for name in mod.__all__:
-            obj = getattr(mod, name)
-            if callable(obj) and name[0].islower() and obj.__doc__:
-                first = obj.__doc__.strip().splitlines()[0]
-                typer.echo(f"{mod.__name__.split('.')[-1]:>7}  {name:<28} {first}")
+    What each computes and the paper it follows come from the docstrings.
+    """
+    from contrastkit.cli._help import toolbox_text
+
+    for line in toolbox_text():
+        typer.echo(line)
+
+
+_RECIPE_NAMES = typer.Argument(
+    None, metavar="NAME", help="Recipes to show (default: all).", show_default=False
+)
+
+
+@app.command(cls=HelpCommand, epilog=_examples("recipes"))
+def recipes(names: list[str] | None = _RECIPE_NAMES) -> None:
+    """List each recipe's options (train --set recipe.KEY=VALUE): defaults and meanings.
+
+    Each recipe also names the optimiser, lr and weight decay it takes when train.optimizer,
+    train.lr and train.weight_decay are left unset.
+    """
+    from contrastkit.app.config import ConfigError
+    from contrastkit.cli._help import recipe_help
+    from contrastkit.recipes import RECIPES
+
+    try:
+        lines = recipe_help(names or list(RECIPES))
+    except ConfigError as err:
+        raise _error(err) from None
+    for line in lines:
+        typer.echo(line)
 
 
 def _error(err: Exception) -> typer.Exit:
@@ -197,6 +373,7 @@ def _train_command():
                 "--config",
                 metavar="FILE",
                 help="JSON/TOML/YAML file of options (flags and --set win over it).",
+                rich_help_panel="Run",
             ),
         ),
         inspect.Parameter(
@@ -209,7 +386,9 @@ def _train_command():
                 metavar="KEY=VALUE",
                 help="Set any option of the tree (repeatable; wins over flags and the file), "
                 "e.g. --set train.lr=0.1 or --set recipe.queue_size=8192 (a bare key that "
-                "names one option works too: --set queue_size=8192).",
+                "names one option works too: --set queue_size=8192); each recipe's keys are "
+                "listed below, under Recipe options.",
+                rich_help_panel="Run",
             ),
         ),
         inspect.Parameter(
@@ -222,6 +401,7 @@ def _train_command():
                 help="Continue the run in --out from its checkpoint (same options but "
                 "train.out_dir, progress, device, tensorboard, max_minutes, the monitor's and "
                 "warnings' options, and eval.*).",
+                rich_help_panel="Run",
             ),
         ),
         inspect.Parameter(
@@ -229,7 +409,10 @@ def _train_command():
             kw,
             annotation=bool,
             default=typer.Option(
-                False, "--overwrite", help="Replace the run --out already holds (if any)."
+                False,
+                "--overwrite",
+                help="Replace the run --out already holds (if any).",
+                rich_help_panel="Run",
             ),
         ),
         inspect.Parameter(
@@ -237,7 +420,11 @@ def _train_command():
             kw,
             annotation=bool,
             default=typer.Option(
-                False, "--print-config", help="Print the run's options as a nested config and exit."
+                False,
+                "--print-config",
+                help="Print the run's options as a nested config (JSON, a valid --config "
+                "file) and exit.",
+                rich_help_panel="Run",
             ),
         ),
     ]
@@ -274,13 +461,17 @@ def _train_command():
     return train
 
 
-app.command(name="train")(_train_command())
+app.command(
+    name="train",
+    cls=HelpCommand,
+    epilog=_epilog(examples_text(EXAMPLES["train"]), recipe_keys_text()),
+)(_train_command())
 
 
-@app.command()
+@app.command(cls=HelpCommand, epilog=_examples("demo"))
 def demo(
-    out: str = typer.Option("runs/demo", "--out", help="Output folder."),
-    epochs: int = typer.Option(150, help="Training epochs."),
+    out: str = typer.Option("runs/demo", "--out", metavar="DIR", help="Output folder."),
+    epochs: int = typer.Option(150, metavar="INT", help="Training epochs."),
     progress: bool = typer.Option(True, help="Show a progress bar."),
     overwrite: bool = typer.Option(
         False, "--overwrite", help="Replace the run --out already holds (if any)."
@@ -314,28 +505,33 @@ def demo(
     typer.echo(f"encoder: {Path(out).resolve() / 'encoder.safetensors'} (+ encoder.json)")
 
 
-@app.command()
+@app.command(cls=HelpCommand, epilog=_examples("evaluate"))
 def evaluate(
-    encoder: str = typer.Option(..., help="Folder with encoder.safetensors + encoder.json."),
-    data: str = typer.Option(..., help="Labelled data set with a test split."),
+    encoder: str = typer.Option(
+        ..., metavar="DIR", help="Folder with encoder.safetensors + encoder.json."
+    ),
+    data: str = typer.Option(..., metavar="DATA", help="Labelled data set with a test split."),
     knn_k: int = typer.Option(
         None,
+        metavar="INT",
         help="Fixed neighbour count, reported beside the chosen k (default: train.knn_k's).",
         show_default=False,
     ),
     knn_select_k: str = typer.Option(
         None,
+        metavar="K,...",
         help="Comma-separated k grid; the test kNN uses the best k on --val-size held-out "
         "training images ('' to use --knn-k; default: eval.knn_select_k's).",
         show_default=False,
     ),
     val_size: float = typer.Option(
         None,
+        metavar="FLOAT",
         help="Training images (or fraction) held out to choose k (default: data.val_size's).",
         show_default=False,
     ),
     probe: bool = typer.Option(True, help="Also fit a linear probe."),
-    report: str = typer.Option(None, help="Write an HTML report here."),
+    report: str = typer.Option(None, metavar="FILE", help="Write an HTML report here."),
 ) -> None:
     """Evaluate an exported encoder: kNN, linear probe, P/R/F1, precision@1, MAP@R.
 
@@ -362,7 +558,7 @@ def evaluate(
             probe=probe,
             report=report,
         )
-    except (ValueError, FileNotFoundError) as err:
+    except (ValueError, OSError, ImportError) as err:
         raise _error(err) from None
     for line in res.pop("summary"):
         typer.echo(line)
@@ -371,38 +567,45 @@ def evaluate(
     typer.echo(json.dumps(_summary({"encoder": encoder, "data": data}, res), indent=2))
 
 
-@app.command()
+@app.command(cls=HelpCommand, epilog=_examples("embed"))
 def embed(
-    encoder: str = typer.Option(..., help="Folder with encoder.safetensors + encoder.json."),
-    data: str = typer.Option(..., help="Data set name or folder."),
-    out: str = typer.Option(..., "--out", help="Output .npy or .parquet file."),
-    split: str = typer.Option("test", help="train or test."),
+    encoder: str = typer.Option(
+        ..., metavar="DIR", help="Folder with encoder.safetensors + encoder.json."
+    ),
+    data: str = typer.Option(..., metavar="DATA", help="Data set name or folder."),
+    out: str = typer.Option(..., "--out", metavar="FILE", help="Output .npy or .parquet file."),
+    split: str = typer.Option("test", metavar="train|test", help="The split to embed."),
 ) -> None:
     """Write embeddings and ids (and labels) of a data split to .npy or .parquet."""
     from contrastkit.app.experiment import embed_dataset
 
     try:
         path = embed_dataset(encoder, data, out, split=split)
-    except (ValueError, FileNotFoundError) as err:
-        typer.secho(f"error: {err}", fg=typer.colors.RED, err=True)
-        raise typer.Exit(2) from err
+    except (ValueError, OSError, ImportError) as err:
+        raise _error(err) from None
     typer.echo(f"wrote {path}")
 
 
-@app.command()
+@app.command(cls=HelpCommand, epilog=_examples("index"))
 def index(
     data: str = typer.Option(
-        ..., help="movie-snippets, or a .txt (one text per line) / .csv / .tsv / .jsonl file."
+        ...,
+        metavar="DATA",
+        help="movie-snippets, or a .txt (one text per line) / .csv / .tsv / .jsonl file.",
     ),
-    out: str = typer.Option(..., "--out", help="Folder for the index."),
+    out: str = typer.Option(..., "--out", metavar="DIR", help="Folder for the index."),
     encoder: str = typer.Option(
-        "minilm", help="minilm, a folder written by contrastkit train, or a Hugging Face folder."
+        "minilm",
+        metavar="ENCODER",
+        help="minilm, a folder written by contrastkit train, or a Hugging Face folder.",
     ),
-    column: str = typer.Option("text", help="Text column of a table file."),
+    column: str = typer.Option("text", metavar="NAME", help="Text column of a table file."),
     backend: str = typer.Option(
-        "auto", help="exact, usearch (approximate), or auto (exact below 50,000 texts)."
+        "auto",
+        metavar="auto|exact|usearch",
+        help="exact, usearch (approximate), or auto (exact below 50,000 texts).",
     ),
-    max_length: int = typer.Option(128, help="Tokens per text."),
+    max_length: int = typer.Option(128, metavar="INT", help="Tokens per text."),
 ) -> None:
     """Embed a corpus with a text encoder and save a search index (with the encoder's name)."""
     import time
@@ -414,23 +617,24 @@ def index(
         search = build_search_index(
             encoder, data, out, column=column, backend=backend, max_length=max_length
         )
-    except (ValueError, FileNotFoundError, ImportError) as err:
-        typer.secho(f"error: {err}", fg=typer.colors.RED, err=True)
-        raise typer.Exit(2) from err
+    except (ValueError, OSError, ImportError) as err:
+        raise _error(err) from None
     typer.echo(
         f"indexed {len(search.index)} texts ({search.index.backend}) in {time.time() - t0:.1f} s "
         f"→ {out}"
     )
 
 
-_QUERY_ARGUMENT = typer.Argument(..., help="One or more query texts.")
+_QUERY_ARGUMENT = typer.Argument(..., metavar="QUERY", help="One or more query texts.")
 
 
-@app.command()
+@app.command(cls=HelpCommand, epilog=_examples("search"))
 def search(
     query: list[str] = _QUERY_ARGUMENT,
-    index: str = typer.Option(..., "--index", help="Folder written by contrastkit index."),
-    k: int = typer.Option(10, "-k", help="Hits per query."),
+    index: str = typer.Option(
+        ..., "--index", metavar="DIR", help="Folder written by contrastkit index."
+    ),
+    k: int = typer.Option(10, "-k", metavar="INT", help="Hits per query."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
 ) -> None:
     """Top-k texts of an index closest to each query (cosine similarity)."""
@@ -444,9 +648,8 @@ def search(
         t0 = time.perf_counter()
         hits = engine.search(list(query), k=k)
         ms = (time.perf_counter() - t0) * 1e3 / len(query)
-    except (ValueError, FileNotFoundError, ImportError) as err:
-        typer.secho(f"error: {err}", fg=typer.colors.RED, err=True)
-        raise typer.Exit(2) from err
+    except (ValueError, OSError, ImportError) as err:
+        raise _error(err) from None
     if as_json:
         rows = [
             {"query": q, "hits": [{"id": h.id, "score": h.score, "text": h.text} for h in hs]}
