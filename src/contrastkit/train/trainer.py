@@ -130,6 +130,10 @@ class TrainingInterrupted(RuntimeError):
         )
 
 
+#: seconds within which the same signal again is torchrun's copy of it (see Trainer.fit)
+_FORWARDED_WITHIN = 2.0
+
+
 #: TrainConfig options a resumed run may change: where and how it runs, and what only watches
 #: the run (the monitor, the collapse warning, the divergence test). Every other option shapes
 #: the weights (the schedule, batches, numerics), so a resume must keep it.
@@ -618,7 +622,9 @@ class Trainer:
                 continues exactly. Under torch.distributed every process stops at the same
                 step, whichever process the signal reached. A second signal while stopping
                 raises ``KeyboardInterrupt`` at once (the checkpoint on disk is then the last
-                one written: each write is atomic).
+                one written: each write is atomic); under torch.distributed the same signal
+                again within 2 s is not a second one (torchrun's agent forwards to each
+                worker the Ctrl-C the terminal also sent it).
             DivergenceError: the loss or the weights diverged (nothing written).
         """
         compiled = self._compile_targets() if self.config.compile else []
@@ -642,10 +648,18 @@ class Trainer:
         if threading.current_thread() is not threading.main_thread():
             return {}
 
+        # Under torchrun a Ctrl-C reaches each worker twice: from the terminal, and from the
+        # agent, which forwards the signal it got at once. The same signal again within this
+        # many seconds is that copy, not the user insisting.
+        again_after = _FORWARDED_WITHIN if self.world > 1 else 0.0
+        first = [0.0]
+
         def stop(signum: int, frame: Any) -> None:
-            if self._signal is not None:  # the user insists
+            if self._signal is not None:
+                if signum == self._signal and time.monotonic() - first[0] < again_after:
+                    return  # the agent's copy of the same signal
                 raise KeyboardInterrupt(f"{signal.Signals(signum).name} while stopping")
-            self._signal = signum
+            self._signal, first[0] = signum, time.monotonic()
             if self.is_main and _is_terminal(sys.stderr):
                 sys.stderr.write(
                     f"\n{signal.Signals(signum).name}: stopping after this step and writing "
