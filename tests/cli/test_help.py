@@ -124,7 +124,7 @@ def test_recipes_command_gives_each_keys_default_and_meaning():
     assert out.startswith("moco (image): ") and "\nsimcse (text): " in out
     assert "recipe.queue_size=16384" in out and "negatives kept" in out
     assert "recipe.temperature=0.05" in out and "0.05 in the paper" in out
-    assert "lr 0.00012" in out  # SimCSE's optimiser defaults
+    assert "train.lr=0.00012" in out  # SimCSE's optimiser defaults
     bad, err = _invoke("recipes", "mocco")
     assert bad.exit_code == 2 and "did you mean 'moco'" in err.lower()
 
@@ -214,3 +214,23 @@ def test_losses_prints_plain_text_with_every_class_and_a_paper():
 def test_plain_removes_rest_markup():
     text = "Uses :func:`~contrastkit.losses.info_nce` and :class:`Triplets`: ``d(a, p)``::"
     assert plain(text) == "Uses info_nce and Triplets: d(a, p):"
+
+
+def test_recipes_without_names_lists_every_recipe_briefly():
+    result, out = _invoke("recipes")
+    assert result.exit_code == 0, out
+    heads = re.findall(r"^(\w+) \((image|text)\): ", out, re.M)
+    assert [name for name, _ in heads] == list(RECIPES)
+    assert "recipe.proj_bn=true" in out and "batch norm after the head's hidden layer." in out
+    assert "Fashion-MNIST" not in out  # the rest of proj_bn's meaning: only with its name
+
+
+def test_epilog_keeps_its_layout_without_rich(monkeypatch):
+    import contrastkit.cli._help as help_mod
+
+    text = help_mod.examples_text([("What it does:", "contrastkit losses")])
+    monkeypatch.setattr(help_mod, "_rich_help", lambda: False)
+    plain_form = help_mod.epilog(text, "Second section:\n  line")
+    assert all(p.startswith("\b\n") for p in plain_form.split("\n\n"))  # click keeps the lines
+    monkeypatch.setattr(help_mod, "_rich_help", lambda: True)
+    assert help_mod.epilog(text).startswith("\nExamples:\n")  # rich dedents all but line one

@@ -22,6 +22,7 @@ __all__ = [
     "HelpCommand",
     "HelpGroup",
     "ToolboxEntry",
+    "epilog",
     "examples_text",
     "plain",
     "recipe_help",
@@ -223,12 +224,13 @@ def recipe_keys_text() -> str:
     from contrastkit.recipes import RECIPES
 
     width = max(len(name) for name in RECIPES) + 2
-    lines = [
+    lines = _wrapped(
         "Recipe options: set with --set recipe.KEY=VALUE (or --set KEY=VALUE when KEY names one "
         "option), or in a config file's recipe section; contrastkit recipes NAME says what each "
         "one means.",
         "",
-    ]
+    )
+    lines.append("")
     for name in RECIPES:
         options = recipe_options(name)
         keys = " ".join(f"{o.name}={value_text(o)}" for o in options if o.name not in DATA_FILLED)
@@ -239,9 +241,11 @@ def recipe_keys_text() -> str:
     return "\n".join(lines)
 
 
-def recipe_help(names: Iterable[str]) -> list[str]:
-    """``contrastkit recipes``'s lines: for each recipe, what it is, its optimiser defaults,
-    and each ``--set recipe.KEY`` with its default and meaning."""
+def recipe_help(names: Iterable[str], *, full: bool = False) -> list[str]:
+    """``contrastkit recipes``'s lines: for each recipe, what it is, the optimiser it takes
+    when ``train.optimizer``, ``train.lr`` and ``train.weight_decay`` are unset, and each
+    ``--set recipe.KEY`` with its default and meaning (its first sentence, or all of it with
+    ``full``)."""
     from contrastkit.app.config import recipe_node_class, recipe_options, value_text
     from contrastkit.recipes import RECIPES
 
@@ -251,23 +255,48 @@ def recipe_help(names: Iterable[str]) -> list[str]:
         cls = RECIPES[name][0]
         modality = getattr(cls, "modality", "image")
         lines += _wrapped(f"{name} ({modality}): {_paragraph(cls.__doc__ or '')}", "", "    ")
-        optim = ", ".join(f"{k} {v}" for k, v in getattr(cls, "optim_defaults", {}).items())
+        optim = " ".join(f"train.{k}={v}" for k, v in getattr(cls, "optim_defaults", {}).items())
         if optim:
-            lines += _wrapped(
-                f"defaults: {optim} (train.optimizer, train.lr, train.weight_decay)", "  "
-            )
+            lines += _wrapped(f"when unset: {optim}", "  ", "    ")
         options = recipe_options(name)
         width = max(len(f"recipe.{o.name}={value_text(o)}") for o in options) + 2
         for o in options:
             head = f"recipe.{o.name}={value_text(o)}"
-            meaning = plain(o.help).removesuffix(" (default: from the data)") or "-"
-            lines += _wrapped(meaning, f"  {head:<{width}}", " " * (width + 2))
+            meaning = re.sub(r"\s*\(default: from the data\)$", "", plain(o.help))
+            if not full:
+                meaning = _first_sentence(meaning)
+            lines += _wrapped(meaning or "-", f"  {head:<{width}}", " " * (width + 2))
         lines.append("")
     return lines[:-1]
 
 
+def _first_sentence(text: str) -> str:
+    """``text`` up to the end of its first sentence (a full stop that does not end an
+    abbreviation such as e.g., followed by a space)."""
+    return re.split(r"(?<=[^.]\w\.)\s+(?=[A-Za-z])", text, maxsplit=1)[0]
+
+
 # ---------------------------------------------------------------------------------------------
 # examples
+
+
+def _rich_help() -> bool:
+    """Whether typer renders the help pages with rich (else click's plain formatter)."""
+    import typer.core as core
+
+    if hasattr(core, "HAS_RICH"):
+        return bool(core.HAS_RICH) and getattr(core, "DEFAULT_MARKUP_MODE", "rich") is not None
+    return getattr(core, "rich", None) is not None
+
+
+def epilog(*sections: str) -> str:
+    """A command's epilog: ``sections`` apart by a blank line, laid out as written. Rich
+    dedents all lines but the first, so the text opens with a newline; click's plain
+    formatter rewraps every paragraph that does not open with its ``\\b`` marker."""
+    if _rich_help():
+        return "\n" + "\n\n".join(sections)
+    paragraphs = [p for section in sections for p in section.split("\n\n")]
+    return "\n\n".join("\b\n" + p for p in paragraphs)
 
 
 def examples_text(examples: Sequence[tuple[str, str]]) -> str:

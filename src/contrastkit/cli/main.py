@@ -11,7 +11,13 @@ import typer
 from typer.core import TyperGroup
 
 import contrastkit
-from contrastkit.cli._help import HelpCommand, HelpGroup, examples_text, recipe_keys_text
+from contrastkit.cli._help import (
+    HelpCommand,
+    HelpGroup,
+    epilog,
+    examples_text,
+    recipe_keys_text,
+)
 
 #: click's exceptions, wherever this typer takes click from (vendored or the click package)
 _CLICK = sys.modules[typer.BadParameter.__module__]
@@ -179,14 +185,9 @@ def _root(
     """Contrastive representation learning from the command line."""
 
 
-def _epilog(*sections: str) -> str:
-    """A command's epilog: ``sections`` apart by a blank line. It opens with a newline, so
-    that the help page keeps the sections' indentation (it dedents all but the first line)."""
-    return "\n" + "\n\n".join(sections)
-
-
 def _examples(command: str) -> str:
-    return _epilog(examples_text(EXAMPLES[command]))
+    """The epilog of ``command``'s help: its examples."""
+    return epilog(examples_text(EXAMPLES[command]))
 
 
 @app.command(cls=HelpCommand)
@@ -230,14 +231,15 @@ def recipes(names: list[str] | None = _RECIPE_NAMES) -> None:
     """List each recipe's options (train --set recipe.KEY=VALUE): defaults and meanings.
 
     Each recipe also names the optimiser, lr and weight decay it takes when train.optimizer,
-    train.lr and train.weight_decay are left unset.
+    train.lr and train.weight_decay are left unset. Named recipes are shown with the whole
+    meaning of each option, all recipes with its first sentence.
     """
     from contrastkit.app.config import ConfigError
     from contrastkit.cli._help import recipe_help
     from contrastkit.recipes import RECIPES
 
     try:
-        lines = recipe_help(names or list(RECIPES))
+        lines = recipe_help(names or list(RECIPES), full=bool(names))
     except ConfigError as err:
         raise _error(err) from None
     for line in lines:
@@ -464,7 +466,7 @@ def _train_command():
 app.command(
     name="train",
     cls=HelpCommand,
-    epilog=_epilog(examples_text(EXAMPLES["train"]), recipe_keys_text()),
+    epilog=epilog(examples_text(EXAMPLES["train"]), recipe_keys_text()),
 )(_train_command())
 
 
