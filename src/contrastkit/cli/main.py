@@ -82,14 +82,15 @@ EXAMPLES: dict[str, list[tuple[str, str]]] = {
             "--out runs/simclr",
         ),
         (
-            "MoCo with a recipe option and a train option changed (see Recipe options below):",
-            "contrastkit train --data fashion-mnist --recipe moco --set recipe.queue_size=8192 "
-            "--set train.lr=0.1 --out runs/moco",
+            "MoCo on digits with a recipe option and a train option changed (see Recipe "
+            "options below):",
+            "contrastkit train --recipe moco --set recipe.queue_size=8192 --set train.lr=0.1 "
+            "--out runs/moco",
         ),
         (
             "SupCon with a lower loss temperature:",
-            "contrastkit train --data digits --recipe supcon --encoder small_cnn "
-            "--set recipe.temperature=0.1 --out runs/supcon",
+            "contrastkit train --recipe supcon --encoder small_cnn --set recipe.temperature=0.1 "
+            "--out runs/supcon",
         ),
         (
             "SimCSE on your own texts (a .txt file, one text per line), small Transformer:",
@@ -105,9 +106,9 @@ EXAMPLES: dict[str, list[tuple[str, str]]] = {
             "contrastkit train --config run.json --set train.epochs=20 --out runs/byol",
         ),
         (
-            "Continue an interrupted run (the same options and --out):",
-            "contrastkit train --data digits --recipe simclr --encoder small_cnn --epochs 5 "
-            "--out runs/simclr --resume",
+            "Continue the first run above after an interruption (the same options and --out):",
+            "contrastkit train --recipe simclr --encoder small_cnn --epochs 5 --out runs/simclr "
+            "--resume",
         ),
     ],
     "demo": [
@@ -267,7 +268,8 @@ def _train(
     or YAML with data, model, recipe, train and eval sections; old flat files still load),
     then the flags given here, then --set KEY=VALUE (a dotted key such as train.lr or
     recipe.queue_size, or a bare key that names one option, e.g. queue_size). The recipe's
-    own options are set with --set. --print-config prints the resulting options.
+    own options are set with --set: each recipe's are listed at the end of this page, under
+    Recipe options. --print-config prints the resulting options.
 
     A folder that already holds a run is not overwritten: --resume continues it (its options
     must be the run's, as saved in run.json; only train.out_dir, train.progress,
