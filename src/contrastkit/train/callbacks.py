@@ -156,7 +156,9 @@ class ProgressBar(Callback):
 
 class CollapseMonitor(Callback):
     """Collapse statistics of the first ``steps`` steps' embeddings each epoch (``emb_*``
-    columns), and a :class:`CollapseWarning` when the spread or effective rank is tiny."""
+    columns), and a :class:`CollapseWarning` when the spread or effective rank is tiny. (In
+    an epoch resumed in its middle, the first steps after the resume: the embeddings are not
+    in the checkpoint.)"""
 
     def __init__(self, std_ratio: float = 0.1, rank: float = 2.0, steps: int = 8) -> None:
         self.std_ratio, self.rank, self.steps = std_ratio, rank, steps

@@ -5,7 +5,9 @@ channels_last where the hardware supports them, gradient caching, torch.distribu
 resume. Everything around it is a callback (:mod:`contrastkit.train.callbacks`): the progress
 bar, the CSV log (and TensorBoard event files when the ``tensorboard`` package is installed),
 the online kNN monitor on a held-out split, the collapse warning, the time budget, atomic
-safetensors checkpoints every epoch and the exported encoder. The batch is a dict of named
+safetensors checkpoints every epoch and the exported encoder. Ctrl-C (SIGINT) or SIGTERM
+stops the run after the step under way with a checkpoint inside the epoch
+(:class:`TrainingInterrupted`); a resume continues it exactly. The batch is a dict of named
 fields whose kinds (:mod:`contrastkit.data.fields`) move them to the device: the loop never
 looks at what a field holds.
 
@@ -609,8 +611,9 @@ class Trainer:
         """Train for the configured epochs.
 
         Args:
-            resume: continue from ``out_dir/checkpoint.safetensors`` when it exists; the run
-                then ends with exactly the weights of an uninterrupted run.
+            resume: continue from ``out_dir/checkpoint.safetensors`` when it exists (written at
+                an epoch's end, or inside one when a signal stopped the run: its steps done are
+                skipped); the run then ends with exactly the weights of an uninterrupted run.
             stop_after_epoch: end this call after that epoch (checkpoint written), e.g. to
                 split a long run into sessions; resume later with ``resume=True``.
 
