@@ -194,7 +194,8 @@ class DegenerateBatchWarning(UserWarning):
 
     Example:
         >>> import warnings
-        >>> warnings.simplefilter("error", DegenerateBatchWarning)  # make it fatal in a run
+        >>> with warnings.catch_warnings():  # make it fatal, here inside a block only
+        ...     warnings.simplefilter("error", DegenerateBatchWarning)
     """
 
 
@@ -261,6 +262,7 @@ def warn_degenerate(name: str, problem: str, value: str) -> bool:
         False
         >>> len(caught)
         1
+        >>> reset_degenerate_warnings()
     """
     if (name, problem) in _warned_degenerate:
         return False

@@ -422,6 +422,13 @@ def sup_con(
             (``"instances"`` if the labels are instance ids numbered per process). ``True`` is
             deprecated for ``"labels"``.
 
+    Warns:
+        DegenerateBatchWarning: once per process when every label of the batch (gathered under
+            ``gather``) is the same: with no negatives the loss is 0, still on the graph, with
+            zero gradients (the plain formula would only equalise same-class similarities and
+            report a meaningless value). Labels that are all unique raise, as in
+            :func:`info_nce` (or warn under ``ignore_rows_without_positive=True``).
+
     Reference: Khosla et al. 2020, "Supervised Contrastive Learning" (the L_out form).
 
     Example:

@@ -4,6 +4,11 @@ Every miner is a pure function and an ``nn.Module`` with the losses' calling con
 ``miner(query, key=None, *, query_ids, key_ids=None)``, and returns :class:`Triplets` that
 :func:`~contrastkit.losses.functional.triplet_margin` and
 :func:`~contrastkit.losses.functional.contrastive_margin` accept.
+
+A batch whose labels allow no triplet (one class: no negatives; every label unique: no
+positives) gives empty triplets and a :class:`DegenerateBatchWarning`, once per miner and
+process (:func:`reset_degenerate_warnings` re-arms it). Valid labels whose triplets are all easy
+give empty triplets without a warning: a zero loss is then the right answer.
 """
 
 from contrastkit._checks import DegenerateBatchWarning, reset_degenerate_warnings
