@@ -323,8 +323,14 @@ def warn_label_problems(
     has been warned about, none after: a pragmatic price for a check on small label tensors.
 
     Example:
-        >>> warn_label_problems("triplet_margin", torch.arange(4), None,
-        ...     {NO_POSITIVES: "the loss is 0"})  # doctest: +SKIP
+        >>> import warnings
+        >>> reset_degenerate_warnings()
+        >>> with warnings.catch_warnings(record=True) as caught:
+        ...     warnings.simplefilter("always")
+        ...     warn_label_problems("demo", torch.arange(4), None, {NO_POSITIVES: "it is 0"})
+        >>> [str(w.message).split(";")[0] for w in caught]
+        ['demo: no two rows of the batch share a label: no positives']
+        >>> reset_degenerate_warnings()
     """
     if all((name, p) in _warned_degenerate for p in values):
         return
