@@ -265,3 +265,21 @@ def test_reduction_none_gives_zero_rows_without_negatives():
     with pytest.warns(DegenerateBatchWarning):
         rows = sup_con(_z(), torch.zeros(N, dtype=torch.long), reduction="none")
     assert rows.shape == (N,) and torch.equal(rows, torch.zeros(N, dtype=F64))
+
+
+@pytest.mark.parametrize(
+    "case", ["triplet_margin", "TripletMarginLoss+miner", "contrastive_margin"]
+)
+def test_margin_losses_check_the_labels_only_when_nothing_is_mined(case, monkeypatch):
+    # The label check costs a host sync on CUDA; the margin losses run it only when their set
+    # of triplets or pairs is empty (its size is known without a sync).
+    import contrastkit._checks as checks
+
+    calls = []
+    original = checks.label_problems
+    monkeypatch.setattr(checks, "label_problems", lambda *a: calls.append(1) or original(*a))
+    LOSSES[case](_z(), torch.tensor([0, 1, 2, 0, 1, 2]))
+    assert calls == []
+    with pytest.warns(DegenerateBatchWarning):
+        LOSSES[case](_z(), torch.zeros(N, dtype=torch.long))
+    assert calls == [1]

@@ -22,7 +22,7 @@ from contrastkit.pairs import Pairs, Triplets, all_pairs, to_pairs
 __all__ = ["ContrastiveMarginLoss", "contrastive_margin"]
 
 #: What the loss returns on a degenerate batch (the text of its warning).
-_DEGENERATE_VALUES = {
+_DEGENERATE = {
     NO_NEGATIVES: (
         "the loss returned is the positive-pair term alone (the negative term is 0), which "
         "pulls every row together and can collapse the embedding"
@@ -90,10 +90,6 @@ def contrastive_margin(
     dist, qids, kids, _ = distance_table(
         query, key, query_ids, key_ids, distance, normalize_embeddings
     )
-    # One host sync for the degenerate-batch check (labels only, skipped once it has warned).
-    warn_label_problems(
-        "contrastive_margin", qids, None if key is None else kids, _DEGENERATE_VALUES
-    )
     if pairs is None:
         p = all_pairs(qids, None if key is None else kids)
     else:
@@ -101,6 +97,9 @@ def contrastive_margin(
             # validate before to_pairs, which would fail obscurely on unequal triplet lengths
             check_indices(tuple(pairs), dist.shape[0], dist.shape[1], "pairs")
         p = to_pairs(pairs)
+    if p.positive.numel() == 0 or p.negative.numel() == 0:
+        # a part is empty (known without a sync): only then are the labels checked (one sync)
+        warn_label_problems("contrastive_margin", qids, None if key is None else kids, _DEGENERATE)
     pos_terms = torch.relu(dist[p.anchor_pos, p.positive] - pos_margin)
     neg_terms = torch.relu(neg_margin - dist[p.anchor_neg, p.negative])
     if power != 1.0:

@@ -28,7 +28,7 @@ _NO_TRIPLET = (
     "gradients) and the batch teaches nothing"
 )
 #: What the loss returns on a degenerate batch (the text of its warning).
-_DEGENERATE_VALUES = {NO_NEGATIVES: _NO_TRIPLET, NO_POSITIVES: _NO_TRIPLET}
+_DEGENERATE = {NO_NEGATIVES: _NO_TRIPLET, NO_POSITIVES: _NO_TRIPLET}
 
 
 def triplet_margin(
@@ -79,8 +79,6 @@ def triplet_margin(
     dist, qids, kids, k = distance_table(
         query, key, query_ids, key_ids, distance, normalize_embeddings
     )
-    # One host sync for the degenerate-batch check (labels only, skipped once it has warned).
-    warn_label_problems("triplet_margin", qids, None if key is None else kids, _DEGENERATE_VALUES)
     if triplets is None:
         t = all_triplets(qids, None if key is None else kids)
     else:
@@ -91,6 +89,8 @@ def triplet_margin(
             )
         check_indices(tuple(triplets), dist.shape[0], dist.shape[1], "triplets")
         t = Triplets(*triplets)
+    if t.anchor.numel() == 0:  # known without a sync; only then are the labels checked (one)
+        warn_label_problems("triplet_margin", qids, None if key is None else kids, _DEGENERATE)
     d_ap = dist[t.anchor, t.positive]
     d_an = dist[t.anchor, t.negative]
     if swap:

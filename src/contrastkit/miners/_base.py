@@ -12,7 +12,7 @@ from contrastkit._checks import (
     NO_POSITIVES,
     check_choice,
     check_pair_inputs,
-    warn_label_problems,
+    warn_degenerate,
 )
 from contrastkit.distances import METRICS, pairwise_distance
 from contrastkit.pairs import Triplets, pair_masks
@@ -32,23 +32,39 @@ def mining_inputs(
     key_ids: Tensor | None,
     distance: str,
     normalize_embeddings: bool,
-    name: str,
 ) -> tuple[Tensor, Tensor, Tensor]:
-    """Return the (N, M) distance table (no gradient) and the positive / negative masks.
-
-    Warns once per process (``name``: the miner) when the ids allow no triplet: one id in the
-    batch (no negatives) or no id shared by two rows (no positives). This costs one host
-    sync, on the labels only, until it has warned.
-    """
+    """Return the (N, M) distance table (no gradient) and the positive / negative masks."""
     check_choice(distance, "distance", METRICS)
     query, key, qids, kids = check_pair_inputs(query, key, query_ids, key_ids)
-    warn_label_problems(name, qids, None if key is None else kids, DEGENERATE_VALUES)
     with torch.no_grad():
         q = query.detach().float() if query.dtype != torch.float64 else query.detach()
         k = q if key is None else key.detach().to(q.dtype)
         dist = pairwise_distance(q, k, distance, normalize_embeddings=normalize_embeddings)
     pos, neg = pair_masks(qids, None if key is None else kids)
     return dist, pos, neg
+
+
+def checked(t: Triplets, pos: Tensor, neg: Tensor, name: str) -> Triplets:
+    """Return the mined triplets ``t``; when there are none, say why if the labels are why.
+
+    With no triplet, the (N, M) pair masks tell whether the batch had no negative pair (one
+    class) or no positive pair (no label shared): then a :class:`DegenerateBatchWarning`
+    names the miner (``name``), once per process. The check costs one host sync, and only when
+    nothing was mined: the number of triplets is known without one. Valid labels whose
+    triplets are all easy warn nothing (a zero loss is then right).
+
+    Example:
+        >>> ids = torch.tensor([0, 0, 1, 1])
+        >>> pos, neg = pair_masks(ids, None)
+        >>> checked(empty_triplets(ids.device), pos, neg, "demo").anchor.numel()
+        0
+    """
+    if t.anchor.numel() == 0:
+        flags = torch.stack([~neg.any(), ~pos.any()]).tolist()
+        for problem, bad in zip((NO_NEGATIVES, NO_POSITIVES), flags, strict=True):
+            if bad:
+                warn_degenerate(name, problem, DEGENERATE_VALUES[problem])
+    return t
 
 
 def empty_triplets(device: torch.device) -> Triplets:
@@ -84,7 +100,7 @@ class Miner(nn.Module):
         key_ids: Tensor | None = None,
     ) -> Triplets:
         dist, pos, neg = mining_inputs(
-            query, key, query_ids, key_ids, self.distance, self.normalize_embeddings, self.kind
+            query, key, query_ids, key_ids, self.distance, self.normalize_embeddings
         )
         with torch.no_grad():
-            return self.mine(dist, pos, neg)
+            return checked(self.mine(dist, pos, neg), pos, neg, self.kind)

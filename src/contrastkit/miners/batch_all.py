@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from contrastkit.miners._base import Miner, mining_inputs
+from contrastkit.miners._base import Miner, checked, mining_inputs
 from contrastkit.pairs import Triplets
 
 __all__ = ["BatchAllMiner", "batch_all_triplets"]
@@ -52,10 +52,8 @@ def batch_all_triplets(
         >>> t.anchor.shape
         torch.Size([24])
     """
-    dist, pos, neg = mining_inputs(
-        query, key, query_ids, key_ids, distance, normalize_embeddings, "batch_all_triplets"
-    )
-    return _batch_all(dist, pos, neg, margin)
+    dist, pos, neg = mining_inputs(query, key, query_ids, key_ids, distance, normalize_embeddings)
+    return checked(_batch_all(dist, pos, neg, margin), pos, neg, "batch_all_triplets")
 
 
 class BatchAllMiner(Miner):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from contrastkit.miners._base import Miner, mining_inputs
+from contrastkit.miners._base import Miner, checked, mining_inputs
 from contrastkit.pairs import Triplets
 
 __all__ = ["BatchHardMiner", "batch_hard_triplets"]
@@ -53,10 +53,8 @@ def batch_hard_triplets(
         >>> t.anchor.tolist()
         [0, 1, 2, 3, 4, 5]
     """
-    dist, pos, neg = mining_inputs(
-        query, key, query_ids, key_ids, distance, normalize_embeddings, "batch_hard_triplets"
-    )
-    return _batch_hard(dist, pos, neg)
+    dist, pos, neg = mining_inputs(query, key, query_ids, key_ids, distance, normalize_embeddings)
+    return checked(_batch_hard(dist, pos, neg), pos, neg, "batch_hard_triplets")
 
 
 class BatchHardMiner(Miner):

@@ -8,7 +8,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from contrastkit.miners._base import Miner, empty_triplets, mining_inputs
+from contrastkit.miners._base import Miner, checked, empty_triplets, mining_inputs
 from contrastkit.pairs import Triplets
 
 __all__ = ["DistanceWeightedMiner", "distance_weighted_triplets", "distance_weights"]
@@ -86,12 +86,9 @@ def distance_weighted_triplets(
         >>> g = torch.Generator().manual_seed(0)
         >>> t = distance_weighted_triplets(torch.randn(8, 16), query_ids=torch.arange(4).repeat(2), generator=g)
     """
-    dist, pos, neg = mining_inputs(
-        query, key, query_ids, key_ids, "euclidean", True, "distance_weighted_triplets"
-    )
-    return _distance_weighted(
-        dist, pos, neg, query.shape[1], cutoff, nonzero_loss_cutoff, generator
-    )
+    dist, pos, neg = mining_inputs(query, key, query_ids, key_ids, "euclidean", True)
+    t = _distance_weighted(dist, pos, neg, query.shape[1], cutoff, nonzero_loss_cutoff, generator)
+    return checked(t, pos, neg, "distance_weighted_triplets")
 
 
 class DistanceWeightedMiner(Miner):

@@ -10,7 +10,7 @@ import torch
 from torch import Tensor
 
 from contrastkit._checks import check_choice
-from contrastkit.miners._base import Miner, mining_inputs
+from contrastkit.miners._base import Miner, checked, mining_inputs
 from contrastkit.pairs import Triplets
 
 __all__ = ["SemiHardMiner", "semi_hard_triplets"]
@@ -64,10 +64,8 @@ def semi_hard_triplets(
         >>> t = semi_hard_triplets(torch.randn(8, 4), query_ids=torch.arange(4).repeat(2), margin=0.5)
     """
     check_choice(select, "select", SELECT)
-    dist, pos, neg = mining_inputs(
-        query, key, query_ids, key_ids, distance, normalize_embeddings, "semi_hard_triplets"
-    )
-    return _semi_hard(dist, pos, neg, margin, select)
+    dist, pos, neg = mining_inputs(query, key, query_ids, key_ids, distance, normalize_embeddings)
+    return checked(_semi_hard(dist, pos, neg, margin, select), pos, neg, "semi_hard_triplets")
 
 
 class SemiHardMiner(Miner):
