@@ -69,7 +69,7 @@ def test_affine_shift_checks_its_ranges():
         AffineShift(translate=1.5)
     with pytest.raises(ValueError, match="scale"):
         AffineShift(scale=(1.2, 0.8))
-    assert AffineShift().words() == "±15°, ±15% shift, ×0.80–1.10"
+    assert AffineShift().words() == "±10°, ±15% shift, ×0.90–1.20"
 
 
 def _classes(n_per: int, d: int = 6, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:

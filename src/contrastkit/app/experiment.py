@@ -7,8 +7,8 @@ Training itself is :func:`contrastkit.app.pipeline.run` (also importable here as
 Example:
     >>> from contrastkit.app.experiment import demo_config
     >>> cfg = demo_config("runs/demo")  # what `contrastkit demo` trains, then run_experiment(cfg)
-    >>> cfg.recipe.name, cfg.data.name, cfg.train.epochs
-    ('simclr', 'digits', 150)
+    >>> cfg.recipe.name, cfg.data.name, cfg.model.encoder, cfg.eval.transformed_test
+    ('simclr', 'digits', 'small_cnn', True)
 """
 
 from __future__ import annotations
@@ -35,15 +35,30 @@ __all__ = [
 ]
 
 
-def demo_config(out_dir: str = "runs/demo", epochs: int = 150) -> RunConfig:
-    """The ``contrastkit demo`` run: SimCLR on scikit-learn's digits (ships with scikit-learn),
-    a quarter-width ResNet-18 with the small-image stem, LARS, 150 epochs (about a minute on 2
-    CPU cores), then test kNN / linear probe and the HTML report."""
+def demo_config(out_dir: str = "runs/demo", epochs: int = 100) -> RunConfig:
+    """The ``contrastkit demo`` run: SimCLR on scikit-learn's digits (ships with scikit-learn,
+    8×8 images), then kNN and a linear probe on the test digits, and on a fixed copy of them
+    shifted, rotated and rescaled a little (``eval.transformed_test``), raw pixels beside every
+    figure, and the HTML report. About two minutes on 2 CPU cores.
+
+    Raw pixels are hard to beat on the clean test digits (centred and size-normalised, kNN
+    about 0.98); what the encoder learns from the views (random resized crops: shifts and
+    zooms) is to recognise a digit that moved. The settings were chosen on the validation
+    split (its kNN accuracy on transformed validation digits) and on time, never on the test
+    split: a small VGG-style CNN (32 channels in its first stage) rather than ResNet-18,
+    crops of 50-100% of the image (20-100% leaves too little of an 8×8 digit), LARS at lr 0.8,
+    batch 128, ``epochs`` epochs, the kNN monitor every 10 epochs.
+    """
     return RunConfig.from_dict(
         {
             "data": {"name": "digits"},
-            "model": {"encoder": "resnet18", "width": 0.25},
-            "recipe": {"name": "simclr", "temperature": 0.2, "flip": 0.0},
+            "model": {"encoder": "small_cnn", "width": 0.25},
+            "recipe": {
+                "name": "simclr",
+                "temperature": 0.2,
+                "flip": 0.0,
+                "crop_scale": (0.5, 1.0),
+            },
             "train": {
                 "epochs": epochs,
                 "batch_size": 128,
@@ -53,6 +68,7 @@ def demo_config(out_dir: str = "runs/demo", epochs: int = 150) -> RunConfig:
                 "monitor_every": 10,
                 "out_dir": out_dir,
             },
+            "eval": {"transformed_test": True},
         }
     )
 
