@@ -221,7 +221,7 @@ def test_evaluate_missing_encoder_names_the_folder(tmp_path):
 
 
 # ----------------------------------------------------------- 4. a plain image folder
-def test_image_folder_is_evaluated_on_the_validation_split(tmp_path):
+def test_image_folder_is_evaluated_on_its_held_out_test_part(tmp_path):
     from PIL import Image
 
     rng = np.random.default_rng(0)
@@ -235,12 +235,33 @@ def test_image_folder_is_evaluated_on_the_validation_split(tmp_path):
     args = ["--data", str(root), "--encoder", "small_cnn", "--epochs", "1", "--batch-size", "16"]
     r = _train(*args, *QUIET, "--out", str(out))
     assert r.exit_code == 0, r.output
+    assert "kNN accuracy, test: " in r.output
+    text = " ".join(r.output.split())
+    assert "test split: 12 of the 60 images of shapes (20%, stratified by class, seed 0)" in text
+    results = json.loads((out / "results.json").read_text())
+    assert results["evaluation"]["split"] == "test" and results["data"]["test"] == 12
+    assert results["data"]["train"] + results["data"]["val"] == 48
+
+
+def test_a_folder_too_small_for_a_test_part_is_evaluated_on_validation(tmp_path):
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    root = tmp_path / "tiny"
+    for c in range(6):  # 18 images: 20% is 4, fewer than the 6 classes
+        (root / f"class{c}").mkdir(parents=True)
+        for i in range(3):
+            Image.fromarray(rng.integers(0, 256, (8, 8), np.uint8)).save(
+                root / f"class{c}" / f"{i}.png"
+            )
+    out = tmp_path / "run"
+    args = ["--data", str(root), "--encoder", "small_cnn", "--epochs", "1", "--batch-size", "4"]
+    r = _train(*args, *QUIET, "--out", str(out))
+    assert r.exit_code == 0, r.output
     assert "kNN accuracy, val: " in r.output
-    assert "evaluated on the validation split (6 images held out" in r.output
-    assert "shapes has no labelled test split" in r.output
+    assert "evaluated on the validation split (6 images held out" in " ".join(r.output.split())
     results = json.loads((out / "results.json").read_text())
     assert results["evaluation"]["split"] == "val" and results["data"]["val"] == 6
-    assert "validation split" in results["summary"][-1]
 
 
 def test_demo_does_not_overwrite_a_run_either(tmp_path):

@@ -25,7 +25,7 @@ def split_validation(train: Any, val_size: float, seed: int) -> tuple[Any, Any]:
 
         counts = torch.bincount(train.labels)
         classes = int((counts >= 2).sum())  # those that can be on both sides
-        if round(val_size * len(train)) < classes < len(train) - classes:
+        if round(val_size * len(train)) < classes <= len(train) - classes:
             val_size = classes
     fit, val = stratified_split(labels, val_size, seed)
     return train.subset(fit), train.subset(val)
