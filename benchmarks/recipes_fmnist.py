@@ -95,7 +95,7 @@ def run_one(name: str, out: Path, minutes: float, view_size: int | None = None) 
         "epochs": epochs,
         "epochs_done": len(res["history"]),
         "train_seconds": res["train_seconds"],
-        "images_per_s": sum(h["images_per_s"] for h in res["history"]) / len(res["history"]),
+        "images_per_s": sum(h["rows_per_s"] for h in res["history"]) / len(res["history"]),
         "peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
         "knn_acc": ev["metrics.knn_accuracy"],
         "knn_k": ev["details.k"],

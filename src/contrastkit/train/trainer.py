@@ -844,7 +844,7 @@ class Trainer:
             "step": self.step,
             "loss": self.epoch_loss / n,
             "lr": self.lr,
-            "images_per_s": self.epoch_rows / max(self.epoch_seconds, 1e-9),
+            "rows_per_s": self.epoch_rows / max(self.epoch_seconds, 1e-9),
             "seconds": self.epoch_seconds,
         }
         # the recipe's own scalars (loss terms, momentum), averaged over the epoch's steps
