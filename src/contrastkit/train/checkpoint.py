@@ -32,7 +32,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from contrastkit._io import atomic_write, atomic_write_bytes
+from contrastkit._io import atomic_write, atomic_write_bytes, file_sha256
 
 __all__ = ["DamagedFileError", "atomic_write_bytes", "file_sha256", "load_state", "save_state"]
 
@@ -50,15 +50,6 @@ def damaged(path: str | os.PathLike, why: str) -> DamagedFileError:
     return DamagedFileError(
         f"{path}: the file is damaged ({why}); restore it from a backup or retrain."
     )
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    """SHA-256 (hex) of a file's bytes, read in chunks."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(_CHUNK):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _header_digest(header: dict[str, Any]) -> Any:
