@@ -107,6 +107,8 @@ def test_demo_prints_the_transformed_figure_first_then_the_clean_one(tmp_path, m
     # the honest note appears exactly when raw pixels win on the clean test digits
     raw_wins = ev["baseline.knn_accuracy"] >= ev["metrics.knn_accuracy"]
     assert ("raw pixels win on the clean test digits" in r.output) == raw_wins
+    shown = [ln for ln in lines[head + 1 :] if not ln.startswith(("report: ", "encoder: "))]
+    assert max(len(ln) for ln in shown) <= 100, shown  # paths aside, the lines fit a terminal
     timing = next(ln for ln in lines if ln.startswith("trained in "))
     assert re.fullmatch(
         r"trained in \d+ s \(1 epochs, [\d.]+ s each\); evaluated and reported in \d+ s; "

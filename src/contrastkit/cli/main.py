@@ -523,9 +523,9 @@ def demo(
     typer.echo(summary[0])
     if ev["baseline.knn_accuracy"] >= ev["metrics.knn_accuracy"]:
         typer.echo(
-            "  (raw pixels win on the clean test digits: these are centred and size-normalised, "
-            "so pixel distance already works there; the encoder's gain is robustness to small "
-            "shifts, turns and zooms, the line above)"
+            "  raw pixels win on the clean test digits (centred and size-normalised, so pixel\n"
+            "  distance already works); the encoder's gain is robustness to small shifts, turns\n"
+            "  and zooms (the line above)"
         )
     for line in summary:
         if line.startswith("linear-probe accuracy"):
