@@ -107,6 +107,13 @@ class DataConfig:
     name: str = "digits"
     val_size: float = 0.1
 
+    def __post_init__(self) -> None:
+        if not (0 < self.val_size < 1 or (self.val_size >= 1 and float(self.val_size).is_integer())):
+            raise ConfigError(
+                f"data.val_size must be a fraction in (0, 1) or a whole number of rows ≥ 1, "
+                f"got {self.val_size!r}; e.g. --val-size 0.1."
+            )
+
 
 @dataclass
 class ModelConfig:
@@ -131,6 +138,18 @@ class ModelConfig:
     init_encoder: str | None = None
     max_length: int = 128
 
+    def __post_init__(self) -> None:
+        if not 0 < self.width <= 65536:
+            raise ConfigError(
+                f"model.width must be a positive number (a channel multiplier such as 0.25, or "
+                f"a text model's dimension such as 256), got {self.width!r}."
+            )
+        if not 1 <= self.max_length <= 1_000_000:
+            raise ConfigError(
+                f"model.max_length must be a number of tokens in 1..1000000, got "
+                f"{self.max_length!r}; e.g. --max-length 128."
+            )
+
 
 @dataclass
 class EvalConfig:
@@ -154,6 +173,20 @@ class EvalConfig:
     report: bool = True
     report_maps: tuple[str, ...] = ("tsne", "umap")
     transformed_test: bool = False
+
+    def __post_init__(self) -> None:
+        bad = [k for k in self.knn_select_k if not isinstance(k, int) or k < 1]
+        if bad:
+            raise ConfigError(
+                f"eval.knn_select_k must hold neighbour counts ≥ 1, got {bad[0]!r}; e.g. "
+                f"--knn-select-k 1,5,10,20 (or '' for the monitor's train.knn_k)."
+            )
+        unknown = [m for m in self.report_maps if m not in ("tsne", "umap")]
+        if unknown:
+            raise ConfigError(
+                f"eval.report_maps takes tsne and umap, got {unknown[0]!r}; e.g. "
+                f"--report-maps tsne (or '' for no maps)."
+            )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -259,6 +292,17 @@ class RunConfig:
             value = getattr(self, node)
             if cls is not None and not isinstance(value, cls):
                 raise ConfigError(f"{node} must be a {cls.__name__}, got {type(value).__name__}.")
+        device = self.train.device
+        if device != "auto":
+            import torch
+
+            try:
+                torch.device(device)
+            except (RuntimeError, TypeError, ValueError):
+                raise ConfigError(
+                    f"train.device must be auto or a torch device such as cpu, cuda or cuda:1, "
+                    f"got {device!r}."
+                ) from None
 
     # -- reading -------------------------------------------------------------------------------
 
@@ -679,21 +723,20 @@ def _convert(tp: Any, value: Any) -> Any:
     if tp is int:
         if isinstance(value, bool):
             raise ValueError
-        if isinstance(value, int):
-            return value
         if isinstance(value, float) and value.is_integer():
-            return int(value)
-        if isinstance(value, str):
-            return int(value.strip())
-        raise ValueError
-    if tp is float:
-        if isinstance(value, bool):
+            value = int(value)
+        elif isinstance(value, str):
+            value = int(value.strip())
+        if not isinstance(value, int) or abs(value) >= 2**63:  # beyond what torch can hold
             raise ValueError
-        if isinstance(value, (int, float)):
-            return float(value)
-        if isinstance(value, str):
-            return float(value.strip())
-        raise ValueError
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+            raise ValueError
+        number = float(value.strip() if isinstance(value, str) else value)
+        if not abs(number) <= _FLOAT_MAX:  # nan, inf and beyond float32: no option means them
+            raise ValueError
+        return number
     if tp is str:
         if isinstance(value, str):
             return value
@@ -701,12 +744,23 @@ def _convert(tp: Any, value: Any) -> Any:
     return value
 
 
+#: the largest magnitude a float option takes (float32's: the tensors it ends up in)
+_FLOAT_MAX = 3.4e38
+
+
 def _parse(option: Option, value: Any) -> Any:
     try:
         return _convert(option.type, value)
     except (ValueError, TypeError, json.JSONDecodeError):
+        rule = ""
+        try:
+            number = float(value)
+            if not isinstance(value, bool) and not abs(number) <= _FLOAT_MAX:
+                rule = f" (finite, of magnitude at most {_FLOAT_MAX:g})"
+        except (ValueError, TypeError, OverflowError):
+            pass
         raise ConfigError(
-            f"{option.key} expects {_type_name(option.type)}, got {value!r}."
+            f"{option.key} expects {_type_name(option.type)}{rule}, got {value!r}."
         ) from None
 
 

@@ -100,7 +100,14 @@ def load_text_encoder(name: str, max_length: int = 128) -> Any:
             f"{name} is an untrained architecture; index with 'minilm', a trained encoder "
             "folder written by contrastkit train, or a Hugging Face model folder."
         )
-    return build_text_encoder(name, [], max_length=max_length, width=0).eval()
+    enc = build_text_encoder(name, [], max_length=max_length, width=0).eval()
+    if not callable(getattr(enc, "encode", None)):
+        raise ValueError(
+            f"{name} holds a {type(enc).__name__}, which embeds images, not texts; give a "
+            "text encoder: 'minilm', a folder written by contrastkit train on texts, or a "
+            "Hugging Face model folder."
+        )
+    return enc
 
 
 def build_search_index(
