@@ -66,6 +66,18 @@ def test_transformed_test_adds_its_figure_to_results_and_summary(tmp_path):
     assert not any(TRANSFORMED_SPLIT in line for line in off["summary"])
 
 
+def test_transformed_test_needs_labelled_test_images(tmp_path, capsys):
+    from contrastkit.app.pipeline import MODALITIES, evaluate_transformed
+
+    on = _tiny(tmp_path, True)
+    for modality, test in ((MODALITIES["text"], None), (MODALITIES["image"], None)):
+        assert evaluate_transformed(on, modality, None, None, None, test) is None
+        assert "transformed test is skipped" in capsys.readouterr().err
+    off = _tiny(tmp_path, False)
+    assert evaluate_transformed(off, MODALITIES["image"], None, None, None, None) is None
+    assert capsys.readouterr().err == ""
+
+
 def test_demo_config_is_the_shipped_demo():
     cfg = demo_config("runs/demo")
     assert cfg.eval.transformed_test is True
