@@ -364,16 +364,20 @@ def test_acceptance_runs_keep_their_options():
     from contrastkit.app.experiment import demo_config
 
     cfg = demo_config("runs/demo").resolved(image_shape=(1, 8, 8), num_classes=10)
-    assert cfg.recipe_config() == SimCLRConfig(image_size=8, channels=1, temperature=0.2, flip=0.0)
+    assert cfg.recipe_config() == SimCLRConfig(
+        image_size=8, channels=1, temperature=0.2, flip=0.0, crop_scale=(0.5, 1.0)
+    )
     t = cfg.train
     assert (t.optimizer, t.lr, t.weight_decay, t.epochs, t.batch_size, t.monitor_every) == (
         "lars",
         0.8,
         1e-5,
-        150,
+        60,
         128,
         10,
     )
+    assert (cfg.model.encoder, cfg.model.width) == ("small_cnn", 0.25)
+    assert cfg.eval.transformed_test and cfg.eval.report_maps == ("tsne",)
 
 
 def test_run_config_in_python():
