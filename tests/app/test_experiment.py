@@ -103,12 +103,17 @@ def test_cli_train_evaluate_embed(tmp_path):
     assert summary["out_dir"] == str(out) and "knn_accuracy" in summary["metrics"]
     assert summary["baseline_name"] == "raw pixels" and "knn_accuracy" in summary["baseline"]
     assert "kNN accuracy, test: " in r.output
-    r = runner.invoke(app, ["evaluate", "--encoder", str(out), "--data", "digits", "--no-probe"])
+    args = ["evaluate", "--encoder", str(out), "--data", "digits", "--no-probe"]
+    r = runner.invoke(app, args)
     assert r.exit_code == 0, r.output
-    metrics = json.loads(r.output[r.output.index("{") :])
+    assert r.stdout.startswith("kNN accuracy, test: ") and "{" not in r.stdout  # lines only
+    assert "kNN k: " in r.stdout and "report: none written" in r.stdout
+    r = runner.invoke(app, [*args, "--json"])
+    assert r.exit_code == 0, r.output
+    metrics = json.loads(r.stdout)  # the JSON alone on stdout; the stages went to stderr
     assert {"knn_accuracy", "knn_macro_f1", "map_at_r"} <= set(metrics["metrics"])
     assert "linear_probe_accuracy" not in metrics["metrics"]
-    assert "knn_accuracy" in metrics["baseline"] and "kNN accuracy, test: " in r.output
+    assert "knn_accuracy" in metrics["baseline"] and metrics["knn"]["k"] <= metrics["knn"]["k_cap"]
     r = runner.invoke(
         app, ["embed", "--encoder", str(out), "--data", "digits", "--out", str(tmp_path / "e.npy")]
     )

@@ -13,6 +13,7 @@ Example:
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,9 @@ from contrastkit.app.pipeline import run as run_experiment
 from contrastkit.app.splits import split_validation
 from contrastkit.data import load_dataset
 from contrastkit.evaluate import extract_features
+
+#: the stages of evaluate_encoder and embed_dataset, at INFO (`contrastkit` shows them)
+_log = logging.getLogger(__name__)
 
 __all__ = [
     "RunConfig",
@@ -81,7 +85,7 @@ def evaluate_encoder(
     *,
     knn_k: int | None = None,
     knn_temperature: float | None = None,
-    knn_select_k: tuple[int, ...] | None = None,
+    knn_select_k: tuple[int, ...] | str | None = None,
     val_size: float | None = None,
     seed: int | None = None,
     probe: bool | None = None,
@@ -92,53 +96,132 @@ def evaluate_encoder(
     classification protocol (:func:`contrastkit.app.pipeline.evaluate_run`), raw pixels and
     chance beside it.
 
-    k is chosen on ``val_size`` images held out of the training split; the test split is only
-    used for the reported figures. Options left at None take the config tree's defaults
-    (``train.knn_k``, ``train.knn_temperature``, ``eval.knn_select_k``, ``data.val_size``,
-    ``train.seed``, ``eval.linear_probe``): they are declared there only. Returns the
-    protocol's flat result
+    k is chosen on ``val_size`` images held out of the training split, among the grid's k
+    that are at most a fifth of the remaining training images
+    (:func:`~contrastkit.evaluate.protocols.classification.knn_k_cap`); the linear probe's
+    penalty on a held-out part of the training images; the test split is only used for the
+    reported figures. Options left at None take the config tree's defaults (``train.knn_k``,
+    ``train.knn_temperature``, ``eval.knn_select_k``, ``data.val_size``, ``train.seed``,
+    ``eval.linear_probe``): they are declared there only. ``knn_select_k`` may be the
+    command line's comma-separated text.
+
+    Stages are logged at INFO on the ``contrastkit`` loggers (``contrastkit evaluate`` shows
+    them on stderr). Returns the protocol's flat result
     (:meth:`~contrastkit.evaluate.protocols.ProtocolResult.to_dict`) with its lines in words
-    under ``"summary"``; optionally writes an HTML report.
+    under ``"summary"`` (the figures, then which k the kNN used and why, and the probe's
+    penalty); with ``report`` (an .html path, checked before any work) writes the HTML report
+    there and gives its path under ``"report"``.
     """
     from contrastkit.train import load_encoder
 
-    splits = load_dataset(data)
-    if splits.test is None or splits.test.labels is None or splits.train.labels is None:
-        raise ValueError(f"{data} needs labelled train and test splits for evaluation.")
+    report_path = None if report is None else _output_path(report, (".html", ".htm"), "--report")
     given = {
         "data": {"name": data, "val_size": val_size},
         "train": {"knn_k": knn_k, "knn_temperature": knn_temperature, "seed": seed},
         "eval": {
-            "knn_select_k": None if knn_select_k is None else tuple(knn_select_k),
+            "knn_select_k": knn_select_k
+            if knn_select_k is None or isinstance(knn_select_k, str)
+            else tuple(knn_select_k),
             "linear_probe": probe,
         },
     }
     cfg = RunConfig.from_dict(
         {node: {k: v for k, v in opts.items() if v is not None} for node, opts in given.items()}
     )
+    splits = load_dataset(data)
+    if splits.test is None or splits.test.labels is None or splits.train.labels is None:
+        raise ValueError(
+            f"{data} needs labelled train and test splits for evaluation (a folder of "
+            f"<class>/ subfolders, or train/ and test/ with <class>/ subfolders inside)."
+        )
     enc = load_encoder(encoder_dir, device=device)
     part, val = split_validation(splits.train, cfg.data.val_size, cfg.train.seed)
+    n = len(part) + len(val) + len(splits.test)
+    _log.info(
+        "%s: %d training images (%d of them held out to choose k), %d test images; "
+        "embedding all %d with the encoder in %s",
+        splits.name,
+        len(part) + len(val),
+        len(val),
+        len(splits.test),
+        n,
+        encoder_dir,
+    )
     modality = MODALITIES["image"]
     result, features, rows = evaluate_run(
         cfg, modality, "classification", enc, part, val, splits.test, device=device
     )
-    out: dict[str, Any] = {**result.to_dict(), "summary": result.format().splitlines()}
-    if report:
+    choice = _knn_choice_line(result, cfg.eval.knn_select_k, cfg.train.knn_k)
+    lines = [*result.format().splitlines(), choice]
+    d = result.details
+    if "probe_weight_decay" in d:
+        lines.append(
+            f"linear probe: L2 penalty {d['probe_weight_decay']:g}, chosen on a held-out "
+            f"{d['probe_val_fraction']:.0%} of the training images (validation accuracy "
+            f"{d['probe_val_accuracy']:.3f})"
+        )
+    out: dict[str, Any] = {**result.to_dict(), "summary": lines}
+    if report_path is not None:
         import numpy as np
 
         from contrastkit.evaluate.report import write_report
 
+        _log.info("writing the report to %s", report_path)
         write_report(
-            report,
-            title=f"contrastkit evaluation on {splits.name}",
-            metrics=dict(line.split(": ", 1) for line in out["summary"]),
+            report_path,
+            title=f"contrastkit evaluation of {encoder_dir} on {splits.name}",
+            metrics=dict(line.split(": ", 1) for line in lines),
             features=features,
             labels=rows.labels,
             images=rows.images,
             classes=rows.classes,
-            confusion=np.asarray(result.details["confusion_matrix"]),
+            confusion=np.asarray(d["confusion_matrix"]),
+            confusion_title=f"kNN with k={d['k']} (chosen on the validation images), "
+            f"{result.split} split, {d['n_test']} images",
         )
-        out["report"] = str(Path(report))
+        out["report"] = str(report_path)
+    return out
+
+
+def _knn_choice_line(result: Any, grid: tuple[int, ...], fixed_k: int) -> str:
+    """Which k the kNN used and why, in words: the grid's best on the validation images, or
+    the fixed k; the k dropped for being above a fifth of the bank."""
+    d = result.details
+    accs = d.get("val_knn_accuracy_by_k", {})
+    if grid:
+        why = (
+            f"the best of {', '.join(map(str, d['k_grid']))} on {d['n_val']} validation "
+            f"images (accuracy {accs.get(str(d['k']), float('nan')):.3f})"
+        )
+    elif d.get("k_dropped"):
+        return (
+            f"kNN k: {d['k']}, the fixed k (--knn-k {fixed_k}) lowered to a fifth of the "
+            f"{d['n_train']} training images it votes from"
+        )
+    else:
+        why = f"fixed (--knn-k {fixed_k})"
+    if d.get("k_dropped"):
+        why += (
+            f"; {', '.join(map(str, d['k_dropped']))} left out: k is at most "
+            f"{d['k_cap']}, a fifth of the {d['n_train']} training images it votes from"
+        )
+    base = d.get("baseline", {}).get("k")
+    tail = f" ({result.baseline_name}: k={base})" if base is not None else ""
+    return f"kNN k: {d['k']}, {why}{tail}"
+
+
+def _output_path(path: str | os.PathLike, suffixes: tuple[str, ...], flag: str) -> Path:
+    """``path`` checked before any work: its suffix, not a folder, its folder writable."""
+    out = Path(path)
+    if out.suffix.lower() not in suffixes:
+        raise ValueError(f"{flag} must end in {' or '.join(suffixes)}, got {str(path)!r}.")
+    if out.is_dir():
+        raise ValueError(
+            f"{flag} {out} is a folder; give a file path such as {out / 'x'}{suffixes[0]}."
+        )
+    parent = next((q for q in (out.parent, *out.parent.parents) if q.exists()), Path("."))
+    if not parent.is_dir() or not os.access(parent, os.W_OK):
+        raise ValueError(f"cannot write {flag} {out}: {parent} is not a writable folder.")
     return out
 
 

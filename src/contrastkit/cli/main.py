@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import platform
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -579,6 +581,9 @@ def evaluate(
     ),
     probe: bool = typer.Option(True, help="Also fit a linear probe."),
     report: str = typer.Option(None, metavar="FILE", help="Write an HTML report here."),
+    as_json: bool = typer.Option(
+        False, "--json", help="Print the figures as one JSON object (full precision) instead."
+    ),
 ) -> None:
     """Evaluate an exported encoder: kNN, linear probe, P/R/F1, precision@1, MAP@R.
 
@@ -586,32 +591,60 @@ def evaluate(
     """
     import json
 
-    from contrastkit.app.config import RunConfig
     from contrastkit.app.experiment import evaluate_encoder
 
-    run = RunConfig()
     try:
-        ks = run.eval.knn_select_k
-        if knn_select_k is not None:
-            ks = tuple(int(k) for k in knn_select_k.replace(" ", "").split(",") if k)
-        res = evaluate_encoder(
-            encoder,
-            data,
-            knn_k=run.train.knn_k if knn_k is None else knn_k,
-            knn_temperature=run.train.knn_temperature,
-            knn_select_k=ks,
-            val_size=run.data.val_size if val_size is None else val_size,
-            seed=run.train.seed,
-            probe=probe,
-            report=report,
-        )
+        with _stages():
+            res = evaluate_encoder(
+                encoder,
+                data,
+                knn_k=knn_k,
+                knn_select_k=knn_select_k,
+                val_size=val_size,
+                probe=probe,
+                report=report,
+            )
     except (ValueError, OSError, ImportError) as err:
         raise _error(err) from None
-    for line in res.pop("summary"):
+    where = (
+        f"report: {Path(res['report']).resolve()}"
+        if res.get("report")
+        else "report: none written (--report FILE.html writes one)"
+    )
+    if as_json:
+        head = {"encoder": encoder, "data": data, "report": res.get("report")}
+        out = _summary(head, res)
+        out["knn"] = {k: res[f"details.{k}"] for k in ("k", "k_grid", "k_cap", "k_dropped")}
+        out["chosen_on"] = res.get("chosen_on")
+        typer.echo(json.dumps(out, indent=2))
+        return
+    for line in res["summary"]:
         typer.echo(line)
-    if report:
-        typer.echo(f"report: {Path(report).resolve()}")
-    typer.echo(json.dumps(_summary({"encoder": encoder, "data": data}, res), indent=2))
+    typer.echo(where)
+
+
+@contextlib.contextmanager
+def _stages() -> Iterator[None]:
+    """Show the stages the library logs at INFO (loading, embedding, choosing k, the linear
+    probe, the report) on stderr while the block runs, each with the seconds since it began."""
+    import logging
+    import time
+
+    t0 = time.perf_counter()
+
+    class _Echo(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            typer.echo(f"[{time.perf_counter() - t0:5.1f} s] {record.getMessage()}", err=True)
+
+    logger = logging.getLogger("contrastkit")
+    handler, level = _Echo(), logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
 
 
 @app.command(cls=HelpCommand, epilog=_examples("embed"))

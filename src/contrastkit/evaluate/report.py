@@ -171,8 +171,11 @@ def plot_neighbours(
     return _png(fig)
 
 
-def plot_confusion(cm: np.ndarray, classes: Sequence[str] | None) -> bytes:
-    """Row-normalised confusion matrix (true class × predicted class), as PNG bytes."""
+def plot_confusion(
+    cm: np.ndarray, classes: Sequence[str] | None, title: str | None = None
+) -> bytes:
+    """Row-normalised confusion matrix (true class × predicted class), as PNG bytes;
+    ``title`` names the classifier that made the predictions, e.g. ``"kNN, k=10"``."""
     plt = _plt()
     norm = cm / np.maximum(cm.sum(1, keepdims=True), 1)
     fig, ax = plt.subplots(figsize=(5.2, 4.6))
@@ -194,6 +197,8 @@ def plot_confusion(cm: np.ndarray, classes: Sequence[str] | None) -> bytes:
                 )
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
+    if title:
+        ax.set_title(title, fontsize=9)
     return _png(fig)
 
 
@@ -256,6 +261,7 @@ def write_report(
     texts: Sequence[str] | None = None,
     classes: Sequence[str] | None = None,
     confusion: np.ndarray | None = None,
+    confusion_title: str | None = None,
     maps: Sequence[str] = ("tsne", "umap"),
     max_points: int = 2000,
     notes: str = "",
@@ -270,6 +276,9 @@ def write_report(
         features, labels, images: test-set embeddings, labels and images (maps, neighbours).
         texts: the embedded texts, for text encoders (a table of nearest-neighbour texts).
         classes: class names. confusion: confusion matrix (C, C).
+        confusion_title: the classifier whose predictions ``confusion`` counts, e.g.
+            ``"kNN (k=10, chosen on the validation split), test split"``; it heads the
+            matrix and titles its picture.
         maps: which embedding maps to draw (``tsne``, ``umap``).
         max_points: class-stratified sample size for the maps.
     """
@@ -314,8 +323,10 @@ def write_report(
         if texts is not None:
             sections.append(_text_neighbours(list(texts), features, labels, classes, seed))
     if confusion is not None:
+        heading = "Confusion matrix" + (f": {confusion_title}" if confusion_title else "")
         sections.append(
-            "<h2>Confusion matrix</h2>" + _img_tag(plot_confusion(confusion, classes), "confusion")
+            f"<h2>{html.escape(heading)}</h2>"
+            + _img_tag(plot_confusion(confusion, classes, confusion_title), "confusion")
         )
     page = f"""<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(title)}</title>
 <style>body{{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;color:#222}}

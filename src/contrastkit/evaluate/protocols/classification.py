@@ -3,6 +3,8 @@ precision / recall / F1 and MAP@R, beside the same protocol on baseline features
 
 from __future__ import annotations
 
+import logging
+import time
 from typing import Any, ClassVar
 
 import torch
@@ -20,7 +22,22 @@ from contrastkit.evaluate.protocols.base import (
     check_labels,
 )
 
-__all__ = ["ClassificationProtocol", "stratified_holdout"]
+__all__ = ["ClassificationProtocol", "knn_k_cap", "stratified_holdout"]
+
+#: stages in words ("choosing k ...", "linear probe ..."), at INFO; the CLI shows them
+_log = logging.getLogger(__name__)
+
+
+def knn_k_cap(n_bank: int) -> int:
+    """The largest k the kNN tries with a bank of ``n_bank`` rows: a fifth of them (at least
+    1). A larger k lets most of a class's rows vote on every query (k=200 on 150 rows is a
+    vote of nearly the whole bank), so such k are dropped from the grid.
+
+    Example:
+        >>> knn_k_cap(1117), knn_k_cap(150), knn_k_cap(3)
+        (223, 30, 1)
+    """
+    return max(1, int(n_bank) // 5)
 
 
 def stratified_holdout(labels: Tensor, fraction: float, seed: int = 0) -> tuple[Tensor, Tensor]:
@@ -70,7 +87,8 @@ class ClassificationProtocol(Protocol):
     rows predicted for every test row.
 
     Args:
-        ks: candidate neighbour counts for kNN (those larger than the fit part are dropped).
+        ks: candidate neighbour counts for kNN; those above :func:`knn_k_cap` of the fit part
+            (a fifth of its rows) are dropped, and when none is left the cap itself is used.
         temperature: the kNN vote temperature.
         val_fraction: the part of every class held out of the training rows to choose k, when
             no explicit validation split is given.
@@ -187,11 +205,11 @@ class ClassificationProtocol(Protocol):
         baseline = check_baseline(given, refs)
         num_classes = int(max(int(y_all.max()), int(y_te.max()))) + 1
 
-        def run(train: Tensor, test: Tensor, val_x: Tensor | None) -> tuple[dict, dict]:
+        def run(train: Tensor, test: Tensor, val_x: Tensor | None, who: str) -> tuple[dict, dict]:
             x_all = train if val_x is None else torch.cat([train, val_x.to(train.device)])
-            return self._figures(x_all, y_all, fit, val, test, y_te, num_classes)
+            return self._figures(x_all, y_all, fit, val, test, y_te, num_classes, who, split)
 
-        metrics, details = run(train_features, test_features, val_features)
+        metrics, details = run(train_features, test_features, val_features, "encoder")
         majority = int(torch.bincount(y_all).argmax())
         chance_report = classification_report(
             torch.full_like(y_te, majority), y_te, num_classes=num_classes
@@ -212,7 +230,10 @@ class ClassificationProtocol(Protocol):
         if baseline is None:
             return ProtocolResult(self.name, split, metrics, chance, "chance", "val", details)
         base_metrics, base_details = run(
-            baseline["baseline_train"], baseline["baseline_test"], baseline.get("baseline_val")
+            baseline["baseline_train"],
+            baseline["baseline_test"],
+            baseline.get("baseline_val"),
+            baseline_name,
         )
         details["baseline"] = base_details
         return ProtocolResult(
@@ -235,10 +256,20 @@ class ClassificationProtocol(Protocol):
         x_te: Tensor,
         y_te: Tensor,
         num_classes: int,
+        who: str = "encoder",
+        split: str = "test",
     ) -> tuple[dict[str, float], dict[str, Any]]:
         dev = x_all.device
-        # k beyond the fit part's size would all vote with the whole bank: try each size once
-        ks = tuple(k for k in self.ks if k <= fit.numel()) or (int(fit.numel()),)
+        t0 = time.perf_counter()
+        cap = knn_k_cap(fit.numel())  # a k near the bank's size votes with nearly all of it
+        ks = tuple(k for k in self.ks if k <= cap) or (min(cap, min(self.ks)),)
+        _log.info(
+            "%s: choosing k for the kNN among %s on %d validation rows (bank: %d rows)",
+            who,
+            ", ".join(map(str, ks)),
+            val.numel(),
+            fit.numel(),
+        )
         k, val_accs = select_knn_k(
             x_all[fit.to(dev)],
             y_all[fit].to(dev),
@@ -255,15 +286,27 @@ class ClassificationProtocol(Protocol):
             temperature=self.temperature,
             num_classes=num_classes,
         ).cpu()
+        _log.info("%s: kNN with k=%d on %d %s rows", who, k, y_te.numel(), split)
         report = classification_report(pred, y_te, num_classes=num_classes)
         metrics = {"knn_accuracy": report["accuracy"]}
         metrics.update({f"knn_{m}": report[m] for m in _MACRO})
         details: dict[str, Any] = {
             "k": int(k),
+            "k_grid": [int(kk) for kk in ks],
+            "k_cap": cap,
+            "k_dropped": [int(kk) for kk in self.ks if kk > cap],
             "val_knn_accuracy_by_k": {str(kk): float(a) for kk, a in val_accs.items()},
             "confusion_matrix": report["confusion_matrix"].tolist(),
         }
         if self.probe:
+            _log.info(
+                "%s: linear probe on %d rows (its L2 penalty one of %d, chosen on a held-out "
+                "%.0f%% of them)",
+                who,
+                y_all.numel(),
+                len(self.weight_decays),
+                100 * self.val_fraction,
+            )
             probe = linear_probe(
                 x_all.cpu(),  # fit_logistic builds its weights on the CPU
                 y_all,
@@ -281,9 +324,11 @@ class ClassificationProtocol(Protocol):
             metrics["linear_probe_macro_f1"] = probe_report["macro_f1"]
             details["probe_weight_decay"] = float(probe["weight_decay"])
             details["probe_val_accuracy"] = float(probe["val_accuracy"])
+            details["probe_val_fraction"] = self.val_fraction
         counts = torch.bincount(y_te)
         if bool((counts[y_te] > 1).any()):  # MAP@R needs a query with another row of its class
             metrics["map_at_r"] = map_at_r(x_te.cpu(), y_te)
+        _log.info("%s: done in %.1f s", who, time.perf_counter() - t0)
         return metrics, details
 
 
