@@ -30,7 +30,8 @@ from typer.testing import CliRunner
 
 from contrastkit.cli.main import app
 
-COMMANDS = ("train", "evaluate", "embed", "index", "search")
+#: the commands fuzzed; embed twice: on images, and on texts ("embed-text")
+COMMANDS = ("train", "evaluate", "embed", "embed-text", "index", "search")
 
 #: the values every option gets ({name} is a file or folder made by the ``files`` fixture)
 VALUES = (
@@ -124,7 +125,7 @@ def _cases() -> list:
     """(command, fuzzed option or case kind, args) for every case; ids show them."""
     cases = []
     for command in COMMANDS:
-        for param in _options(command):
+        for param in _options(command.partition("-")[0]):
             if param.param_type_name == "argument":
                 name = param.name
                 cases += [
@@ -259,6 +260,12 @@ def _base(command: str, f: dict[str, str]) -> dict[str, list[str]]:
             "--progress": ["--no-progress"],
             "--linear-probe": ["--no-linear-probe"],
         }
+    if command == "embed-text":
+        return {
+            "--encoder": ["--encoder", f["text_encoder"]],
+            "--data": ["--data", f["texts.txt"]],
+            "--out": ["--out", out + ".npy"],
+        }
     if command in ("evaluate", "embed"):
         base = {"--encoder": ["--encoder", f["image_encoder"]], "--data": ["--data", f["images"]]}
         if command == "embed":
@@ -316,7 +323,8 @@ def test_fuzz_case_succeeds_or_says_one_line(
     base = _base(command, files)
     base.pop(option, None)
     tail = base.pop("query", [])
-    _invoke([command, *[a for v in base.values() for a in v], *_fill(args, files), *tail])
+    argv = [*[a for v in base.values() for a in v], *_fill(args, files), *tail]
+    _invoke([command.partition("-")[0], *argv])
 
 
 def _invoke(argv: list[str]) -> int:
@@ -342,7 +350,7 @@ def test_every_command_and_option_is_fuzzed():
     """The cases cover each option of the five commands; the count is in the ids above."""
     seen = {(c, o) for c, o, _ in (p.values for p in CASES)}
     for command in COMMANDS:
-        for param in _options(command):
+        for param in _options(command.partition("-")[0]):
             key = param.name if param.param_type_name == "argument" else param.opts[0]
             assert (command, key) in seen, (command, key)
     assert len(CASES) > 500

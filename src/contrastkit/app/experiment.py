@@ -112,7 +112,6 @@ def evaluate_encoder(
     penalty); with ``report`` (an .html path, checked before any work) writes the HTML report
     there and gives its path under ``"report"``.
     """
-    from contrastkit.train import load_encoder
 
     report_path = None if report is None else _output_path(report, (".html", ".htm"), "--report")
     given = {
@@ -134,7 +133,7 @@ def evaluate_encoder(
             f"{data} needs labelled train and test splits for evaluation (a folder of "
             f"<class>/ subfolders, or train/ and test/ with <class>/ subfolders inside)."
         )
-    enc = load_encoder(encoder_dir, device=device)
+    enc = _image_encoder(encoder_dir, device)
     part, val = split_validation(splits.train, cfg.data.val_size, cfg.train.seed)
     n = len(part) + len(val) + len(splits.test)
     _log.info(
@@ -210,6 +209,19 @@ def _knn_choice_line(result: Any, grid: tuple[int, ...], fixed_k: int) -> str:
     return f"kNN k: {d['k']}, {why}{tail}"
 
 
+def _image_encoder(encoder_dir: str | os.PathLike, device: str) -> Any:
+    """The exported encoder in ``encoder_dir``, refused (ValueError) when it embeds texts."""
+    from contrastkit.train import load_encoder
+
+    enc = load_encoder(encoder_dir, device=device)
+    if callable(getattr(enc, "encode", None)):
+        raise ValueError(
+            f"{encoder_dir} holds a text encoder ({type(enc).__name__}); images need an image "
+            "encoder folder, and texts are given as a .txt/.csv/.tsv/.jsonl file."
+        )
+    return enc
+
+
 def _output_path(path: str | os.PathLike, suffixes: tuple[str, ...], flag: str) -> Path:
     """``path`` checked before any work: its suffix, not a folder, its folder writable."""
     out = Path(path)
@@ -230,20 +242,27 @@ def embed_dataset(
     data: str,
     out: str | os.PathLike,
     *,
-    split: str = "test",
+    split: str | None = None,
+    column: str = "text",
+    max_length: int = 128,
     device: str = "cpu",
 ) -> Path:
-    """Write embeddings of one split: ``.npy`` (an (N, D) array, with ``<name>.ids.npy`` and
-    ``<name>.labels.npy`` beside it) or ``.parquet`` (columns id, label, embedding)."""
+    """Write embeddings: ``.npy`` (an (N, D) array, with ``<name>.ids.npy`` and, for labelled
+    rows, ``<name>.labels.npy`` beside it) or ``.parquet`` (columns id, embedding, label).
+
+    Images: one split (``split``: ``test`` by default, or ``train``) of an image data set,
+    embedded by an encoder folder; ids are the image paths of a folder, else row numbers.
+    Texts (a built-in text set or a .txt/.csv/.tsv/.jsonl file, a table's texts in
+    ``column``): every text, embedded by ``minilm``, a folder written by ``contrastkit train``
+    on texts or a Hugging Face folder (``max_length`` tokens); ids are those of
+    :func:`contrastkit.app.text.read_texts` (line numbers of a .txt, a table's ``id`` column or
+    row numbers). The output path is checked before any work.
+    """
     import numpy as np
 
-    from contrastkit.train import load_encoder
+    from contrastkit.app.text import is_text_data
 
-    if split not in ("train", "test"):
-        raise ValueError(f"--split must be train or test, got {split!r}.")
-    out = Path(out)
-    if out.suffix not in (".npy", ".parquet"):
-        raise ValueError(f"--out must end in .npy or .parquet, got {out.name}.")
+    out = _output_path(out, (".npy", ".parquet"), "--out")
     if out.suffix == ".parquet":
         try:
             import pyarrow as pa
@@ -253,16 +272,36 @@ def embed_dataset(
                 "writing .parquet needs pyarrow: pip install 'contrastkit[parquet]' (or "
                 "pip install pyarrow), or write .npy instead."
             ) from None
-    splits = load_dataset(data)
-    part = splits.train if split == "train" else splits.test
-    if part is None:
-        raise ValueError(
-            f"{data} has no {split!r} split; embed its training split with --split train."
-        )
-    enc = load_encoder(encoder_dir, device=device)
-    feats = extract_features(enc, part.images, device=device).numpy()
-    ids = np.arange(len(part)) if part.paths is None else np.array(part.paths)
-    labels = None if part.labels is None else part.labels.numpy()
+    if is_text_data(data):
+        from contrastkit.app.text import load_text_encoder, read_texts
+
+        if split is not None:
+            raise ValueError(
+                f"--split is for image data; {data} is text and is embedded whole (every "
+                "line of a .txt, every row of a table): drop --split."
+            )
+        texts, ids = read_texts(data, column)
+        enc = load_text_encoder(str(encoder_dir), max_length)
+        _log.info("embedding %d texts of %s with %s", len(texts), data, encoder_dir)
+        feats = enc.encode(list(texts.texts), batch_size=128).float().numpy()
+        ids = np.array(ids)
+        labels = None if texts.labels is None else texts.labels.numpy()
+    else:
+        split = "test" if split is None else split
+        if split not in ("train", "test"):
+            raise ValueError(f"--split must be train or test, got {split!r}.")
+        splits = load_dataset(data)
+        part = splits.train if split == "train" else splits.test
+        if part is None:
+            raise ValueError(
+                f"{data} has no 'test' split (its images hold no labelled test part); embed "
+                "its images with --split train."
+            )
+        enc = _image_encoder(encoder_dir, device)
+        _log.info("embedding %d %s images of %s with %s", len(part), split, data, encoder_dir)
+        feats = extract_features(enc, part.images, device=device).numpy()
+        ids = np.arange(len(part)) if part.paths is None else np.array(part.paths)
+        labels = None if part.labels is None else part.labels.numpy()
     out.parent.mkdir(parents=True, exist_ok=True)
     if out.suffix == ".parquet":
         cols = {"id": ids, "embedding": list(feats)}

@@ -43,9 +43,11 @@ __all__ = [
     "build_search_index",
     "build_text_encoder",
     "build_text_recipe",
+    "is_text_data",
     "load_search",
     "load_text_encoder",
     "mine_text_triplets",
+    "read_texts",
 ]
 
 
@@ -123,14 +125,9 @@ def build_search_index(
     """Embed every text of ``data`` (a built-in text set or a .txt/.csv/.tsv/.jsonl file, its
     ``column``) with ``encoder`` and save a :class:`~contrastkit.index.SemanticSearch` index
     in ``out`` (the encoder reference is stored with it). Returns the SemanticSearch."""
-    from contrastkit.data.text import load_text_data, load_text_table
     from contrastkit.index import SemanticSearch
 
-    p = Path(data)
-    if p.suffix in (".csv", ".tsv", ".jsonl") and column != "text":
-        texts = load_text_table(p, text_column=column)
-    else:
-        texts = load_text_data(data)
+    texts, _ = read_texts(data, column)
     enc = load_text_encoder(encoder, max_length)
     ref = encoder if encoder == "minilm" else str(Path(encoder).resolve())
     search = SemanticSearch.build(
@@ -143,6 +140,47 @@ def build_search_index(
     )
     search.save(out)
     return search
+
+
+#: the suffixes of the text files ``index`` and ``embed`` read
+TEXT_SUFFIXES = (".txt", ".csv", ".tsv", ".jsonl")
+
+
+def is_text_data(data: str) -> bool:
+    """Whether ``data`` names texts: a built-in text set or a .txt/.csv/.tsv/.jsonl file."""
+    from contrastkit.data.text import TEXT_DATASETS
+
+    key = str(data).lower().replace("_", "-")
+    return key in TEXT_DATASETS or Path(str(data)).suffix.lower() in TEXT_SUFFIXES
+
+
+def read_texts(data: str, column: str = "text") -> tuple[Any, list]:
+    """The texts of ``data`` (a built-in text set or a .txt/.csv/.tsv/.jsonl file; a table's
+    texts in ``column``) and an id per text: a table's ``id`` column when it has one, else
+    the line number of a .txt (1 = the first line; blank lines are skipped, so their numbers
+    are too) or the row number of a table (1 = the first row under the header).
+
+    Example:
+        >>> import pathlib, tempfile
+        >>> p = pathlib.Path(tempfile.mkdtemp()) / "c.txt"
+        >>> _ = p.write_text("a cat\\n\\na dog\\n")
+        >>> texts, ids = read_texts(str(p))
+        >>> texts.texts, ids
+        (['a cat', 'a dog'], [1, 3])
+    """
+    from contrastkit.data.text import _read_lines, load_text_data, load_text_table
+
+    p = Path(data)
+    suffix = p.suffix.lower()
+    if suffix in (".csv", ".tsv", ".jsonl") and column != "text":
+        texts = load_text_table(p, text_column=column)
+    else:
+        texts = load_text_data(data)
+    if texts.ids is not None:
+        return texts, list(texts.ids)
+    if suffix == ".txt" and p.is_file():
+        return texts, [i + 1 for i, line in enumerate(_read_lines(p)) if line.strip()]
+    return texts, list(range(1, len(texts) + 1))
 
 
 def load_search(folder: str, backend: str | None = None) -> Any:

@@ -650,20 +650,39 @@ def _stages() -> Iterator[None]:
 @app.command(cls=HelpCommand, epilog=_examples("embed"))
 def embed(
     encoder: str = typer.Option(
-        ..., metavar="DIR", help="Folder with encoder.safetensors + encoder.json."
+        ...,
+        metavar="DIR",
+        help="Folder with encoder.safetensors + encoder.json; for texts also minilm or a "
+        "Hugging Face folder.",
     ),
-    data: str = typer.Option(..., metavar="DATA", help="Data set name or folder."),
+    data: str = typer.Option(
+        ...,
+        metavar="DATA",
+        help="Image data set name or folder, or texts: movie-snippets, a .txt (one text per "
+        "line) / .csv / .tsv / .jsonl file.",
+    ),
     out: str = typer.Option(..., "--out", metavar="FILE", help="Output .npy or .parquet file."),
-    split: str = typer.Option("test", metavar="train|test", help="The split to embed."),
+    split: str = typer.Option(
+        None,
+        metavar="train|test",
+        help="The image split to embed (default: test). Texts are embedded whole.",
+        show_default=False,
+    ),
+    column: str = typer.Option("text", metavar="NAME", help="Text column of a table file."),
+    max_length: int = typer.Option(128, metavar="INT", help="Tokens per text."),
 ) -> None:
-    """Write embeddings and ids (and labels) of a data split to .npy or .parquet."""
+    """Write embeddings and ids (and labels) of an image split, or of every text of a text
+    file, to .npy (ids and labels in <name>.ids.npy / <name>.labels.npy) or .parquet."""
     from contrastkit.app.experiment import embed_dataset
 
     try:
-        path = embed_dataset(encoder, data, out, split=split)
+        with _stages():
+            path = embed_dataset(
+                encoder, data, out, split=split, column=column, max_length=max_length
+            )
     except (ValueError, OSError, ImportError) as err:
         raise _error(err) from None
-    typer.echo(f"wrote {path}")
+    typer.echo(f"wrote {Path(path).resolve()}")
 
 
 @app.command(cls=HelpCommand, epilog=_examples("index"))
