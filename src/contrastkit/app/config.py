@@ -108,7 +108,9 @@ class DataConfig:
     val_size: float = 0.1
 
     def __post_init__(self) -> None:
-        if not (0 < self.val_size < 1 or (self.val_size >= 1 and float(self.val_size).is_integer())):
+        if not (
+            0 < self.val_size < 1 or (self.val_size >= 1 and float(self.val_size).is_integer())
+        ):
             raise ConfigError(
                 f"data.val_size must be a fraction in (0, 1) or a whole number of rows ≥ 1, "
                 f"got {self.val_size!r}; e.g. --val-size 0.1."
