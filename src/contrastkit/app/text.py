@@ -102,6 +102,8 @@ def load_text_encoder(name: str, max_length: int = 128) -> Any:
             f"{name} is an untrained architecture; index with 'minilm', a trained encoder "
             "folder written by contrastkit train, or a Hugging Face model folder."
         )
+    if not 1 <= max_length <= 1_000_000:
+        raise ValueError(f"max_length (--max-length) must be 1..1000000 tokens, got {max_length}.")
     enc = build_text_encoder(name, [], max_length=max_length, width=0).eval()
     if not callable(getattr(enc, "encode", None)):
         raise ValueError(
