@@ -81,7 +81,26 @@ def test_an_image_folder_is_evaluated_on_a_held_out_test_part(tmp_path):
     res = json.loads((tmp_path / "run" / "results.json").read_text())
     assert res["evaluation"]["split"] == "test" and res["data"]["test"] == 6
     assert any("held out because the folder has no test/ folder" in s for s in res["summary"])
-    assert (tmp_path / "run" / "report.html").exists()
+    page = (tmp_path / "run" / "report.html").read_text()
+    k = res["evaluation"]["details.k"]
+    assert (
+        f"Confusion matrix: kNN with k={k} (chosen on the validation split), test split, 6 images"
+        in page
+    )
+
+
+def test_the_reports_curves_are_titled_in_words(monkeypatch):
+    import matplotlib.axes
+
+    from contrastkit.evaluate.report import CURVE_TITLES, plot_training_curves
+
+    titles = []
+    monkeypatch.setattr(matplotlib.axes.Axes, "set_title", lambda ax, t, **kw: titles.append(t))
+    plot_training_curves(
+        [{"epoch": 1, "loss": 2.0, "knn_acc": 0.5, "emb_std_ratio": 0.9, "lr": 0.1}]
+    )
+    assert titles == list(CURVE_TITLES.values())
+    assert not any("_" in t for t in titles)
 
 
 @pytest.mark.parametrize("recipe", ["supcon", "simclr"])

@@ -52,7 +52,8 @@ def test_cli_text_supcon_then_index_and_search(tmp_path, encoder):
     assert len(hits) == 10 and hits[0]["score"] >= hits[-1]["score"]
 
 
-def test_cli_text_errors_name_the_fix(tmp_path):
+def test_cli_text_errors_name_the_fix(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # train's default --out (runs/contrastkit) lands here
     runner = CliRunner()
     r = runner.invoke(app, ["index", "--data", "movie-snipets", "--out", str(tmp_path / "i")])
     assert r.exit_code == 2 and "movie-snippets" in r.output

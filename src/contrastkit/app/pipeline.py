@@ -573,8 +573,11 @@ def run(cfg: RunConfig, resume: bool = False, overwrite: bool = False) -> dict[s
             cfg, modality, protocol, recipe.encoder, train, val, test, frozen=frozen, **kw
         )
         confusion = result.details.get("confusion_matrix")
+        made_by = f"kNN with k={result.details.get('k')} (chosen on the validation split)"
         if hasattr(recipe, "classifier"):  # supervised / fine-tuned: the trained linear head
             confusion = _classifier_figures(recipe, features, rows, result)
+            made_by = f"the {cfg.recipe.name} recipe's trained linear classifier"
+        made_by += f", {result.split} split, {len(rows)} {modality.rows_word}"
         results["evaluation"] = result.to_dict()
         results["summary"] = result.format().splitlines()
         moved = evaluate_transformed(cfg, modality, recipe.encoder, train, val, test, **kw)
@@ -593,7 +596,16 @@ def run(cfg: RunConfig, resume: bool = False, overwrite: bool = False) -> dict[s
         if cfg.eval.report:
             results["report"] = str(
                 _report(
-                    cfg, modality, data, result, history, features, rows, confusion, trainer, moved
+                    cfg,
+                    modality,
+                    data,
+                    result,
+                    history,
+                    features,
+                    rows,
+                    (confusion, made_by),
+                    trainer,
+                    moved,
                 )
             )
     results["total_seconds"] = time.time() - t_start
@@ -611,7 +623,7 @@ def _report(
     history: list[dict[str, Any]],
     features: Tensor,
     rows: Any,
-    confusion: Any,
+    confusion: tuple[Any, str],
     trainer: Trainer,
     moved: ProtocolResult | None = None,
 ) -> Path:
@@ -640,6 +652,7 @@ def _report(
         }
     )
     labels = getattr(rows, "labels", None)
+    confusion, made_by = confusion  # the matrix and the classifier that made it, in words
     if confusion is not None:
         import numpy as np
 
@@ -653,6 +666,7 @@ def _report(
         labels=labels,
         classes=getattr(rows, "classes", None),
         confusion=confusion if labels is not None else None,
+        confusion_title=made_by,
         maps=cfg.eval.report_maps,
         seed=cfg.train.seed,
         **modality.report_rows(rows),

@@ -114,10 +114,10 @@ EXAMPLES: dict[str, list[tuple[str, str]]] = {
         ),
     ],
     "demo": [
-        ("SimCLR on digits, about 2 minutes; the report goes to runs/demo:", "contrastkit demo"),
+        ("SimCLR on digits, under a minute; the report goes to runs/demo:", "contrastkit demo"),
         (
-            "A shorter run in another folder, without the progress bar:",
-            "contrastkit demo --epochs 30 --out runs/demo30 --no-progress",
+            "A longer run in another folder, without the progress bar:",
+            "contrastkit demo --epochs 100 --out runs/demo100 --no-progress",
         ),
     ],
     "evaluate": [
@@ -563,7 +563,8 @@ def evaluate(
     knn_k: int = typer.Option(
         None,
         metavar="INT",
-        help="Fixed neighbour count, reported beside the chosen k (default: train.knn_k's).",
+        help="The neighbour count when --knn-select-k '' turns the choice of k off (default: "
+        "train.knn_k's; lowered to a fifth of the training images when larger).",
         show_default=False,
     ),
     knn_select_k: str = typer.Option(

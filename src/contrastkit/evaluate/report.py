@@ -61,15 +61,24 @@ def _png(fig) -> bytes:
     return buf.getvalue()
 
 
+#: the logged columns the report plots, with their titles in words
+CURVE_TITLES = {
+    "loss": "training loss",
+    "knn_acc": "kNN accuracy, validation (monitor)",
+    "emb_std_ratio": "embedding spread (std·√dim: ≈1 healthy, →0 collapsed)",
+    "lr": "learning rate",
+}
+
+
 def plot_training_curves(history: Sequence[dict[str, float]]) -> bytes:
     """Loss and (when logged) kNN accuracy and embedding spread per epoch, as PNG bytes."""
     plt = _plt()
-    keys = [k for k in ("loss", "knn_acc", "emb_std_ratio", "lr") if any(k in h for h in history)]
+    keys = [k for k in CURVE_TITLES if any(k in h for h in history)]
     fig, axes = plt.subplots(1, len(keys), figsize=(3.6 * len(keys), 3.0), squeeze=False)
     for ax, key in zip(axes[0], keys):
         pts = [(h["epoch"], h[key]) for h in history if key in h]
         ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", ms=3)
-        ax.set_title(key)
+        ax.set_title(CURVE_TITLES[key], fontsize=9)
         ax.set_xlabel("epoch")
         ax.grid(alpha=0.3)
     return _png(fig)

@@ -31,9 +31,17 @@ __all__ = ["Supervised", "SupervisedConfig"]
 
 @dataclass
 class SupervisedConfig:
-    """Attributes: image geometry; ``num_classes``; light training views (crop area
-    ``crop_scale``, flip); ``mix`` = ``"none"``, ``"mixup"`` or ``"cutmix"`` with ``mix_alpha``;
-    ``label_smoothing``."""
+    """Supervised cross-entropy baseline hyper-parameters.
+
+    Attributes:
+        image_size, channels: input geometry (views are made at ``image_size``).
+        num_classes: outputs of the linear classifier (from the data unless set).
+        crop_scale: area range of the light random resized crops.
+        flip: horizontal-flip probability of the views.
+        mix: ``"none"``, ``"mixup"`` or ``"cutmix"`` of the batch's images and labels.
+        mix_alpha: the Beta(α, α) concentration of the mixing weight.
+        label_smoothing: cross-entropy label smoothing (0 = none).
+    """
 
     image_size: int = 32
     channels: int = 3
