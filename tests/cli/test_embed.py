@@ -117,3 +117,27 @@ def test_an_unlabelled_image_folder_suggests_split_train(tmp_path):
     assert len(np.load(tmp_path / "e.ids.npy")) == 4
     line = _one_error_line(CliRunner().invoke(app, [*args, "--out", str(tmp_path / "e.txt")]))
     assert "--out must end in .npy or .parquet" in line
+
+
+def test_evaluate_texts_a_labelled_table_beside_tfidf(text_run, tmp_path):
+    table = text_run.parent / "t.tsv"
+    report = tmp_path / "texts.html"
+    args = ["evaluate", "--encoder", str(text_run), "--data", str(table), "--report", str(report)]
+    r = CliRunner().invoke(app, args)
+    assert r.exit_code == 0, r.output
+    assert "kNN accuracy, val: " in r.stdout and "(TF-IDF " in r.stdout
+    assert "evaluated on 4 texts held out of" in r.stdout and "images" not in r.stdout
+    assert report.exists() and f"report: {report.resolve()}" in r.stdout
+    r = CliRunner().invoke(app, [*args[:-2], "--json"])
+    assert json.loads(r.stdout)["split"] == "val"
+
+
+def test_evaluate_and_index_refuse_what_they_cannot_read_in_one_line(text_run, tmp_path):
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("a good film\nbad film number 3\n")
+    r = CliRunner().invoke(app, ["evaluate", "--encoder", str(text_run), "--data", str(corpus)])
+    assert "no labels or pairs to evaluate with" in _one_error_line(r)
+    (tmp_path / "pics" / "a").mkdir(parents=True)
+    args = ["index", "--data", str(tmp_path / "pics"), "--encoder", str(text_run)]
+    r = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "i")])
+    assert "index and search take texts" in _one_error_line(r)

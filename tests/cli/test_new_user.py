@@ -81,6 +81,8 @@ def test_an_image_folder_is_evaluated_on_a_held_out_test_part(tmp_path):
     res = json.loads((tmp_path / "run" / "results.json").read_text())
     assert res["evaluation"]["split"] == "test" and res["data"]["test"] == 6
     assert any("held out because the folder has no test/ folder" in s for s in res["summary"])
+    printed = json.loads(r.stdout[r.stdout.index("\n{") :])  # the JSON summary, last
+    assert all(len(repr(v).split(".")[-1]) <= 4 for v in printed["metrics"].values())
     page = (tmp_path / "run" / "report.html").read_text()
     k = res["evaluation"]["details.k"]
     assert (

@@ -165,3 +165,23 @@ def test_extract_features_restores_mode():
     b = extract_features(enc, imgs, batch_size=10)
     torch.testing.assert_close(a, b)  # eval mode: dropout off, batch size irrelevant
     assert enc.training
+
+
+def test_report_maps_of_small_sets_are_drawn_or_said_to_be_too_few(tmp_path):
+    import warnings as _w
+
+    from contrastkit.evaluate.report import write_report
+
+    feats, labels = torch.randn(4, 8), torch.tensor([0, 1, 0, 1])
+    page = write_report(
+        tmp_path / "a.html", metrics={}, features=feats, labels=labels, maps=("tsne", "umap")
+    )
+    assert "too few for a map" in page.read_text()
+    feats, labels = torch.randn(12, 8), torch.arange(12) % 3
+    with _w.catch_warnings():
+        _w.simplefilter("error", UserWarning)  # no n_neighbors / perplexity complaints
+        page = write_report(
+            tmp_path / "b.html", metrics={}, features=feats, labels=labels, maps=("tsne", "umap")
+        )
+    html = page.read_text()
+    assert 'alt="tsne"' in html and 'alt="umap"' in html and "too few" not in html

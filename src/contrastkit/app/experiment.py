@@ -127,6 +127,10 @@ def evaluate_encoder(
     cfg = RunConfig.from_dict(
         {node: {k: v for k, v in opts.items() if v is not None} for node, opts in given.items()}
     )
+    from contrastkit.app.text import is_text_data
+
+    if is_text_data(data):
+        return _evaluate_texts(str(encoder_dir), data, cfg, report_path, device)
     splits = load_dataset(data)
     if splits.test is None or splits.test.labels is None or splits.train.labels is None:
         raise ValueError(
@@ -182,7 +186,64 @@ def evaluate_encoder(
     return out
 
 
-def _knn_choice_line(result: Any, grid: tuple[int, ...], fixed_k: int) -> str:
+def _evaluate_texts(
+    encoder: str, data: str, cfg: RunConfig, report_path: Path | None, device: str
+) -> dict[str, Any]:
+    """:func:`evaluate_encoder` for texts: a labelled table is classified (kNN and probe,
+    TF-IDF and chance beside them), a table of pairs is read as retrieval (each text finds its
+    positive), on ``data.val_size`` rows held out of it (text files have no test split; every
+    choice is made on the rest)."""
+    from contrastkit.app.text import load_text_encoder
+
+    modality = MODALITIES["text"]
+    splits = modality.load(data)
+    if splits.protocol not in ("classification", "retrieval"):
+        raise ValueError(
+            f"{data} has no labels or pairs to evaluate with; give a .csv/.tsv/.jsonl with a "
+            "label column (classification) or a positive column (retrieval), or embed the "
+            "texts with contrastkit embed."
+        )
+    enc = load_text_encoder(encoder, cfg.model.max_length)
+    part, val = split_validation(splits.train, cfg.data.val_size, cfg.train.seed)
+    _log.info(
+        "%s: %d texts, %d of them held out for the figures (seed %d); embedding with %s",
+        splits.name,
+        len(part) + len(val),
+        len(val),
+        cfg.train.seed,
+        encoder,
+    )
+    result, features, rows = evaluate_run(
+        cfg, modality, splits.protocol, enc, part, val, None, device=device
+    )
+    lines = result.format().splitlines()
+    if splits.protocol == "classification":
+        lines.append(_knn_choice_line(result, cfg.eval.knn_select_k, cfg.train.knn_k, "texts"))
+    lines.append(
+        f"evaluated on {len(val)} texts held out of {splits.name} (data.val_size "
+        f"{cfg.data.val_size:g}, seed {cfg.train.seed}): text files have no test split."
+    )
+    out: dict[str, Any] = {**result.to_dict(), "summary": lines}
+    if report_path is not None:
+        from contrastkit.evaluate.report import write_report
+
+        _log.info("writing the report to %s", report_path)
+        write_report(
+            report_path,
+            title=f"contrastkit evaluation of {encoder} on {splits.name}",
+            metrics=dict(line.split(": ", 1) for line in lines if ": " in line),
+            features=features,
+            labels=getattr(rows, "labels", None),
+            classes=getattr(rows, "classes", None),
+            **modality.report_rows(rows),
+        )
+        out["report"] = str(report_path)
+    return out
+
+
+def _knn_choice_line(
+    result: Any, grid: tuple[int, ...], fixed_k: int, rows_word: str = "images"
+) -> str:
     """Which k the kNN used and why, in words: the grid's best on the validation images, or
     the fixed k; the k dropped for being above a fifth of the bank."""
     d = result.details
@@ -190,19 +251,19 @@ def _knn_choice_line(result: Any, grid: tuple[int, ...], fixed_k: int) -> str:
     if grid:
         why = (
             f"the best of {', '.join(map(str, d['k_grid']))} on {d['n_val']} validation "
-            f"images (accuracy {accs.get(str(d['k']), float('nan')):.3f})"
+            f"{rows_word} (accuracy {accs.get(str(d['k']), float('nan')):.3f})"
         )
     elif d.get("k_dropped"):
         return (
             f"kNN k: {d['k']}, the fixed k (--knn-k {fixed_k}) lowered to a fifth of the "
-            f"{d['n_train']} training images it votes from"
+            f"{d['n_train']} training {rows_word} it votes from"
         )
     else:
         why = f"fixed (--knn-k {fixed_k})"
     if d.get("k_dropped"):
         why += (
             f"; {', '.join(map(str, d['k_dropped']))} left out: k is at most "
-            f"{d['k_cap']}, a fifth of the {d['n_train']} training images it votes from"
+            f"{d['k_cap']}, a fifth of the {d['n_train']} training {rows_word} it votes from"
         )
     base = d.get("baseline", {}).get("k")
     tail = f" ({result.baseline_name}: k={base})" if base is not None else ""

@@ -129,6 +129,11 @@ def build_search_index(
     in ``out`` (the encoder reference is stored with it). Returns the SemanticSearch."""
     from contrastkit.index import SemanticSearch
 
+    if not is_text_data(data) and Path(str(data)).is_dir():
+        raise ValueError(
+            f"{data} is a folder (images); index and search take texts: a .txt/.csv/.tsv/"
+            ".jsonl file or movie-snippets. Write image embeddings with contrastkit embed."
+        )
     texts, _ = read_texts(data, column)
     enc = load_text_encoder(encoder, max_length)
     ref = encoder if encoder == "minilm" else str(Path(encoder).resolve())

@@ -345,16 +345,21 @@ def _train(
     typer.echo(json.dumps(_summary(head, results.get("evaluation")), indent=2))
 
 
-def _summary(head: dict, ev: dict | None) -> dict:
+def _summary(head: dict, ev: dict | None, digits: int | None = 4) -> dict:
     """The JSON a command prints last: ``head`` (where the run went, how long it took), then
-    the protocol's headline figures and its baseline's."""
+    the protocol's headline figures and its baseline's, to ``digits`` decimals (None: whole;
+    results.json keeps them whole)."""
     ev = ev or {}
     out = dict(head)
     for key in ("protocol", "split", "baseline_name"):
         if key in ev:
             out[key] = ev[key]
     for group in ("metrics", "baseline"):
-        figures = {k.split(".", 1)[1]: v for k, v in ev.items() if k.startswith(group + ".")}
+        figures = {
+            k.split(".", 1)[1]: round(v, digits) if isinstance(v, float) and digits else v
+            for k, v in ev.items()
+            if k.startswith(group + ".")
+        }
         if figures:
             out[group] = figures
     return out
@@ -618,7 +623,7 @@ def evaluate(
     )
     if as_json:
         head = {"encoder": encoder, "data": data, "report": res.get("report")}
-        out = _summary(head, res)
+        out = _summary(head, res, digits=None)  # --json: for programs, every digit
         out["knn"] = {k: res[f"details.{k}"] for k in ("k", "k_grid", "k_cap", "k_dropped")}
         out["chosen_on"] = res.get("chosen_on")
         typer.echo(json.dumps(out, indent=2))

@@ -100,20 +100,29 @@ def _sample(labels: Tensor | None, n: int, max_points: int, seed: int) -> np.nda
     return np.sort(np.concatenate(idx))
 
 
+#: the fewest embeddings a t-SNE or UMAP map is drawn for
+MIN_MAP_POINTS = 10
+
+
 def embedding_map(features: Tensor, method: str = "tsne", seed: int = 0) -> np.ndarray:
     """2-D coordinates (N, 2) of L2-normalised features by t-SNE or UMAP (cosine metric)."""
     x = F.normalize(features.float(), dim=1).numpy()
     if method == "tsne":
         from sklearn.manifold import TSNE
 
-        perplexity = float(min(30, max(5, (len(x) - 1) // 3)))
+        perplexity = float(min(30, max(1, (len(x) - 1) // 3)))  # must stay below N
         return TSNE(2, perplexity=perplexity, init="pca", random_state=seed).fit_transform(x)
     if method == "umap":
         import umap
 
         with warnings.catch_warnings():  # a seeded UMAP runs on one thread, as intended
             warnings.filterwarnings("ignore", message="n_jobs value", category=UserWarning)
-            return umap.UMAP(n_components=2, metric="cosine", random_state=seed).fit_transform(x)
+            return umap.UMAP(
+                n_components=2,
+                metric="cosine",
+                n_neighbors=min(15, len(x) - 1),
+                random_state=seed,
+            ).fit_transform(x)
     raise ValueError(f"method must be 'tsne' or 'umap', got {method!r}.")
 
 
@@ -308,6 +317,12 @@ def write_report(
         idx = _sample(labels, len(features), max_points, seed)
         sub_labels = None if labels is None else labels[idx]
         pics = []
+        if len(idx) < MIN_MAP_POINTS and maps:  # too few points to lay out a map
+            sections.append(
+                f"<h2>Embedding maps</h2><p>None: {len(idx)} embeddings are too few for a "
+                f"map (at least {MIN_MAP_POINTS}).</p>"
+            )
+            maps = ()
         for method in maps:
             coords = embedding_map(features[idx], method, seed)
             pics.append(
