@@ -139,3 +139,15 @@ def test_the_interrupted_line_and_exit_code(monkeypatch, tmp_path, signum, code)
             f"interrupted ({name}) at epoch 3, step 12 of 14: checkpoint saved in {out}; "
             f"continue with the same command plus --resume"
         )
+
+
+def test_the_demo_says_how_to_continue_in_one_line(monkeypatch, tmp_path):
+    monkeypatch.setattr(_Interrupted, "signum", signal.SIGINT)
+    monkeypatch.setattr(pipeline, "Trainer", _Interrupted)
+    out = tmp_path / "demo"
+    r = CliRunner().invoke(app, ["demo", "--out", str(out), "--epochs", "1", "--no-progress"])
+    assert r.exit_code == 130 and "Traceback" not in r.output
+    assert r.output.splitlines()[-1] == (
+        f"interrupted (SIGINT) at epoch 3, step 12 of 14: checkpoint saved in {out}; continue "
+        f"with: contrastkit train --config {out / 'run.json'} --resume"
+    )

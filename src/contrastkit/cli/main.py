@@ -530,6 +530,25 @@ def demo(
         results = run_experiment(cfg, overwrite=overwrite)
     except (ValueError, OSError) as err:
         raise _error(err) from None
+    except RuntimeError as err:  # SIGINT/SIGTERM stopped training: one line, 128 + signal
+        from contrastkit.train import TrainingInterrupted
+
+        if not isinstance(err, TrainingInterrupted):
+            raise
+        typer.echo(
+            f"interrupted ({err.signal_name}) at epoch {err.epoch}, step {err.epoch_step} of "
+            f"{err.steps_per_epoch}: checkpoint saved in {out}; continue with: contrastkit "
+            f"train --config {Path(out) / 'run.json'} --resume",
+            err=True,
+        )
+        raise typer.Exit(128 + err.signal) from None
+    except KeyboardInterrupt:  # a second signal while stopping
+        typer.echo(
+            f"interrupted: stopped at once; contrastkit demo --out {out} --overwrite starts it "
+            "again",
+            err=True,
+        )
+        raise typer.Exit(130) from None
     finally:
         torch.set_num_threads(threads)
     summary, ev = results["summary"], results["evaluation"]
