@@ -18,10 +18,10 @@ def _blocks(transcript: str) -> list[tuple[str, list[str], int]]:
     """(command, output lines, rc) of each ``$ contrastkit ...`` block."""
     out = []
     for block in transcript.split("$ contrastkit ")[1:]:
-        lines = block.strip().splitlines()
+        lines = [ln for ln in block.splitlines() if ln.strip() and not ln.startswith("## ")]
         rc = re.fullmatch(r"\[rc (\d+)\]", lines[-1].strip())
         assert rc, f"no exit status after: {lines[0]}"
-        out.append((lines[0], [ln for ln in lines[1:-1] if not ln.startswith("## ")], int(rc[1])))
+        out.append((lines[0], lines[1:-1], int(rc[1])))
     return out
 
 
