@@ -23,16 +23,8 @@ def test_a_small_text_file_trains_with_the_default_batch(tmp_path):
     corpus.write_text(
         "\n".join(f"line {i} {words[i % 10]} {words[i * 7 % 10]}" for i in range(200))
     )
-    r = _train(
-        "--recipe",
-        "simcse",
-        "--data",
-        str(corpus),
-        "--encoder",
-        "small_text",
-        "--out",
-        str(tmp_path / "run"),
-    )
+    args = ["--recipe", "simcse", "--data", str(corpus), "--encoder", "small_text"]
+    r = _train(*args, "--out", str(tmp_path / "run"))
     assert r.exit_code == 0, r.output
     assert "batch_size 256 is larger than the 180 training texts; training with batch_size 64" in (
         " ".join(r.output.split())
@@ -41,17 +33,7 @@ def test_a_small_text_file_trains_with_the_default_batch(tmp_path):
     saved = json.loads((tmp_path / "run" / "run.json").read_text())
     assert saved["train"]["batch_size"] == 64
     # the same command resumes (the batch is chosen the same way): nothing differs
-    r = _train(
-        "--recipe",
-        "simcse",
-        "--data",
-        str(corpus),
-        "--encoder",
-        "small_text",
-        "--out",
-        str(tmp_path / "run"),
-        "--resume",
-    )
+    r = _train(*args, "--out", str(tmp_path / "run"), "--resume")
     assert r.exit_code == 0, r.output
 
 

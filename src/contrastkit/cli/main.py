@@ -319,12 +319,7 @@ def _train(
             again = (
                 "the same command (with --resume)" if resume else "the same command plus --resume"
             )
-            typer.echo(
-                f"interrupted ({err.signal_name}) at epoch {err.epoch}, step {err.epoch_step} "
-                f"of {err.steps_per_epoch}: checkpoint saved in {cfg.train.out_dir}; continue "
-                f"with {again}",
-                err=True,
-            )
+            _interrupted(err, cfg.train.out_dir, again)
         raise typer.Exit(128 + err.signal) from None
     except KeyboardInterrupt:  # a second signal while stopping (or one before training)
         if dist.rank() == 0:
@@ -343,6 +338,16 @@ def _train(
         typer.echo(line)
     head = {"out_dir": cfg.train.out_dir, "train_seconds": round(results["train_seconds"], 1)}
     typer.echo(json.dumps(_summary(head, results.get("evaluation")), indent=2))
+
+
+def _interrupted(err: Any, out_dir: str, how: str) -> None:
+    """The one line (stderr) after a signal stopped training: where, and how to continue."""
+    sep = "" if how.startswith(":") else " "
+    typer.echo(
+        f"interrupted ({err.signal_name}) at epoch {err.epoch}, step {err.epoch_step} of "
+        f"{err.steps_per_epoch}: checkpoint saved in {out_dir}; continue with{sep}{how}",
+        err=True,
+    )
 
 
 def _summary(head: dict, ev: dict | None, digits: int | None = 4) -> dict:
@@ -535,12 +540,7 @@ def demo(
 
         if not isinstance(err, TrainingInterrupted):
             raise
-        typer.echo(
-            f"interrupted ({err.signal_name}) at epoch {err.epoch}, step {err.epoch_step} of "
-            f"{err.steps_per_epoch}: checkpoint saved in {out}; continue with: contrastkit "
-            f"train --config {Path(out) / 'run.json'} --resume",
-            err=True,
-        )
+        _interrupted(err, out, f": contrastkit train --config {Path(out) / 'run.json'} --resume")
         raise typer.Exit(128 + err.signal) from None
     except KeyboardInterrupt:  # a second signal while stopping
         typer.echo(

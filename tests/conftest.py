@@ -1,5 +1,5 @@
-"""Each test starts with the degenerate-batch warnings re-armed, so that a test which expects
-one (or none) does not depend on which tests ran before it in the process."""
+"""Each test starts with the degenerate-batch warnings re-armed (they warn once per process), so
+that a test which expects one (or none) does not depend on which tests ran before it."""
 
 from __future__ import annotations
 
