@@ -141,3 +141,9 @@ def test_evaluate_and_index_refuse_what_they_cannot_read_in_one_line(text_run, t
     args = ["index", "--data", str(tmp_path / "pics"), "--encoder", str(text_run)]
     r = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "i")])
     assert "index and search take texts" in _one_error_line(r)
+
+
+def test_search_without_an_index_says_how_to_build_one(tmp_path):
+    r = CliRunner().invoke(app, ["search", "a film", "--index", str(tmp_path / "none")])
+    assert "holds no search index" in _one_error_line(r)
+    assert "contrastkit index" in r.output

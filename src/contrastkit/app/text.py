@@ -194,6 +194,11 @@ def load_search(folder: str, backend: str | None = None) -> Any:
     """Load an index written by :func:`build_search_index` together with its encoder."""
     from contrastkit.index import EmbeddingIndex, SemanticSearch
 
+    if not (Path(folder) / "index.json").is_file():
+        raise FileNotFoundError(
+            f"{folder} holds no search index (no index.json); build one with contrastkit index "
+            f"--data <texts> --encoder <encoder> --out {folder}."
+        )
     index = EmbeddingIndex.load(folder, backend)
     meta = index.meta
     if "encoder" not in meta:
