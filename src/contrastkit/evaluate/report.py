@@ -64,8 +64,8 @@ def _png(fig) -> bytes:
 #: the logged columns the report plots, with their titles in words
 CURVE_TITLES = {
     "loss": "training loss",
-    "knn_acc": "kNN accuracy, validation (monitor)",
-    "emb_std_ratio": "embedding spread (std·√dim: ≈1 healthy, →0 collapsed)",
+    "knn_acc": "kNN accuracy\n(validation, online monitor)",
+    "emb_std_ratio": "embedding spread, std·√dim\n(≈1 healthy, →0 collapsed)",
     "lr": "learning rate",
 }
 
@@ -99,6 +99,9 @@ def _sample(labels: Tensor | None, n: int, max_points: int, seed: int) -> np.nda
         idx.append(rng.choice(members, min(per, len(members)), replace=False))
     return np.sort(np.concatenate(idx))
 
+
+#: the embedding maps' names in words
+MAP_NAMES = {"tsne": "t-SNE", "umap": "UMAP"}
 
 #: the fewest embeddings a t-SNE or UMAP map is drawn for
 MIN_MAP_POINTS = 10
@@ -331,7 +334,7 @@ def write_report(
                         coords,
                         sub_labels,
                         classes,
-                        f"{method.upper()} of {len(idx)} test embeddings",
+                        f"{MAP_NAMES.get(method, method)} of {len(idx)} test embeddings",
                     ),
                     method,
                 )
