@@ -23,7 +23,7 @@ def _one_error_line(r) -> str:
 def text_run(tmp_path_factory):
     """A text encoder written by ``contrastkit train`` (text_supcon, small_text, 1 epoch)."""
     tmp = tmp_path_factory.mktemp("text")
-    rows = [f"{w} film number {i}\t{int(w == 'good')}" for i in range(20) for w in ("good", "bad")]
+    rows = [f"{w} film number {i}\t{int(w == 'good')}" for i in range(20) for w in ("good", "poor")]
     (tmp / "t.tsv").write_text("text\tlabel\n" + "\n".join(rows) + "\n")
     args = ["train", "--data", str(tmp / "t.tsv"), "--recipe", "text_supcon"]
     args += ["--encoder", "small_text", "--width", "32", "--epochs", "1", "--batch-size", "16"]

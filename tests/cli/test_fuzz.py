@@ -200,7 +200,7 @@ def files(tmp_path_factory) -> dict[str, str]:
             for i in range(n):
                 pixels = (rng.random((8, 8)) * 60 + c * 90).astype("uint8")
                 Image.fromarray(pixels).save(f["images"] / part / f"c{c}" / f"{i}.png")
-    texts = [f"{w} film number {i}" for i in range(12) for w in ("good", "bad")]
+    texts = [f"{w} film number {i}" for i in range(12) for w in ("good", "poor")]
     f["texts.txt"] = tmp / "texts.txt"
     f["texts.txt"].write_text("\n".join(texts) + "\n")
 

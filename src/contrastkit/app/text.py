@@ -17,7 +17,7 @@ Example:
     >>> from contrastkit.app.config import RunConfig
     >>> from contrastkit.app.pipeline import run
     >>> d = pathlib.Path(tempfile.mkdtemp())
-    >>> rows = [f"{w} film number {i}\\t{int(w == 'good')}" for i in range(40) for w in ("good", "bad")]
+    >>> rows = [f"{w} film number {i}\\t{int(w == 'good')}" for i in range(40) for w in ("good", "poor")]
     >>> _ = (d / "t.tsv").write_text("text\\tlabel\\n" + "\\n".join(rows))
     >>> cfg = RunConfig.from_dict({
     ...     "data": {"name": str(d / "t.tsv"), "val_size": 0.25},

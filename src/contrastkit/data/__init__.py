@@ -1,5 +1,6 @@
-"""Data: offline data sets as uint8 image tensors (see :mod:`contrastkit.data.datasets`) and
-texts (see :mod:`contrastkit.data.text`)."""
+"""Data: offline data sets as uint8 image tensors (see :mod:`contrastkit.data.datasets`),
+texts (see :mod:`contrastkit.data.text`) and image–caption pairs (see
+:mod:`contrastkit.data.pairs`)."""
 
 from contrastkit.data.datasets import (
     DATASETS,
@@ -14,6 +15,7 @@ from contrastkit.data.datasets import (
     load_mnist,
 )
 from contrastkit.data.idx import read_idx, write_idx
+from contrastkit.data.pairs import ImageTextSet, load_image_text, pairs_from_dataset
 from contrastkit.data.text import (
     TEXT_DATASETS,
     LeeCorpus,
@@ -33,6 +35,7 @@ __all__ = [
     "TEXT_DATASETS",
     "DataSplits",
     "ImageSet",
+    "ImageTextSet",
     "LeeCorpus",
     "MissingDatasetError",
     "TextSet",
@@ -42,6 +45,7 @@ __all__ = [
     "load_fashion_mnist",
     "load_idx_dir",
     "load_image_folder",
+    "load_image_text",
     "load_lee",
     "load_mnist",
     "load_movie_snippets",
@@ -49,6 +53,7 @@ __all__ = [
     "load_text_dataset",
     "load_text_file",
     "load_text_table",
+    "pairs_from_dataset",
     "read_idx",
     "stratified_folds",
     "write_idx",
