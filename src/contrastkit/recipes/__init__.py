@@ -2,6 +2,7 @@
 
 from contrastkit.recipes.barlow_twins import BarlowTwins, BarlowTwinsConfig
 from contrastkit.recipes.byol import BYOL, BYOLConfig
+from contrastkit.recipes.clip import CLIP, CLIPConfig
 from contrastkit.recipes.dino import DINO, DINOConfig
 from contrastkit.recipes.moco import MoCo, MoCoConfig
 from contrastkit.recipes.mocov3 import MoCoV3, MoCoV3Config
@@ -36,12 +37,14 @@ RECIPES = {
 
 __all__ = [
     "BYOL",
+    "CLIP",
     "DINO",
     "NNCLR",
     "RECIPES",
     "BYOLConfig",
     "BarlowTwins",
     "BarlowTwinsConfig",
+    "CLIPConfig",
     "DINOConfig",
     "LossOutput",
     "MoCo",
