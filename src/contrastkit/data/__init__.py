@@ -2,6 +2,7 @@
 texts (see :mod:`contrastkit.data.text`) and image–caption pairs (see
 :mod:`contrastkit.data.pairs`)."""
 
+from contrastkit.data.clipart import load_openclipart, load_tuxpaint
 from contrastkit.data.datasets import (
     DATASETS,
     DataSplits,
@@ -49,10 +50,12 @@ __all__ = [
     "load_lee",
     "load_mnist",
     "load_movie_snippets",
+    "load_openclipart",
     "load_text_data",
     "load_text_dataset",
     "load_text_file",
     "load_text_table",
+    "load_tuxpaint",
     "pairs_from_dataset",
     "read_idx",
     "stratified_folds",

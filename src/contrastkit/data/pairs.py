@@ -48,6 +48,7 @@ from contrastkit.data.text import TABLE_SUFFIXES, _read_table
 
 __all__ = [
     "ImageTextSet",
+    "caption_ids",
     "load_caption_folder",
     "load_image_table",
     "load_image_text",
@@ -158,7 +159,10 @@ def _rasterise_svg(data: bytes, size: int) -> Any:
     try:
         png = cairosvg.svg2png(bytestring=data, output_width=size * 2)
     except Exception:  # some SVGs reference external files: cairosvg's unsafe mode reads them
-        png = cairosvg.svg2png(bytestring=data, output_width=size * 2, unsafe=True)
+        try:
+            png = cairosvg.svg2png(bytestring=data, output_width=size * 2, unsafe=True)
+        except Exception as err:  # cairosvg fails in many ways on malformed drawings
+            raise ValueError(f"cairosvg cannot draw it ({type(err).__name__}: {err})") from None
     return Image.open(io.BytesIO(png))
 
 
@@ -194,7 +198,7 @@ def read_image(source: Any, size: int) -> np.ndarray:
         canvas.paste(im, ((size - w) // 2, (size - h) // 2))
     except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as err:
         raise ValueError(" ".join(str(err).split()) or type(err).__name__) from None
-    return np.asarray(canvas, dtype=np.uint8).transpose(2, 0, 1)
+    return np.ascontiguousarray(np.asarray(canvas, dtype=np.uint8).transpose(2, 0, 1))
 
 
 # -------------------------------------------------------------------------------- loading
