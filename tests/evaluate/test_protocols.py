@@ -19,6 +19,7 @@ from types import SimpleNamespace
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from contrastkit.data import load_digits
 from contrastkit.evaluate.protocols import (
@@ -33,6 +34,7 @@ from contrastkit.evaluate.protocols import (
     default_protocol,
     get_protocol,
 )
+from contrastkit.evaluate.protocols.retrieval import first_hit_ranks, partner_ranks
 
 # ----------------------------------------------------------------------------- fixtures
 
@@ -262,13 +264,15 @@ def test_retrieval_digits_shifted_views(digits, capsys):
     assert list(r.metrics)[0] == "mean_recall@1"
     chance = r.other_baselines["chance"]
     for figures in (r.metrics, r.baseline):
-        assert all(0.0 <= v <= 1.0 for v in figures.values())
+        assert all(0.0 <= v <= 1.0 for k, v in figures.items() if "median" not in k)
+        assert 1 <= figures["a2b_median_rank"] <= n
         assert figures["a2b_recall@1"] <= figures["a2b_recall@5"] <= figures["a2b_recall@10"]
         # a one-pixel shift of an 8×8 digit is a hard view: well above chance, far from 1
         for key in ("a2b_recall@10", "b2a_recall@10", "mean_mrr"):
             assert figures[key] > 2 * chance[key]
     assert chance["a2b_recall@5"] == pytest.approx(5 / n)
     assert chance["b2a_mrr"] == pytest.approx(sum(1 / i for i in range(1, n + 1)) / n)
+    assert chance["a2b_median_rank"] == math.ceil(n / 2)
     print(r.summary_line())
     line = capsys.readouterr().out.strip()
     assert line.startswith("digit↔shifted digit mean R@1, test: ") and "(raw pixels 0." in line
@@ -289,13 +293,16 @@ def test_retrieval_against_loop_both_directions(digits):
 def test_retrieval_perfect_and_random():
     n = 300
     perfect = RetrievalProtocol().evaluate(torch.eye(n), torch.eye(n) + 0.01)
-    assert all(v == pytest.approx(1.0) for v in perfect.metrics.values())
+    assert all(v == pytest.approx(1.0) for v in perfect.metrics.values())  # median rank 1 too
     got = [
         RetrievalProtocol().evaluate(_random(n, s), _random(n, s + 50)).metrics for s in range(4)
     ]
     for key, chance in perfect.baseline.items():
         mean = sum(m[key] for m in got) / len(got)
-        assert abs(mean - chance) < 0.02, (key, mean, chance)
+        if "median_rank" in key:  # a rank among 300: within 5% of it
+            assert abs(mean - chance) < 0.05 * n, (key, mean, chance)
+        else:
+            assert abs(mean - chance) < 0.02, (key, mean, chance)
 
 
 # ----------------------------------------------------------------------------- similarity
@@ -463,7 +470,7 @@ def test_ranking_perfect_and_random(interactions):
     perfect = RankingProtocol(ks=(3, 10)).evaluate(
         held, torch.eye(n_items), interactions.train, interactions.test
     )
-    assert all(v == pytest.approx(1.0) for v in perfect.metrics.values())
+    assert all(v == pytest.approx(1.0) for v in perfect.metrics.values())  # median rank 1 too
     assert perfect.baseline_name == "popularity"
     chance = perfect.other_baselines["chance"]
     # 97 candidates per user, 3 relevant: E[recall@10] = 10/97
@@ -632,3 +639,36 @@ def test_few_shot_perfect_and_random(digits):
     assert abs(sum(accs) / len(accs) - 0.2) < 0.03, accs
     with pytest.raises(ValueError, match="need 11 classes"):
         FewShotProtocol(n_way=11).evaluate(digits.z_te, digits.y_te)
+
+
+def _first_hit_loop(q, c, ids):
+    """Rank of the best key sharing the query's id, by an explicit loop (ties: lower index)."""
+    qn, cn = F.normalize(q.double(), dim=1), F.normalize(c.double(), dim=1)
+    ranks = []
+    for i in range(len(qn)):
+        sims = [float(qn[i] @ cn[j]) for j in range(len(cn))]
+        order = sorted(range(len(cn)), key=lambda j: (-sims[j], j))
+        ranks.append(1 + next(r for r, j in enumerate(order) if ids[j] == ids[i]))
+    return torch.tensor(ranks, dtype=torch.float64)
+
+
+def test_retrieval_with_shared_captions_counts_any_of_them_as_a_hit():
+    g = torch.Generator().manual_seed(0)
+    a, b = torch.randn(30, 6, generator=g), torch.randn(30, 6, generator=g)
+    ids = torch.tensor([i // 3 for i in range(30)])  # ten captions, three images each
+    for q, c in ((a, b), (b, a)):
+        torch.testing.assert_close(first_hit_ranks(q, c, ids, ids), _first_hit_loop(q, c, ids))
+    torch.testing.assert_close(first_hit_ranks(a, b), partner_ranks(a, b))
+    r = RetrievalProtocol(ks=(1, 5)).evaluate(a, b, ids=ids)
+    ranks = _first_hit_loop(a, b, ids)
+    assert r.metrics["a2b_recall@5"] == pytest.approx(float((ranks <= 5).double().mean()))
+    assert r.metrics["a2b_median_rank"] == float(ranks.median())
+    # chance with groups of 3 among 30: P(first hit ≤ k) = 1 − C(27, k) / C(30, k)
+    assert r.baseline["a2b_recall@1"] == pytest.approx(3 / 30)
+    assert r.baseline["a2b_recall@5"] == pytest.approx(1 - math.comb(27, 5) / math.comb(30, 5))
+    exact_mrr = sum(math.comb(30 - k, 2) / math.comb(30, 3) / k for k in range(1, 29))
+    assert r.baseline["a2b_mrr"] == pytest.approx(exact_mrr)
+    assert r.details["groups"] == 10
+    assert "digit" not in r.format() and "a→b median rank" in r.format()
+    with pytest.raises(ValueError, match="no key with its id"):
+        first_hit_ranks(a, b, torch.zeros(30, dtype=torch.long), torch.ones(30, dtype=torch.long))

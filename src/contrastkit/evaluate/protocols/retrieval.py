@@ -16,12 +16,12 @@ from contrastkit.evaluate.protocols.base import (
     check_baseline,
     check_features,
 )
-from contrastkit.evaluate.ranking import retrieval_metrics
 
-__all__ = ["RetrievalProtocol", "partner_ranks"]
+__all__ = ["RetrievalProtocol", "first_hit_ranks", "partner_ranks"]
 
 _RECALL = re.compile(r"^(a2b|b2a|mean)_recall@(\d+)$")
 _MRR = re.compile(r"^(a2b|b2a|mean)_mrr$")
+_MEDIAN = re.compile(r"^(a2b|b2a|mean)_median_rank$")
 
 
 def partner_ranks(queries: Tensor, keys: Tensor, chunk_size: int = 1024) -> Tensor:
@@ -48,6 +48,80 @@ def partner_ranks(queries: Tensor, keys: Tensor, chunk_size: int = 1024) -> Tens
         before = (sim > target) | ((sim == target) & (cols[None, :] < (rows + start)[:, None]))
         out.append(before.sum(1).double() + 1.0)
     return torch.cat(out).cpu()
+
+
+def first_hit_ranks(
+    queries: Tensor,
+    keys: Tensor,
+    query_ids: Tensor | None = None,
+    key_ids: Tensor | None = None,
+    chunk_size: int = 1024,
+) -> Tensor:
+    """1-based rank of the best-ranked key sharing query i's id, by cosine similarity.
+
+    Without ids, query i's only hit is key i (:func:`partner_ranks`). With ids (rows with equal
+    ids are interchangeable, e.g. several images of one caption), any key with the query's id is
+    a hit. Equal similarities are ordered by key index, the lower first. Memory O(chunk_size × N).
+
+    Example:
+        >>> import torch
+        >>> q, k = torch.eye(3), torch.tensor([[0.0, 1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0]])
+        >>> first_hit_ranks(q, k).tolist(), first_hit_ranks(q, k, torch.tensor([0, 0, 1]), torch.tensor([0, 0, 1])).tolist()
+        ([2.0, 2.0, 1.0], [1.0, 1.0, 1.0])
+    """
+    if query_ids is None and key_ids is None:
+        return partner_ranks(queries, keys, chunk_size)
+    n_q, n_k = queries.shape[0], keys.shape[0]
+    qi = torch.arange(n_q) if query_ids is None else torch.as_tensor(query_ids).reshape(-1)
+    ki = torch.arange(n_k) if key_ids is None else torch.as_tensor(key_ids).reshape(-1)
+    if qi.numel() != n_q or ki.numel() != n_k:
+        raise ValueError(
+            f"ids must give one id per row: {qi.numel()} query ids for {n_q} queries, "
+            f"{ki.numel()} key ids for {n_k} keys."
+        )
+    qn = F.normalize(queries.double(), dim=1)
+    kn = F.normalize(keys.double(), dim=1).to(qn.device)
+    qi, ki = qi.to(qn.device), ki.to(qn.device)
+    cols = torch.arange(n_k, device=qn.device)
+    out = []
+    for start in range(0, n_q, chunk_size):
+        sim = qn[start : start + chunk_size] @ kn.T
+        hit = qi[start : start + chunk_size, None] == ki[None, :]
+        if not bool(hit.any(1).all()):
+            raise ValueError(
+                "a query has no key with its id, so it has no rank; every query id must occur "
+                "among the key ids."
+            )
+        # the best hit: highest similarity, then lowest index
+        best_sim = sim.masked_fill(~hit, float("-inf")).amax(1, keepdim=True)
+        best_col = torch.where(hit & (sim == best_sim), cols, n_k).amin(1, keepdim=True)
+        before = (sim > best_sim) | ((sim == best_sim) & (cols[None, :] < best_col))
+        out.append(before.sum(1).double() + 1.0)
+    return torch.cat(out).cpu()
+
+
+def _chance_figures(group_sizes: Tensor, n: int, ks: tuple[int, ...]) -> dict[str, float]:
+    """R@k, MRR and median rank of a uniformly random ranking of ``n`` keys, for queries with
+    ``group_sizes`` hits each (exact: no hit in the first r keys has probability
+    Π_{j<r} (n − g − j) / (n − j))."""
+    r = torch.arange(1, n + 1, dtype=torch.float64)
+    recall = {k: 0.0 for k in ks}
+    mrr, medians = 0.0, []
+    sizes, counts = torch.unique(group_sizes, return_counts=True)
+    for g, c in zip(sizes.tolist(), counts.tolist()):
+        j = torch.arange(n, dtype=torch.float64)
+        survive = torch.cumprod(((n - g - j) / (n - j)).clamp(min=0), 0)  # P(first hit > r)
+        cdf = 1 - survive  # P(first hit ≤ r), r = 1..n
+        pmf = torch.diff(cdf, prepend=torch.zeros(1, dtype=torch.float64))
+        for k in ks:
+            recall[k] += c * float(cdf[min(k, n) - 1])
+        mrr += c * float((pmf / r).sum())
+        medians += [float(r[int((cdf >= 0.5).nonzero()[0])])] * c
+    total = float(counts.sum())
+    out = {f"recall@{k}": recall[k] / total for k in ks}
+    out["mrr"] = mrr / total
+    out["median_rank"] = float(torch.tensor(medians).median())
+    return out
 
 
 class RetrievalProtocol(Protocol):
@@ -94,6 +168,7 @@ class RetrievalProtocol(Protocol):
         a_name: str = "a",
         b_name: str = "b",
         split: str = "test",
+        ids: Tensor | None = None,
     ) -> ProtocolResult:
         """Evaluate paired embeddings.
 
@@ -106,6 +181,9 @@ class RetrievalProtocol(Protocol):
             a_name, b_name: the two sides in words, used by :meth:`ProtocolResult.format`
                 (``"image→caption R@1"``).
             split: the name of the split the rows come from.
+            ids: (N,) int64 group of each pair, or None: pairs with equal ids are
+                interchangeable (several images with one caption), so any of them is a hit
+                in both directions.
         """
         a = check_features(a, "a")
         b = check_features(b, "b")
@@ -121,27 +199,39 @@ class RetrievalProtocol(Protocol):
             {"baseline_a": a, "baseline_b": b},
         )
         n = a.shape[0]
-        metrics = self._figures(a, b)
-        harmonic = float(torch.arange(1, n + 1, dtype=torch.float64).reciprocal().sum())
+        if ids is not None:
+            ids = torch.as_tensor(ids).reshape(-1).cpu()
+            if ids.numel() != n:
+                raise ValueError(f"ids must give one id per pair: {ids.numel()} ids, {n} pairs.")
+        metrics = self._figures(a, b, ids)
+        groups = torch.ones(n, dtype=torch.long)
+        if ids is not None:
+            _, inverse, counts = torch.unique(ids, return_inverse=True, return_counts=True)
+            groups = counts[inverse]
+        one = _chance_figures(groups, n, self.ks)
         chance: dict[str, float] = {}
         for side in ("a2b", "b2a", "mean"):
-            chance.update({f"{side}_recall@{k}": min(k, n) / n for k in self.ks})
-            chance[f"{side}_mrr"] = harmonic / n
-        details: dict[str, Any] = {"pairs": n, "a_name": a_name, "b_name": b_name}
+            chance.update({f"{side}_{key}": value for key, value in one.items()})
+        details: dict[str, Any] = {
+            "pairs": n,
+            "a_name": a_name,
+            "b_name": b_name,
+            "groups": n if ids is None else int(torch.unique(ids).numel()),
+        }
         if baseline is None:
             return ProtocolResult(self.name, split, metrics, chance, "chance", "none", details)
-        base = self._figures(baseline["baseline_a"], baseline["baseline_b"])
+        base = self._figures(baseline["baseline_a"], baseline["baseline_b"], ids)
         return ProtocolResult(
             self.name, split, metrics, base, baseline_name, "none", details, {"chance": chance}
         )
 
-    def _figures(self, a: Tensor, b: Tensor) -> dict[str, float]:
-        relevant = [{i} for i in range(a.shape[0])]
+    def _figures(self, a: Tensor, b: Tensor, ids: Tensor | None = None) -> dict[str, float]:
         out: dict[str, dict[str, float]] = {}
         for side, (q, c) in (("a2b", (a, b)), ("b2a", (b, a))):
-            m = retrieval_metrics(q, c, relevant, ks=self.ks, chunk_size=self.chunk_size)
-            out[side] = {f"recall@{k}": m[f"recall@{k}"] for k in self.ks}
-            out[side]["mrr"] = float(partner_ranks(q, c, self.chunk_size).reciprocal().mean())
+            ranks = first_hit_ranks(q, c, ids, ids, self.chunk_size)
+            out[side] = {f"recall@{k}": float((ranks <= k).double().mean()) for k in self.ks}
+            out[side]["mrr"] = float(ranks.reciprocal().mean())
+            out[side]["median_rank"] = float(ranks.median())
         figures = {f"mean_{key}": 0.5 * (out["a2b"][key] + out["b2a"][key]) for key in out["a2b"]}
         for side in ("a2b", "b2a"):
             figures.update({f"{side}_{key}": value for key, value in out[side].items()})
@@ -155,4 +245,6 @@ class RetrievalProtocol(Protocol):
             return f"{sides[m.group(1)]} R@{m.group(2)}"
         if m := _MRR.match(key):
             return f"{sides[m.group(1)]} MRR"
+        if m := _MEDIAN.match(key):
+            return f"{sides[m.group(1)]} median rank"
         return key
