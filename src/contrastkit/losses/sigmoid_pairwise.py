@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from contrastkit import distributed as dist
 from contrastkit._checks import (
     NO_NEGATIVES,
     NO_POSITIVES,
@@ -23,6 +24,7 @@ from contrastkit._checks import (
 from contrastkit.distances import METRICS
 from contrastkit.losses._base import LossModule
 from contrastkit.losses._contrast import block_scores, prepare_pair_inputs, validate_reduction
+from contrastkit.losses._gather import check_gather, reduce_gathered
 
 __all__ = ["SigmoidPairwiseLoss", "sigmoid_pairwise"]
 
@@ -58,6 +60,7 @@ def sigmoid_pairwise(
     bias: float | Tensor = -10.0,
     similarity: str = "cosine",
     reduction: str = "mean",
+    gather: str | None = None,
 ) -> Tensor:
     """SigLIP loss over all pairs, positives given by ids::
 
@@ -74,6 +77,11 @@ def sigmoid_pairwise(
         similarity: ``"cosine"`` (default), ``"dot"``, ``"euclidean"``, ``"squared_euclidean"``.
         reduction: ``"mean"`` (sum over each row's pairs, mean over rows: the paper's
             normalisation), ``"sum"`` or ``"none"`` (per-row sums, (N,)).
+        gather: under torch.distributed, every process's query rows against every process's
+            keys (gathered with gradients; needs ``key``): ``"labels"`` when ids mean the same
+            on every process (caption ids), ``"instances"`` when each process numbers its
+            rows from 0. Each process returns its share, scaled so that gradient averaging
+            over processes differentiates the global batch's loss. No effect outside a group.
 
     Warns:
         DegenerateBatchWarning: once per process when every pair is positive (one id in the
@@ -88,6 +96,29 @@ def sigmoid_pairwise(
         >>> loss = sigmoid_pairwise(img, txt, query_ids=ids, key_ids=ids)
     """
     _check_options(temperature=temperature, similarity=similarity, reduction=reduction)
+    check_gather(gather)
+    if gather is not None and dist.is_distributed():
+        if key is None:
+            raise ValueError(
+                "sigmoid_pairwise gathers query rows against gathered keys; give key (e.g. the "
+                "texts for the images), or gather=None."
+            )
+        qids = torch.as_tensor(query_ids, device=query.device)
+        kids = qids if key_ids is None else torch.as_tensor(key_ids, device=key.device)
+        shift = dist.instance_offset(qids, kids) if gather == "instances" else 0
+        sizes = dist.row_sizes(key.shape[0], key.device)
+        per_row = sigmoid_pairwise(
+            query,
+            dist.all_gather(key, sizes=sizes),
+            query_ids=qids + shift,
+            key_ids=dist.gather_ids(kids + shift, sizes=sizes),
+            temperature=temperature,
+            bias=bias,
+            similarity=similarity,
+            reduction="none",
+        )
+        keep = torch.ones_like(per_row, dtype=torch.bool)
+        return reduce_gathered(per_row, keep, reduction)
     x = prepare_pair_inputs(
         query,
         key,

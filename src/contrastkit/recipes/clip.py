@@ -6,9 +6,8 @@ space. ``loss="clip"`` is the symmetric InfoNCE over the batch's image–caption
 with a learnable temperature, kept as a log-scale and clamped at 100 as CLIP does;
 ``loss="siglip"`` is the pairwise sigmoid loss with its learnable scale (initialised at 10) and
 bias (at −10). Positives come by caption ids, so two images with the same caption are not
-negatives of each other. Gradient caching (two towers) applies unchanged, and so does
-torch.distributed for the CLIP loss (it gathers with gradients, ``gather="labels"``); SigLIP
-refuses to run under torch.distributed until its loss gathers too.
+negatives of each other. Gradient caching (two towers) and torch.distributed (both losses
+gather with gradients, ``gather="labels"``) apply unchanged.
 
 Either tower can be locked (LiT, Zhai et al. 2022: lock the pre-trained image tower, tune the
 text tower), which freezes its weights and keeps it in eval mode.
@@ -37,7 +36,6 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor, nn
 
-from contrastkit import distributed as dist
 from contrastkit.augment import ViewConfig, make_view, to_float_images
 from contrastkit.losses import info_nce, sigmoid_pairwise
 from contrastkit.train.recipe import LossOutput, Recipe
@@ -182,14 +180,14 @@ class CLIP(Recipe):
                 gather="labels",
             )
         else:
-            if dist.world_size() > 1:
-                raise NotImplementedError(
-                    "SigLIP under torch.distributed does not gather across processes yet, so "
-                    "it would silently see only each process's pairs; train it in one "
-                    "process, or use loss='clip' (which gathers)."
-                )
             loss = sigmoid_pairwise(
-                image, text, query_ids=ids, key_ids=ids, temperature=tau, bias=self.bias
+                image,
+                text,
+                query_ids=ids,
+                key_ids=ids,
+                temperature=tau,
+                bias=self.bias,
+                gather="labels",
             )
         metrics = {"temperature": float(tau.detach())}
         if self.config.loss == "siglip":
