@@ -70,3 +70,27 @@ class single:
 
 def close(a, b, what: str) -> None:
     torch.testing.assert_close(a, b, atol=1e-10, rtol=0, msg=lambda m: f"{what}: {m}")
+
+
+def check_step_matches_one_process(
+    recipe, full_batch: dict, local_batch: dict, chunk: int, name: str
+) -> None:
+    """On each rank: ``recipe``'s step on its ``local_batch`` (gradient-cached in chunks of
+    ``chunk`` rows, or plain with 0), gradients averaged over the ranks, equals one process's
+    step on ``full_batch``: the loss (averaged over ranks) and every gradient, to 1e-10."""
+    from contrastkit.train import grad_cache_step
+
+    with single():
+        full = recipe.step(full_batch).loss
+        params = [p for p in recipe.parameters() if p.requires_grad]
+        expected = torch.autograd.grad(full, params)
+    recipe.zero_grad()
+    if chunk:
+        local = grad_cache_step(recipe, local_batch, chunk).loss
+    else:
+        local = recipe.step(local_batch).loss
+        local.backward()
+    dist.average_gradients(recipe)
+    close(dist.all_reduce_sum(local.detach()) / WORLD, full.detach(), f"{name} loss")
+    for p, g in zip(params, expected):
+        close(p.grad, g, f"{name} gradient (chunk {chunk})")

@@ -16,7 +16,7 @@ from contrastkit.losses import info_nce
 from contrastkit.recipes.clip import CLIP, CLIPConfig
 from contrastkit.train import grad_cache_step
 
-from ._harness import WORLD, close, single, spawn
+from ._harness import WORLD, check_step_matches_one_process, spawn
 
 TEXTS = ["a red square", "a blue circle", "a red square", "a green star"] * 2
 
@@ -96,21 +96,7 @@ def _two_process_case() -> None:
     }
     for loss in ("clip", "siglip"):
         for chunk in (0, 3):
-            recipe = _recipe(loss)
-            with single():
-                full = recipe.step(full_batch).loss
-                params = [p for p in recipe.parameters() if p.requires_grad]
-                expected = torch.autograd.grad(full, params)
-            recipe.zero_grad()
-            if chunk:
-                local = grad_cache_step(recipe, local_batch, chunk).loss
-            else:
-                local = recipe.step(local_batch).loss
-                local.backward()
-            dist.average_gradients(recipe)
-            close(dist.all_reduce_sum(local.detach()) / WORLD, full.detach(), f"{loss} loss")
-            for p, g in zip(params, expected):
-                close(p.grad, g, f"{loss} gradient (chunk {chunk})")
+            check_step_matches_one_process(_recipe(loss), full_batch, local_batch, chunk, loss)
 
 
 def test_two_processes_equal_one_for_clip_and_siglip():

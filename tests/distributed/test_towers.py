@@ -30,7 +30,7 @@ from contrastkit.losses import info_nce
 from contrastkit.train import TrainConfig, Trainer, grad_cache_step
 from contrastkit.train.recipe import LossOutput, Recipe
 
-from ._harness import WORLD, close, single, spawn
+from ._harness import WORLD, check_step_matches_one_process, spawn
 
 F64 = torch.float64
 
@@ -228,22 +228,8 @@ def _two_process_case() -> None:
     mine = torch.arange(n * dist.rank(), n * dist.rank() + n)
     for name in sorted(RECIPES):
         for chunk in (0, 3):
-            recipe = _recipe(name)
-            with single():
-                full = recipe.step(full_batch).loss
-                params = [p for p in recipe.parameters() if p.requires_grad]
-                expected = torch.autograd.grad(full, params)
-            recipe.zero_grad()
             local_batch = _select(full_batch, mine)
-            if chunk:
-                local = grad_cache_step(recipe, local_batch, chunk).loss
-            else:
-                local = recipe.step(local_batch).loss
-                local.backward()
-            dist.average_gradients(recipe)
-            close(dist.all_reduce_sum(local.detach()) / WORLD, full.detach(), f"{name} loss")
-            for p, g in zip(params, expected):
-                close(p.grad, g, f"{name} gradient (chunk {chunk})")
+            check_step_matches_one_process(_recipe(name), full_batch, local_batch, chunk, name)
 
 
 def test_two_processes_equal_one():

@@ -165,22 +165,18 @@ def evaluate_encoder(
         )
     out: dict[str, Any] = {**result.to_dict(), "summary": lines}
     if report_path is not None:
-        import numpy as np
-
-        from contrastkit.evaluate.report import write_report
-
-        _log.info("writing the report to %s", report_path)
-        write_report(
+        _write_report(
             report_path,
-            title=f"contrastkit evaluation of {encoder_dir} on {splits.name}",
-            metrics=dict(line.split(": ", 1) for line in lines),
-            features=features,
-            labels=rows.labels,
-            images=rows.images,
-            classes=rows.classes,
-            confusion=np.asarray(d["confusion_matrix"]),
-            confusion_title=f"kNN with k={d['k']} (chosen on the validation images), "
-            f"{result.split} split, {d['n_test']} images",
+            f"contrastkit evaluation of {encoder_dir} on {splits.name}",
+            lines,
+            modality,
+            features,
+            rows,
+            confusion=(
+                d["confusion_matrix"],
+                f"kNN with k={d['k']} (chosen on the validation images), "
+                f"{result.split} split, {d['n_test']} images",
+            ),
         )
         out["report"] = str(report_path)
     return out
@@ -225,20 +221,39 @@ def _evaluate_texts(
     )
     out: dict[str, Any] = {**result.to_dict(), "summary": lines}
     if report_path is not None:
-        from contrastkit.evaluate.report import write_report
-
-        _log.info("writing the report to %s", report_path)
-        write_report(
-            report_path,
-            title=f"contrastkit evaluation of {encoder} on {splits.name}",
-            metrics=dict(line.split(": ", 1) for line in lines if ": " in line),
-            features=features,
-            labels=getattr(rows, "labels", None),
-            classes=getattr(rows, "classes", None),
-            **modality.report_rows(rows),
-        )
+        title = f"contrastkit evaluation of {encoder} on {splits.name}"
+        _write_report(report_path, title, lines, modality, features, rows)
         out["report"] = str(report_path)
     return out
+
+
+def _write_report(
+    path: Path,
+    title: str,
+    lines: list[str],
+    modality: Any,
+    features: Any,
+    rows: Any,
+    confusion: tuple[Any, str] | None = None,
+) -> None:
+    """The evaluation's HTML report: its summary lines as the metrics table, the maps and
+    neighbours of the evaluated rows, and ``confusion`` (the matrix, the classifier in words)."""
+    import numpy as np
+
+    from contrastkit.evaluate.report import write_report
+
+    _log.info("writing the report to %s", path)
+    write_report(
+        path,
+        title=title,
+        metrics=dict(line.split(": ", 1) for line in lines if ": " in line),
+        features=features,
+        labels=getattr(rows, "labels", None),
+        classes=getattr(rows, "classes", None),
+        confusion=None if confusion is None else np.asarray(confusion[0]),
+        confusion_title=None if confusion is None else confusion[1],
+        **modality.report_rows(rows),
+    )
 
 
 def _knn_choice_line(

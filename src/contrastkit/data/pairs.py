@@ -232,6 +232,11 @@ class _Rows:
         self.paths.append(str(image) if isinstance(image, (str, os.PathLike)) else where)
         self.categories.append(category)
 
+    def skip(self, reason: str, example: str) -> None:
+        """A row read and found bad before :meth:`add` could look at it."""
+        self.seen += 1
+        self._skip(reason, example)
+
     def _skip(self, reason: str, example: str) -> None:
         if self.on_error == "raise":
             raise ValueError(
@@ -292,9 +297,8 @@ def load_image_table(
             )
     rows = _Rows(str(path), image_size, on_error)
     for i, rec in enumerate(records, 1):
-        ref = str(rec.get(image_column) or "").strip()
-        image = path.parent / ref if ref else ""
-        rows.add(f"row {i}", image if ref else path.parent / "(no path)", rec.get(caption_column))
+        ref = str(rec.get(image_column) or "").strip() or "(no path)"  # missing either way
+        rows.add(f"row {i}", path.parent / ref, rec.get(caption_column))
     return rows.finish(path.stem)
 
 
@@ -316,8 +320,7 @@ def load_caption_folder(
         rel = p.relative_to(root)
         category = rel.parts[0] if len(rel.parts) > 1 else ""
         if not txt.is_file():
-            rows.seen += 1
-            rows._skip("no caption file", str(rel))
+            rows.skip("no caption file", str(rel))
             continue
         lines = [ln.strip() for ln in txt.read_text(errors="replace").splitlines()]
         rows.add(str(rel), p, next((ln for ln in lines if ln), ""), category)
@@ -353,8 +356,7 @@ def pairs_from_dataset(
         if isinstance(image, dict):  # datasets' Image feature without decoding
             image = image.get("bytes") or image.get("path")
         if image is None:
-            rows.seen += 1
-            rows._skip("missing file", f"row {i}: no image")
+            rows.skip("missing file", f"row {i}: no image")
             continue
         rows.add(f"row {i}", image, rec.get(caption_column))
     return rows.finish(name)

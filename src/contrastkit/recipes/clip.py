@@ -193,16 +193,3 @@ class CLIP(Recipe):
         if self.config.loss == "siglip":
             metrics["bias"] = float(self.bias.detach())
         return LossOutput(loss=loss, embeddings=image.detach(), metrics=metrics)
-
-    @torch.no_grad()
-    def embed_images(self, images: Tensor) -> Tensor:
-        """(B, C, H, W) uint8 images → (B, embed_dim) L2-normalised image embeddings."""
-        x = self._resize(images.to(next(self.parameters()).device))
-        return torch.nn.functional.normalize(self.image_proj(self.encoder(x)).float(), dim=1)
-
-    @torch.no_grad()
-    def embed_texts(self, texts: list[str]) -> Tensor:
-        """B captions → (B, embed_dim) L2-normalised text embeddings."""
-        ids = self.text_encoder.tokenize(list(texts)).to(next(self.parameters()).device)
-        out = self.text_encoder(ids).to(self.text_proj.weight.dtype)
-        return torch.nn.functional.normalize(self.text_proj(out).float(), dim=1)

@@ -6,20 +6,14 @@ two classes over the group warns nothing, although each rank alone would be one 
 
 from __future__ import annotations
 
-import os
-import tempfile
-import traceback
 import warnings
 
 import torch
-import torch.distributed as torch_dist
-import torch.multiprocessing as mp
 
 from contrastkit import distributed as dist
 from contrastkit.losses import DegenerateBatchWarning, reset_degenerate_warnings, sup_con
 
-WORLD = 2
-F64 = torch.float64
+from ._harness import F64, spawn
 
 
 def _degenerate_messages(fn):
@@ -47,29 +41,5 @@ def _check_on_each_rank() -> None:
     assert found == [] and float(loss.detach()) > 0, found
 
 
-def _worker(rank: int, store: str, errors) -> None:
-    torch_dist.init_process_group(
-        "gloo", init_method=f"file://{store}", rank=rank, world_size=WORLD
-    )
-    try:
-        torch.set_num_threads(1)
-        _check_on_each_rank()
-    except Exception:  # reported to the parent, which fails the test with it
-        errors.put(f"rank {rank}:\n{traceback.format_exc()}")
-    finally:
-        torch_dist.destroy_process_group()
-        os._exit(0)  # as tests/distributed/_harness.py: no gloo teardown at exit
-
-
 def test_gathered_labels_decide_whether_the_batch_is_degenerate():
-    ctx = mp.get_context("spawn")
-    errors = ctx.SimpleQueue()
-    store = os.path.join(tempfile.mkdtemp(prefix="ck-degenerate-"), "store")
-    found = []
-    try:
-        mp.start_processes(_worker, args=(store, errors), nprocs=WORLD, start_method="spawn")
-    except mp.ProcessExitedException as err:
-        found.append(f"{err}")
-    while not errors.empty():
-        found.append(errors.get())
-    assert not found, "\n".join(found)
+    spawn(_check_on_each_rank)
