@@ -21,7 +21,9 @@ from contrastkit.losses._base import TemperatureLossModule
 from contrastkit.losses._chunked import (
     CHUNKED_ABOVE,
     CHUNKED_SIMILARITIES,
+    PRECISIONS,
     block_rows_for,
+    check_precision,
     masked_logsumexp,
     positive_sums,
     table_shape,
@@ -42,6 +44,7 @@ from contrastkit.losses._gather import check_gather, gathered_loss, resolve_gath
 __all__ = [
     "CHUNKED_ABOVE",
     "CHUNKED_SIMILARITIES",
+    "PRECISIONS",
     "InfoNCELoss",
     "NTXentLoss",
     "SupConLoss",
@@ -60,20 +63,24 @@ def _one_direction(
     rows: slice | None = None,
     chunked: bool = False,
     block_rows: int | None = None,
+    precision: str = "fp32",
     loss_name: str = "info_nce",
     **pair,
 ) -> Tensor:
     """One direction of the loss. ``pair``: the ids, temperature, similarity and negatives of
     :func:`prepare_pair_inputs`. ``rows``: only these query rows of a self-contrast (a rank's
-    share of gathered embeddings). ``chunked``: the memory-linear path. ``loss_name``: the
-    name its errors and warnings give.
+    share of gathered embeddings). ``chunked``: the memory-linear path, its block products in
+    ``precision`` (``"bf16"`` only with ``chunked``). ``loss_name``: the name its errors and
+    warnings give.
 
     A batch without any negative (one id over the whole, gathered, batch) gives zeros on the
     graph, with a :class:`~contrastkit._checks.DegenerateBatchWarning` once per process."""
     x = prepare_pair_inputs(query, key, **pair)
     r0, r1 = (0, x.q.shape[0]) if rows is None else (rows.start, rows.stop)
-    rows_loss = _chunked_rows if chunked else _plain_rows
-    per_row, n_pos = rows_loss(x, r0, r1, similarity=pair["similarity"], block_rows=block_rows)
+    if chunked:
+        per_row, n_pos = _chunked_rows(x, r0, r1, block_rows=block_rows, precision=precision)
+    else:
+        per_row, n_pos = _plain_rows(x, r0, r1, similarity=pair["similarity"])
     _, degenerate = check_positive_counts(
         n_pos,
         ignore_rows_without_positive=ignore_rows_without_positive,
@@ -85,9 +92,7 @@ def _one_direction(
     return reduce_rows(per_row, n_pos > 0, reduction)
 
 
-def _plain_rows(
-    x: PairInputs, r0: int, r1: int, *, similarity: str, block_rows: int | None
-) -> tuple[Tensor, Tensor]:
+def _plain_rows(x: PairInputs, r0: int, r1: int, *, similarity: str) -> tuple[Tensor, Tensor]:
     """Per-row losses and positive counts of rows r0:r1 from the whole (rows, M) table."""
     s = block_scores(x, similarity, r0, r1)
     n_pos = s.positive.sum(dim=1)
@@ -101,11 +106,17 @@ def _plain_rows(
 
 
 def _chunked_rows(
-    x: PairInputs, r0: int, r1: int, *, similarity: str, block_rows: int | None
+    x: PairInputs, r0: int, r1: int, *, block_rows: int | None, precision: str = "fp32"
 ) -> tuple[Tensor, Tensor]:
-    """:func:`_plain_rows` in O((N+M)·D + block) memory (see ``_chunked``)."""
+    """:func:`_plain_rows` in O((N+M)·D + block) memory (see ``_chunked``): (r1 − r0,) row
+    losses and positive counts. ``precision``: of the log-sum-exp's block products; the
+    positive term is always in the compute dtype."""
     qs, qids = x.q[r0:r1] / x.temperature, x.qids[r0:r1]
     keys = x.k if x.negatives is None else torch.cat([x.k, x.negatives])
+    pos_sum, n_pos = positive_sums(
+        qs, x.k, qids, x.kids, self_contrast=x.self_contrast, row_offset=r0
+    )
+    pos_mean = pos_sum / n_pos.clamp_min(1).to(pos_sum.dtype)
     lse = masked_logsumexp(
         qs,
         keys,
@@ -115,11 +126,11 @@ def _chunked_rows(
         n_key=x.k.shape[0],
         block_rows=block_rows,
         row_offset=r0,
+        precision=precision,
+        # bf16: shift each row's block by its mean positive logit before the rounding
+        center=torch.where(n_pos > 0, pos_mean, torch.nan) if precision == "bf16" else None,
     )
-    pos_sum, n_pos = positive_sums(
-        qs, x.k, qids, x.kids, self_contrast=x.self_contrast, row_offset=r0
-    )
-    return lse - pos_sum / n_pos.clamp_min(1).to(pos_sum.dtype), n_pos
+    return lse - pos_mean, n_pos
 
 
 def _check_options(
@@ -130,6 +141,7 @@ def _check_options(
     chunked: bool | None,
     block_rows: int | None,
     symmetric: bool = False,
+    precision: str = "fp32",
     **_: object,
 ) -> None:
     """The checks of the options of :func:`info_nce`, :func:`nt_xent` and :func:`sup_con` that
@@ -146,6 +158,25 @@ def _check_options(
     use_chunked(chunked, similarity, 0, 0, "info_nce")
     if block_rows is not None:
         block_rows_for(0, 0, block_rows)
+    check_precision(precision)
+    if precision == "bf16" and (chunked is False or similarity not in CHUNKED_SIMILARITIES):
+        raise ValueError(
+            f"precision='bf16' runs the chunked path's block products in bfloat16, which needs "
+            f"similarity in {CHUNKED_SIMILARITIES} and chunked=None or True, got "
+            f"similarity={similarity!r}, chunked={chunked!r}; use precision='fp32' otherwise."
+        )
+
+
+def _check_bf16_inputs(precision: str, loss_name: str, *tensors: Tensor | None) -> None:
+    """precision='bf16' refuses float64 embeddings (their point is the precision it drops)."""
+    if precision != "bf16":
+        return
+    if any(isinstance(t, Tensor) and t.dtype == torch.float64 for t in tensors):
+        raise ValueError(
+            f"{loss_name}: precision='bf16' rounds the similarity products to bfloat16, which "
+            f"defeats float64 embeddings; pass float32 (or bf16/fp16) embeddings, or keep "
+            f"precision='fp32' for float64."
+        )
 
 
 def _instances_only(gather: str | None) -> None:
@@ -177,6 +208,7 @@ def info_nce(
     reduction: str = "mean",
     chunked: bool | None = None,
     block_rows: int | None = None,
+    precision: str = "fp32",
     gather: str | None = None,
 ) -> Tensor:
     """InfoNCE / NT-Xent / SupCon loss with positives given by integer ids.
@@ -215,6 +247,23 @@ def info_nce(
             similarity; ``True`` forces it, ``False`` holds the whole table (needed for the
             euclidean similarities). Same value and gradients either way, up to float rounding.
         block_rows: rows per block of the chunked path (default: 2²¹ entries per block).
+        precision: ``"fp32"`` (default) or ``"bf16"``: the input precision of the chunked
+            path's block products (the q·k similarity blocks, forward and recomputed in the
+            backward, and the two softmax/gradient products). With ``"bf16"`` they take
+            bfloat16 copies of the (normalised, temperature-scaled) embeddings and accumulate in
+            float32; PyTorch rounds their outputs to bfloat16 (≈ 3 significant digits), and
+            each similarity block is turned back to float32 before the masks and the
+            log-sum-exp. The log-sum-exp, the softmax normalisation, the sums over blocks, the
+            positive term and the returned loss and gradients stay float32 (gradients in the
+            inputs' dtype); each row's block is shifted by its mean positive logit before the
+            rounding. Measured against float64 (N = 2048, d = 128, τ = 0.07 and 0.1): loss
+            within 5e-4 relative, gradient within 4e-3 relative norm, up to 2e-2 when the
+            softmax is peaked on the positives (loss ≈ 0.1), whose small gradient keeps the
+            rounding of its two terms. About half the fp32 time where the CPU has bf16
+            instructions (AVX512-BF16, AMX); without them it can be slower. ``"bf16"``
+            applies to the chunked path only: it selects it (``chunked=None`` means chunked
+            at every size) and refuses ``chunked=False`` and the euclidean similarities, and
+            it refuses float64 embeddings (use ``"fp32"``).
         gather: under torch.distributed, contrast with every rank's rows: ``"instances"`` when
             ids number this rank's samples from 0 (SimCLR: offset per rank to stay distinct),
             ``"labels"`` when ids mean the same everywhere (SupCon). Keys (or, with
@@ -230,7 +279,9 @@ def info_nce(
 
     Raises:
         ValueError: on mismatched shapes, ids of the wrong length or dtype, NaN/inf embeddings,
-            a temperature ≤ 0, an empty batch, or rows without a positive.
+            a temperature ≤ 0, an empty batch, rows without a positive, an unknown
+            ``precision``, or ``precision="bf16"`` with float64 embeddings, ``chunked=False``
+            or a euclidean similarity.
 
     Warns:
         DegenerateBatchWarning: once per process (per loss and problem) when no row has a
@@ -267,6 +318,7 @@ def info_nce(
         reduction=reduction,
         chunked=chunked,
         block_rows=block_rows,
+        precision=precision,
         gather=gather,
         loss_name="info_nce",
     )
@@ -287,6 +339,7 @@ def _info_nce(
     reduction: str = "mean",
     chunked: bool | None = None,
     block_rows: int | None = None,
+    precision: str = "fp32",
     gather: str | None = None,
     loss_name: str = "info_nce",
 ) -> Tensor:
@@ -299,7 +352,9 @@ def _info_nce(
         chunked=chunked,
         block_rows=block_rows,
         symmetric=symmetric,
+        precision=precision,
     )
+    _check_bf16_inputs(precision, loss_name, query, key, negatives)
     check_gather(gather)
     if symmetric and key is None:
         raise ValueError(
@@ -313,9 +368,14 @@ def _info_nce(
         reduction=reduction,
     )
     direction = functools.partial(_one_direction, loss_name=loss_name)
-    if use_chunked(chunked, similarity, *table_shape(query, key, negatives), "info_nce"):
+    shape = table_shape(query, key, negatives)
+    if precision == "bf16" or use_chunked(chunked, similarity, *shape, "info_nce"):
         direction = functools.partial(
-            _one_direction, chunked=True, block_rows=block_rows, loss_name=loss_name
+            _one_direction,
+            chunked=True,
+            block_rows=block_rows,
+            precision=precision,
+            loss_name=loss_name,
         )
     pair = dict(
         query_ids=query_ids,
@@ -351,6 +411,7 @@ def nt_xent(
     reduction: str = "mean",
     chunked: bool | None = None,
     block_rows: int | None = None,
+    precision: str = "fp32",
     gather: str | None = None,
 ) -> Tensor:
     """NT-Xent (SimCLR): two views per sample, each view's positive is the other view.
@@ -361,8 +422,8 @@ def nt_xent(
     Args:
         view1: (N, D) embeddings of the first view of N samples.
         view2: (N, D) embeddings of the second view, row-aligned with ``view1``.
-        temperature, similarity, reduction, chunked, block_rows: as in :func:`info_nce`;
-            ``"none"`` returns (2N,).
+        temperature, similarity, reduction, chunked, block_rows, precision: as in
+            :func:`info_nce`; ``"none"`` returns (2N,).
         gather: ``None`` or ``"instances"``: under torch.distributed, contrast with every
             process's views (``info_nce(..., gather="instances")``; the ids are instance ids,
             so ``"labels"`` is refused). ``True`` is deprecated for ``"instances"``.
@@ -392,6 +453,7 @@ def nt_xent(
         reduction=reduction,
         chunked=chunked,
         block_rows=block_rows,
+        precision=precision,
         gather=gather,
         loss_name="nt_xent",
     )
@@ -407,6 +469,7 @@ def sup_con(
     reduction: str = "mean",
     chunked: bool | None = None,
     block_rows: int | None = None,
+    precision: str = "fp32",
     gather: str | None = None,
 ) -> Tensor:
     """Supervised contrastive loss (Khosla et al. 2020, L_out): class labels as ids.
@@ -416,7 +479,7 @@ def sup_con(
             reference code); views are flattened view-major to (V·B, D).
         labels: (N,) or (B,) integer class labels.
         temperature, similarity, ignore_rows_without_positive, reduction, chunked,
-            block_rows: as in :func:`info_nce`.
+            block_rows, precision: as in :func:`info_nce`.
         gather: as in :func:`info_nce`: ``"labels"`` under torch.distributed contrasts with
             every process's samples, same-class samples on other processes being positives
             (``"instances"`` if the labels are instance ids numbered per process). ``True`` is
@@ -457,6 +520,7 @@ def sup_con(
         reduction=reduction,
         chunked=chunked,
         block_rows=block_rows,
+        precision=precision,
         gather=resolve_gather(gather, "sup_con"),
         loss_name="sup_con",
     )
