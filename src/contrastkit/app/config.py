@@ -132,6 +132,11 @@ class ModelConfig:
         init_encoder: start from this exported encoder folder (fine-tuning) instead of a new
             encoder.
         max_length: text encoders: tokens per text.
+        text_encoder: image–text recipes (``clip``): the text tower, ``minilm``,
+            ``small_text``, or a local Hugging Face / exported encoder folder (``encoder`` is
+            the image tower: ``efficientnet_lite0`` with ImageNet weights, ``resnet18``,
+            ``small_cnn``).
+        text_width: image–text recipes: the model dimension of a ``small_text`` tower.
     """
 
     encoder: str = "resnet18"
@@ -139,6 +144,8 @@ class ModelConfig:
     small_input: bool | None = None
     init_encoder: str | None = None
     max_length: int = 128
+    text_encoder: str = "minilm"
+    text_width: float = 256
 
     def __post_init__(self) -> None:
         if not 0 < self.width <= 65536:
@@ -356,7 +363,7 @@ class RunConfig:
 
     @property
     def modality(self) -> str:
-        """What the recipe trains on: ``"image"`` or ``"text"``."""
+        """What the recipe trains on: ``"image"``, ``"text"`` or ``"image_text"``."""
         return getattr(self.recipe_class, "modality", "image")
 
     def resolved(
@@ -480,9 +487,12 @@ def _type_hints(cls: type) -> dict[str, Any]:
 
 
 def _recipe_names() -> str:
-    image = [n for n, (c, _) in RECIPES.items() if getattr(c, "modality", "image") == "image"]
-    text = [n for n in RECIPES if n not in image]
-    return f"{', '.join(image)}; text: {', '.join(text)}."
+    by: dict[str, list[str]] = {}
+    for n, (c, _) in RECIPES.items():
+        by.setdefault(getattr(c, "modality", "image"), []).append(n)
+    parts = [", ".join(by.pop("image", []))]
+    parts += [f"{m.replace('_', '–')}: {', '.join(names)}" for m, names in by.items()]
+    return "; ".join(parts) + "."
 
 
 def attribute_docs(cls: type) -> dict[str, str]:

@@ -73,8 +73,9 @@ class Modality:
 
     Attributes:
         name: the modality (``"image"``, ``"text"``), as a recipe's ``modality`` names it.
-        load: data name → splits with ``train``, ``test`` (or None), ``name`` and
-            ``protocol`` (a registry name, or None when the data supports no evaluation).
+        load: (data name, run config or None) → splits with ``train``, ``test`` (or None),
+            ``name`` and ``protocol`` (a registry name, or None when the data supports no
+            evaluation).
         build: (config, training part, splits) → (resolved config, recipe, encoder name).
         baseline: (fit rows, *other row sets) → (name in words, features of each set); the
             baseline is fitted on the fit rows only (TF-IDF's vocabulary).
@@ -92,7 +93,7 @@ class Modality:
 
 
 # ------------------------------------------------------------------------------- images
-def _load_images(name: str) -> Any:
+def _load_images(name: str, cfg: RunConfig | None = None) -> Any:
     from contrastkit.data import load_dataset
 
     return load_dataset(name)
@@ -148,7 +149,7 @@ class _TextSplits:
     protocol: str | None
 
 
-def _load_texts(name: str) -> _TextSplits:
+def _load_texts(name: str, cfg: RunConfig | None = None) -> _TextSplits:
     from contrastkit.data.text import load_text_data
 
     data = load_text_data(name)
@@ -175,6 +176,29 @@ def _tfidf(fit: Any, *others: Any) -> tuple[str, list[Tensor]]:
     return "TF-IDF", list(features)
 
 
+# ------------------------------------------------------------------------- image–text
+def _load_image_text(name: str, cfg: RunConfig | None = None) -> Any:
+    from contrastkit.app.image_text import load_image_text_data
+
+    size = cfg.recipe_config().image_size if cfg is not None else 64
+    seed = cfg.train.seed if cfg is not None else 0
+    return load_image_text_data(name, size, seed=seed)
+
+
+def _build_image_text(cfg: RunConfig, train: Any, data: Any) -> tuple[RunConfig, Any, str]:
+    from contrastkit.app.image_text import build_clip_recipe
+
+    cfg = cfg.resolved(tuple(train.images.shape[1:]))
+    # captions change length every step: no torch.compile
+    cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, compile=False))
+    recipe, name = build_clip_recipe(cfg, train)
+    return cfg, recipe, name
+
+
+def _no_baseline(*rows: Any) -> tuple[str, list[Tensor]]:
+    raise NotImplementedError("image–text runs are evaluated by app.image_text")
+
+
 MODALITIES: dict[str, Modality] = {
     "image": Modality(
         "image",
@@ -192,6 +216,15 @@ MODALITIES: dict[str, Modality] = {
         lambda rows: {"texts": list(rows.texts)},
         frozen_baseline=lambda cfg: cfg.model.encoder not in ("small_text", "small_bag"),
         rows_word="texts",
+    ),
+    "image_text": Modality(
+        "image_text",
+        _load_image_text,
+        _build_image_text,
+        _no_baseline,
+        lambda rows: {"images": rows.images},
+        frozen_baseline=lambda cfg: True,
+        rows_word="pairs",
     ),
 }
 
@@ -520,7 +553,7 @@ def run(cfg: RunConfig, resume: bool = False, overwrite: bool = False) -> dict[s
     t_start = time.time()
     check_out_dir(cfg.train.out_dir, resume=resume, overwrite=overwrite)
     torch.manual_seed(cfg.train.seed)
-    data = modality.load(cfg.data.name)
+    data = modality.load(cfg.data.name, cfg)
     train, val = split_validation(data.train, cfg.data.val_size, cfg.train.seed)
     cfg = fit_batch_size(cfg, len(train), modality.rows_word)
     cfg, recipe, encoder_name = modality.build(cfg, train, data)
@@ -540,7 +573,10 @@ def run(cfg: RunConfig, resume: bool = False, overwrite: bool = False) -> dict[s
         import copy
 
         frozen = copy.deepcopy(recipe.encoder).eval()
-    monitor = (train, val) if classes > 1 else None  # a kNN on one class means nothing
+        if modality.name == "image_text":  # both towers
+            frozen = (frozen, copy.deepcopy(recipe.text_encoder).eval())
+    # a kNN on one class means nothing; image–text runs are judged by retrieval
+    monitor = (train, val) if classes > 1 and modality.name != "image_text" else None
     trainer = Trainer(recipe, train, cfg.train, monitor=monitor, encoder_name=encoder_name)
     history = trainer.fit(resume=resume)
     train_seconds = time.time() - t_start
@@ -562,7 +598,13 @@ def run(cfg: RunConfig, resume: bool = False, overwrite: bool = False) -> dict[s
         "evaluation": None,
         "summary": [],
     }
-    if protocol is None:
+    if modality.name == "image_text":
+        from contrastkit.recipes.clip import export_towers
+
+        export_towers(recipe, cfg.train.out_dir, encoder_name)
+    if modality.name == "image_text" and protocol is not None:
+        _image_text_results(cfg, recipe, frozen, data, train, val, trainer, results)
+    elif protocol is None:
         why = "one class only" if classes == 1 else "no labels or pairs to evaluate with"
         results["summary"] = [
             f"no evaluation: {data.name} has {why}; the encoder is in {cfg.train.out_dir}."
@@ -613,6 +655,93 @@ def run(cfg: RunConfig, resume: bool = False, overwrite: bool = False) -> dict[s
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(out / "results.json", json.dumps(results, indent=2).encode())
     return results
+
+
+def _image_text_results(
+    cfg: RunConfig,
+    recipe: Any,
+    frozen: Any,
+    data: Any,
+    train: Any,
+    val: Any,
+    trainer: Trainer,
+    results: dict[str, Any],
+) -> None:
+    """Evaluate an image–text run (:func:`~contrastkit.app.image_text.evaluate_image_text`):
+    retrieval on the test and validation pairs with their baselines, zero-shot classification
+    where the test pairs have categories; fill ``results`` and write the report."""
+    from contrastkit.app.image_text import evaluate_image_text, report_grids
+
+    bf16 = trainer.precision == "bf16"
+    test = data.test
+    result, val_result, zero_shot, image_emb = evaluate_image_text(
+        recipe, frozen, train, val, test, bf16=bf16, seed=cfg.train.seed
+    )
+    results["evaluation"] = result.to_dict()
+    results["validation"] = val_result.to_dict()
+    lines = result.format().splitlines()
+    if zero_shot:
+        results["zero_shot"] = zero_shot
+        b = zero_shot.get("baseline", {})
+        lines.append(
+            f"zero-shot balanced accuracy, test ({len(zero_shot['classes'])} categories, "
+            f"{len(zero_shot['templates'])} templates): {zero_shot['balanced_accuracy']:.3f} "
+            f"(top-1 {zero_shot['top1']:.3f}; frozen towers + linear map "
+            f"{b.get('balanced_accuracy', float('nan')):.3f}, chance "
+            f"{zero_shot['chance_balanced_accuracy']:.3f})"
+        )
+    v = val_result.metrics
+    lines.append(
+        f"validation ({len(val)} pairs held out of {data.name}, where choices are made): "
+        f"image→caption R@5 {v['a2b_recall@5']:.3f}, caption→image R@5 {v['b2a_recall@5']:.3f} "
+        f"(frozen towers + linear map {val_result.baseline.get('a2b_recall@5', float('nan')):.3f}"
+        f" / {val_result.baseline.get('b2a_recall@5', float('nan')):.3f})"
+    )
+    if data.note:
+        lines.append(data.note)
+    results["summary"] = lines
+    if not cfg.eval.report:
+        return
+    from contrastkit.evaluate.report import write_report
+    from contrastkit.recipes.clip import ImageTextModel
+
+    model = ImageTextModel.from_recipe(recipe)
+    text_emb = model.embed_texts(test.captions, bf16=bf16)
+    grids = report_grids(model, test, image_emb, text_emb, seed=cfg.train.seed)
+    metrics: dict[str, Any] = dict(line.split(": ", 1) for line in lines if ": " in line)
+    metrics.update(
+        {
+            "recipe": f"{cfg.recipe.name} ({cfg.recipe.loss})",
+            "data": f"{data.name} (train {len(train)}, val {len(val)}, test {len(test)} pairs)",
+            "towers": f"{cfg.model.encoder} + {cfg.model.text_encoder}",
+            "epochs": trainer.epoch,
+            "precision": trainer.precision,
+        }
+    )
+    import numpy as np
+
+    confusion = np.asarray(zero_shot["confusion_matrix"]) if zero_shot else None
+    results["report"] = str(
+        write_report(
+            Path(cfg.train.out_dir) / "report.html",
+            title=f"contrastkit {cfg.recipe.name} on {data.name}",
+            metrics=metrics,
+            history=results["history"],
+            features=image_emb,
+            labels=test.labels,
+            classes=test.classes or None,
+            confusion=confusion,
+            confusion_title=(
+                f"zero-shot classification (class names × {len(zero_shot['templates'])} "
+                f"templates), test split, {len(test)} images"
+                if zero_shot
+                else None
+            ),
+            maps=cfg.eval.report_maps,
+            seed=cfg.train.seed,
+            retrieval_grids=grids,
+        )
+    )
 
 
 def _report(

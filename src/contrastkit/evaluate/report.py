@@ -270,6 +270,55 @@ def _text_neighbours(
     return "".join(out) + "</table>"
 
 
+def _thumb(image: Tensor, size: int = 96, hit: bool | None = None) -> str:
+    """An inline PNG ``<img>`` of one uint8 (C, H, W) image; a green frame marks a hit, a grey
+    one a miss."""
+    from PIL import Image
+
+    arr = image.detach().cpu()
+    if arr.dtype != torch.uint8:
+        arr = (arr.float().clamp(0, 1) * 255).round().to(torch.uint8)
+    pic = Image.fromarray(arr.permute(1, 2, 0).squeeze(-1).numpy())
+    pic = pic.resize(
+        (size, size),
+        Image.Resampling.NEAREST if arr.shape[-1] < size // 2 else Image.Resampling.BILINEAR,
+    )
+    buf = io.BytesIO()
+    pic.save(buf, format="PNG")
+    data = base64.b64encode(buf.getvalue()).decode()
+    colour = {True: "#1a7f37", False: "#bbb", None: "#eee"}[hit]
+    return (
+        f'<img class="thumb" style="border:3px solid {colour};margin:2px;max-width:none" '
+        f'width="{size}" height="{size}" src="data:image/png;base64,{data}">'
+    )
+
+
+def _retrieval_grids(grids: dict[str, Any]) -> str:
+    """The report's retrieval section: for sample captions their top-5 images, for sample
+    images their top-5 captions (the right ones marked green)."""
+    out = [
+        "<h2>Retrieval: caption → images</h2><p>Each row: a test caption and the 5 test images "
+        "closest to it; a green frame marks an image of that caption.</p><table>"
+        "<tr><th>caption</th><th>top-5 images</th></tr>"
+    ]
+    for row in grids.get("text_to_image", []):
+        cells = "".join(_thumb(im, hit=h) for im, h in zip(row["images"], row["hits"]))
+        out.append(f"<tr><td>{html.escape(row['caption'])}</td><td>{cells}</td></tr>")
+    out.append(
+        "</table><h2>Retrieval: image → captions</h2><p>Each row: a test image and the 5 test "
+        "captions closest to it; its own caption in green.</p><table>"
+        "<tr><th>image</th><th>top-5 captions</th></tr>"
+    )
+    for row in grids.get("image_to_text", []):
+        caps = "".join(
+            f'<div style="color:{"#1a7f37;font-weight:bold" if h else "#222"}">'
+            f"{r + 1}. {html.escape(c)}</div>"
+            for r, (c, h) in enumerate(zip(row["captions"], row["hits"]))
+        )
+        out.append(f"<tr><td>{_thumb(row['image'])}</td><td>{caps}</td></tr>")
+    return "".join(out) + "</table>"
+
+
 def write_report(
     path: str | os.PathLike,
     *,
@@ -287,6 +336,7 @@ def write_report(
     max_points: int = 2000,
     notes: str = "",
     seed: int = 0,
+    retrieval_grids: dict[str, Any] | None = None,
 ) -> Path:
     """Write the HTML report; every section is optional except the metrics table.
 
@@ -302,6 +352,9 @@ def write_report(
             matrix and titles its picture.
         maps: which embedding maps to draw (``tsne``, ``umap``).
         max_points: class-stratified sample size for the maps.
+        retrieval_grids: image–text runs: ``{"text_to_image": [{"caption", "images",
+            "hits"}], "image_to_text": [{"image", "captions", "hits"}]}`` (top-5 each), shown
+            as grids of thumbnails and captions.
     """
     sections = [
         "<h2>Metrics</h2><table>"
@@ -341,6 +394,8 @@ def write_report(
             )
         if pics:
             sections.append("<h2>Embedding maps</h2>" + "".join(pics))
+        if retrieval_grids is not None:
+            sections.append(_retrieval_grids(retrieval_grids))
         if images is not None:
             sections.append(
                 "<h2>Nearest neighbours</h2><p>Each row: a test image and its nearest test "

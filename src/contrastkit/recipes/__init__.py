@@ -33,6 +33,7 @@ RECIPES = {
     "dino": (DINO, DINOConfig),
     "simcse": (SimCSE, SimCSEConfig),
     "text_supcon": (TextSupCon, TextSupConConfig),
+    "clip": (CLIP, CLIPConfig),
 }
 
 __all__ = [

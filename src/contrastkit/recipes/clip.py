@@ -10,7 +10,11 @@ negatives of each other. Gradient caching (two towers) and torch.distributed (bo
 gather with gradients, ``gather="labels"``) apply unchanged.
 
 Either tower can be locked (LiT, Zhai et al. 2022: lock the pre-trained image tower, tune the
-text tower), which freezes its weights and keeps it in eval mode.
+text tower), which freezes its weights and keeps it in eval mode; ``unlock_image_blocks`` /
+``unlock_text_blocks`` then tune the last blocks of a locked tower (partial unlocking).
+
+A trained model is saved with :meth:`CLIP.export_towers` and used with
+:class:`ImageTextModel` (``embed_images``, ``embed_texts``), without the recipe.
 
 Example:
     >>> import torch
@@ -29,8 +33,11 @@ Example:
 
 from __future__ import annotations
 
+import json
 import math
+import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
@@ -40,7 +47,7 @@ from contrastkit.augment import ViewConfig, make_view, to_float_images
 from contrastkit.losses import info_nce, sigmoid_pairwise
 from contrastkit.train.recipe import LossOutput, Recipe
 
-__all__ = ["CLIP", "CLIPConfig"]
+__all__ = ["CLIP", "CLIPConfig", "ImageTextModel", "unlock_last_blocks"]
 
 
 @dataclass
@@ -57,6 +64,8 @@ class CLIPConfig:
         max_scale: the largest logit scale 1/τ (CLIP clamps at 100).
         bias: SigLIP's starting bias (−10: the many negatives start near zero loss); learned.
         lock_image, lock_text: freeze a tower (LiT: lock the pre-trained image tower).
+        unlock_image_blocks, unlock_text_blocks: of a locked tower, tune its last this many
+            blocks (and what follows them: the head convolution, the pooler) all the same.
         crop_scale: area range of the images' random resized crops (light: captions name
             what is in the whole picture).
         flip: horizontal-flip probability (0 when captions say left or right).
@@ -72,6 +81,8 @@ class CLIPConfig:
     bias: float = -10.0
     lock_image: bool = False
     lock_text: bool = False
+    unlock_image_blocks: int = 0
+    unlock_text_blocks: int = 0
     crop_scale: tuple[float, float] = (0.7, 1.0)
     flip: float = 0.5
 
@@ -91,6 +102,7 @@ class CLIP(Recipe):
     """
 
     name = "clip"
+    modality = "image_text"
     towers: ClassVar[tuple[str, ...]] = ("image", "text")
     #: AdamW as CLIP and SigLIP train; lr at batch 256 and weight decay as open_clip's
     #: small-model recipes
@@ -123,18 +135,28 @@ class CLIP(Recipe):
             size=c.image_size, scale=tuple(c.crop_scale), flip=c.flip, jitter=0.0, grayscale=0.0
         )
         self.view = make_view(view, c.channels)
-        for tower, locked in ((self.encoder, c.lock_image), (self.text_encoder, c.lock_text)):
+        for tower, locked, unlocked in (
+            (self.encoder, c.lock_image, c.unlock_image_blocks),
+            (self.text_encoder, c.lock_text, c.unlock_text_blocks),
+        ):
             if locked:
                 tower.requires_grad_(False)
+                unlock_last_blocks(tower, unlocked)
         self.train()
 
     def train(self, mode: bool = True) -> CLIP:
-        """As ``nn.Module.train``, but a locked tower stays in eval mode (frozen BN/dropout)."""
+        """As ``nn.Module.train``, but a locked tower stays in eval mode (frozen BN/dropout),
+        except the blocks unlocked in it."""
         super().train(mode)
-        if self.config.lock_image:
-            self.encoder.eval()
-        if self.config.lock_text:
-            self.text_encoder.eval()
+        c = self.config
+        for tower, locked, unlocked in (
+            (self.encoder, c.lock_image, c.unlock_image_blocks),
+            (self.text_encoder, c.lock_text, c.unlock_text_blocks),
+        ):
+            if locked:
+                tower.eval()
+                for block in _last_blocks(tower, unlocked):
+                    block.train(mode)
         return self
 
     @property
@@ -193,3 +215,207 @@ class CLIP(Recipe):
         if self.config.loss == "siglip":
             metrics["bias"] = float(self.bias.detach())
         return LossOutput(loss=loss, embeddings=image.detach(), metrics=metrics)
+
+
+# ---------------------------------------------------------------------------------------------
+# partial unlocking
+
+
+def _block_list(tower: nn.Module) -> tuple[str, nn.ModuleList] | None:
+    """The tower's longest ``nn.ModuleList`` (EfficientNet's ``_blocks``, a Transformer's
+    ``layer``, a ResNet's stages): (its qualified name, the list)."""
+    lists = [(n, m) for n, m in tower.named_modules() if isinstance(m, nn.ModuleList)]
+    return max(lists, key=lambda nm: len(nm[1])) if lists else None
+
+
+def _last_blocks(tower: nn.Module, count: int) -> list[nn.Module]:
+    """The last ``count`` blocks of the tower's block list and every module registered after
+    that list that holds parameters (head convolution and norm, pooler); [] for 0."""
+    if count <= 0:
+        return []
+    found = _block_list(tower)
+    if found is None:
+        raise ValueError(
+            f"{type(tower).__name__} has no list of blocks to unlock; lock or tune the whole "
+            "tower (unlock_*_blocks=0)."
+        )
+    name, blocks = found
+    out = list(blocks[-count:])
+    passed = False  # modules registered after the list (the head): unlocked with it
+    for n, m in tower.named_modules():
+        if n == name:
+            passed = True
+        elif passed and not n.startswith(name + ".") and any(True for _ in m.parameters(False)):
+            out.append(m)
+    return out
+
+
+def unlock_last_blocks(tower: nn.Module, count: int) -> list[nn.Module]:
+    """Let the last ``count`` blocks of a locked tower train again (partial unlocking: LiT's
+    "lock the image tower but its last blocks"); returns the modules unlocked.
+
+    The blocks are the tower's longest ``nn.ModuleList`` (EfficientNet-Lite0: 16 MBConv
+    blocks, then its head convolution and norm; MiniLM: 6 Transformer layers, then its
+    pooler); what comes after that list and holds parameters is unlocked with them.
+
+    Example:
+        >>> from contrastkit.encoders.text import SmallTextEncoder
+        >>> enc = SmallTextEncoder.from_texts(["a b", "c d"], dim=8, layers=2, heads=2)
+        >>> _ = enc.requires_grad_(False)
+        >>> len(unlock_last_blocks(enc, 1)) >= 1
+        True
+    """
+    blocks = _last_blocks(tower, count)
+    for block in blocks:
+        block.requires_grad_(True)
+    return blocks
+
+
+# ---------------------------------------------------------------------------------------------
+# the exported model
+
+
+#: files of an exported image–text model (beside the ``image/`` and ``text/`` encoder folders)
+MODEL_FILES = ("clip.json", "clip.safetensors")
+
+
+def export_towers(recipe: CLIP, out_dir: str | os.PathLike, image_name: str) -> Path:
+    """Write the trained model to ``out_dir``: ``image/`` and ``text/`` (each tower as
+    :func:`~contrastkit.train.export_encoder` writes it), ``clip.safetensors`` (the two
+    projections, the logit scale and bias) and ``clip.json`` (geometry, loss, checksum).
+    :meth:`ImageTextModel.load` reads it back."""
+    from contrastkit.train.checkpoint import atomic_write_bytes, file_sha256, save_state
+    from contrastkit.train.export import export_encoder
+
+    out = Path(out_dir)
+    export_encoder(recipe.encoder, out / "image", image_name)
+    text_name = "hf_text" if hasattr(recipe.text_encoder, "export_assets") else "small_text"
+    export_encoder(recipe.text_encoder, out / "text", text_name)
+    heads = {
+        "image_proj": recipe.image_proj.weight.detach().float(),
+        "text_proj": recipe.text_proj.weight.detach().float(),
+        "log_scale": recipe.log_scale.detach().float(),
+        "bias": recipe.bias.detach().float(),
+    }
+    save_state(out / MODEL_FILES[1], {"state_dict": heads})
+    c = recipe.config
+    meta = {
+        "model": "clip",
+        "loss": c.loss,
+        "image_size": c.image_size,
+        "channels": c.channels,
+        "embed_dim": c.embed_dim,
+        "temperature": float(recipe.temperature.detach()),
+        "sha256": file_sha256(out / MODEL_FILES[1]),
+    }
+    atomic_write_bytes(out / MODEL_FILES[0], json.dumps(meta, indent=2).encode())
+    return out
+
+
+class ImageTextModel(nn.Module):
+    """A trained image–text model: images and texts into one space, for retrieval, zero-shot
+    classification and search.
+
+    Args:
+        image: the image tower ((B, C, S, S) floats in [0, 1] → (B, D_i)).
+        text: the text tower (``tokenize`` + ``forward`` → (B, D_t)).
+        image_proj, text_proj: (E, D_i) and (E, D_t) projection weights.
+        image_size: the side images are resized to.
+        temperature: the trained temperature (kept for scores; retrieval ranks by cosine).
+
+    Example:
+        >>> model = ImageTextModel.load("runs/clip")  # doctest: +SKIP
+        >>> model.embed_texts(["a red car"]).shape  # doctest: +SKIP
+        torch.Size([1, 128])
+    """
+
+    def __init__(
+        self,
+        image: nn.Module,
+        text: nn.Module,
+        image_proj: Tensor,
+        text_proj: Tensor,
+        image_size: int,
+        temperature: float = 0.07,
+    ) -> None:
+        super().__init__()
+        self.image = image.eval()
+        self.text = text.eval()
+        self.image_proj = nn.Linear(image_proj.shape[1], image_proj.shape[0], bias=False)
+        self.text_proj = nn.Linear(text_proj.shape[1], text_proj.shape[0], bias=False)
+        with torch.no_grad():
+            self.image_proj.weight.copy_(image_proj)
+            self.text_proj.weight.copy_(text_proj)
+        self.image_size = int(image_size)
+        self.temperature = float(temperature)
+        self.out_dim = int(image_proj.shape[0])
+
+    @classmethod
+    def from_recipe(cls, recipe: CLIP) -> ImageTextModel:
+        """The model of a (trained) recipe, sharing its modules."""
+        return cls(
+            recipe.encoder,
+            recipe.text_encoder,
+            recipe.image_proj.weight.detach(),
+            recipe.text_proj.weight.detach(),
+            recipe.config.image_size,
+            float(recipe.temperature.detach()),
+        )
+
+    @classmethod
+    def load(cls, folder: str | os.PathLike, device: str = "cpu") -> ImageTextModel:
+        """Load what :func:`export_towers` wrote (checksums checked); raises
+        FileNotFoundError naming the fix when ``folder`` holds no image–text model."""
+        from contrastkit.train.checkpoint import damaged, file_sha256, load_state
+        from contrastkit.train.export import load_encoder
+
+        out = Path(folder)
+        if not (out / MODEL_FILES[0]).is_file():
+            raise FileNotFoundError(
+                f"{out} holds no image–text model (no {MODEL_FILES[0]}); give the --out folder "
+                "of a `contrastkit train --recipe clip` run."
+            )
+        try:
+            meta = json.loads((out / MODEL_FILES[0]).read_text())
+        except ValueError as err:
+            raise damaged(out / MODEL_FILES[0], f"{type(err).__name__}: {err}") from None
+        if meta.get("sha256") and file_sha256(out / MODEL_FILES[1]) != meta["sha256"]:
+            raise damaged(
+                out / MODEL_FILES[1], f"its sha256 differs from the one in {MODEL_FILES[0]}"
+            )
+        heads = load_state(out / MODEL_FILES[1])["state_dict"]
+        model = cls(
+            load_encoder(out / "image", device),
+            load_encoder(out / "text", device),
+            heads["image_proj"],
+            heads["text_proj"],
+            meta["image_size"],
+            meta.get("temperature", 0.07),
+        )
+        return model.to(device).eval()
+
+    @property
+    def device(self) -> torch.device:
+        return self.image_proj.weight.device
+
+    def embed_images(self, images: Tensor, batch_size: int = 256, bf16: bool = False) -> Tensor:
+        """uint8 (N, C, H, W) images → L2-normalised float32 (N, E) on the CPU."""
+        out = []
+        with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            for start in range(0, len(images), batch_size):
+                x = to_float_images(images[start : start + batch_size]).to(self.device)
+                if x.shape[-2:] != (self.image_size, self.image_size):
+                    x = torch.nn.functional.interpolate(
+                        x, size=(self.image_size, self.image_size), mode="bilinear"
+                    )
+                z = self.image_proj(self.image(x).float()).float()
+                out.append(torch.nn.functional.normalize(z, dim=1).cpu())
+        return torch.cat(out) if out else torch.empty(0, self.out_dim)
+
+    def embed_texts(self, texts: list[str], batch_size: int = 256, bf16: bool = False) -> Tensor:
+        """N texts → L2-normalised float32 (N, E) on the CPU (sorted by length in batches)."""
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            feats = self.text.encode(list(texts), batch_size=batch_size, device=self.device)
+        with torch.no_grad():
+            z = self.text_proj(feats.to(self.device).float())
+        return torch.nn.functional.normalize(z, dim=1).cpu()
