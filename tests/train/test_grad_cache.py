@@ -143,3 +143,97 @@ def test_errors_name_the_fix():
 
     with pytest.raises(NotImplementedError, match="prepare/embed/loss"):
         grad_cache_step(Opaque(), batch, 4)
+
+
+# --- two towers with a locked one (LiT): the locked trunk runs once per step -----------------
+
+CAPTIONS = ["a red square", "a blue circle", "a red square", "a green star"] * 2
+
+
+def _clip(lock: str, head_too: bool) -> Recipe:
+    from contrastkit.encoders import SmallCNN
+    from contrastkit.encoders.text import SmallTextEncoder
+    from contrastkit.recipes.clip import CLIP, CLIPConfig
+
+    torch.manual_seed(0)
+    text = SmallTextEncoder.from_texts(CAPTIONS, dim=16, layers=1, heads=2, dropout=0.0)
+    config = CLIPConfig(
+        image_size=8, embed_dim=6, lock_image=lock == "image", lock_text=lock == "text"
+    )
+    # eval mode: SmallCNN's BatchNorm would normalise per chunk (rows must be independent)
+    recipe = CLIP(SmallCNN(in_channels=3, width=4, stages=2), text, config).double().eval()
+    if head_too:  # the whole tower locked: nothing in it trains
+        (recipe.image_proj if lock == "image" else recipe.text_proj).requires_grad_(False)
+    return recipe
+
+
+def _pairs() -> dict:
+    g = torch.Generator().manual_seed(1)
+    return {
+        "images": torch.randint(0, 256, (8, 3, 8, 8), dtype=torch.uint8, generator=g),
+        "texts": list(CAPTIONS),
+        "caption_ids": torch.tensor([0, 1, 0, 2, 0, 1, 0, 2]),
+    }
+
+
+def _count_rows(module: nn.Module) -> list[int]:
+    rows: list[int] = []
+    module.register_forward_hook(lambda m, args, out: rows.append(out.shape[0]))
+    return rows
+
+
+@pytest.mark.parametrize("lock", ["image", "text"])
+@pytest.mark.parametrize("head_too", [False, True])
+def test_a_locked_tower_is_embedded_once_and_gradients_equal_the_plain_step(lock, head_too):
+    recipe = _clip(lock, head_too)
+    plain = copy.deepcopy(recipe)
+    expected = _plain(plain, _pairs(), seed=2)
+    locked, trained = (
+        (recipe.encoder, recipe.text_encoder)
+        if lock == "image"
+        else (recipe.text_encoder, recipe.encoder)
+    )
+    locked_rows, trained_rows = _count_rows(locked), _count_rows(trained)
+    for _ in range(2):  # the first step chooses each tower's mode, the second reuses it
+        locked_rows.clear(), trained_rows.clear()
+        actual = _cached(recipe, _pairs(), seed=2, chunk=3)
+        assert locked_rows == [3, 3, 2]  # once per chunk: no replay
+        assert trained_rows == [3, 3, 2] * 2  # the trainable tower is replayed
+        head = "image_proj.weight" if lock == "image" else "text_proj.weight"
+        assert (head in expected) != head_too and "log_scale" in expected
+        assert set(actual) == set(expected)
+        for name in expected:
+            torch.testing.assert_close(actual[name], expected[name], atol=1e-8, rtol=0, msg=name)
+
+
+def test_a_kept_tower_updates_running_statistics_once_like_the_plain_step():
+    torch.manual_seed(0)
+    enc = nn.Sequential(nn.Flatten(), nn.Linear(64, 16), nn.BatchNorm1d(16))
+    enc.out_dim = 16
+    enc.requires_grad_(False)  # frozen but in train mode: its statistics still move
+    recipe = SimCLR(enc, SimCLRConfig(image_size=8, channels=1, flip=0.0, proj_hidden=16))
+    recipe.head = nn.Linear(16, 8)
+    twin, batch = copy.deepcopy(recipe), _batch()
+    torch.manual_seed(1)
+    grad_cache_step(recipe, batch, 48)  # one chunk: the plain step exactly
+    torch.manual_seed(1)
+    twin.step(batch).loss.backward()
+    for (name, a), b in zip(recipe.named_buffers(), twin.buffers()):
+        torch.testing.assert_close(a, b, msg=name)
+    for (name, p), q in zip(recipe.named_parameters(), twin.parameters()):
+        torch.testing.assert_close(p.grad, q.grad, msg=name)
+
+
+def test_unlocking_a_tower_makes_it_replayed_again():
+    recipe = _clip("image", head_too=False)
+    rows = _count_rows(recipe.encoder)
+    _cached(recipe, _pairs(), seed=2, chunk=4)
+    assert rows == [4, 4]
+    recipe.encoder.requires_grad_(True)  # unlocked: its graph is large, so it is replayed
+    rows.clear()
+    expected = _plain(copy.deepcopy(recipe), _pairs(), seed=2)
+    rows.clear()
+    actual = _cached(recipe, _pairs(), seed=2, chunk=4)
+    assert rows == [4, 4] * 2 and any(k.startswith("encoder.") for k in actual)
+    for name in expected:
+        torch.testing.assert_close(actual[name], expected[name], atol=1e-8, rtol=0, msg=name)

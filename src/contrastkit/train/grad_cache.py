@@ -16,6 +16,15 @@ parameter gradients are those of the plain full-batch step. BatchNorm in train m
 per chunk, as in any sub-batched training; its running statistics are updated once per chunk
 (the graph-free pass leaves them untouched).
 
+A tower is re-embedded only when that saves memory. The first time a tower is met (and again
+when which parameters train, train/eval mode or autocast change), its first chunk is embedded
+with a graph, counting the bytes autograd saves: a tower with nothing to train (every
+parameter frozen) gives constant embeddings and no backward; a tower whose graph is small, at
+most :data:`KEEP_GRAPH_RATIO` embeddings' worth per row (a trainable projection on a locked
+trunk: LiT's locked image tower, whose graph holds only the trunk's features), keeps every
+chunk's graph and back-propagates through it; only the others are replayed. The gradients are
+the same either way; a locked trunk just runs once per step instead of twice.
+
 Example:
     >>> import torch
     >>> from contrastkit.encoders import MLP
@@ -31,7 +40,9 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import weakref
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -40,7 +51,7 @@ from torch import Tensor, nn
 from contrastkit.data.fields import chunks_of, groups_of
 from contrastkit.train.recipe import LossOutput, Recipe
 
-__all__ = ["RandomState", "grad_cache_step"]
+__all__ = ["KEEP_GRAPH_RATIO", "RandomState", "grad_cache_step"]
 
 
 class RandomState:
@@ -71,7 +82,9 @@ def grad_cache_step(recipe: Recipe, batch: dict[str, Any], chunk_size: int) -> L
     ``recipe.step(batch).loss.backward()`` but holding one chunk's activations at a time.
 
     Works for any number of towers and any row kind (:mod:`contrastkit.data.fields`): each
-    tower's rows are cut into chunks of ``chunk_size`` rows through their kind.
+    tower's rows are cut into chunks of ``chunk_size`` rows through their kind. A tower with
+    nothing to train, or whose graph is small (a head on a locked trunk), is embedded once
+    (see the module's notes).
 
     Args:
         recipe: a recipe implementing ``prepare``, ``embed`` and ``loss``.
@@ -84,39 +97,144 @@ def grad_cache_step(recipe: Recipe, batch: dict[str, Any], chunk_size: int) -> L
     if int(chunk_size) < 1:
         raise ValueError(f"chunk_size must be ≥ 1, got {chunk_size}.")
     prepared = recipe.prepare(batch)
-    # (tower, chunk) in embedding order; multi-crop groups are chunked one by one
-    chunks = [
-        (tower, chunk)
-        for tower, rows in recipe.tower_inputs(prepared).items()
-        for group in groups_of(rows)
-        for chunk in chunks_of(group, int(chunk_size))
-    ]
     device = _device_of(recipe)
-    states, cached = [], []
-    saved = _buffers(recipe)
-    with torch.inference_mode():  # no graph, no version counters: the cheapest forward
-        for tower, chunk in chunks:
-            states.append(RandomState(device))
-            cached.append(recipe.embed(tower, chunk))
-    for buf, value in saved:  # the graph pass below updates running statistics, once
-        buf.copy_(value)
+    # each tower's chunks in embedding order; multi-crop groups are chunked one by one
+    towers = [
+        _first_pass(
+            recipe,
+            tower,
+            [c for group in groups_of(rows) for c in chunks_of(group, int(chunk_size))],
+            device,
+        )
+        for tower, rows in recipe.tower_inputs(prepared).items()
+    ]
     embeddings: dict[str, Tensor] = {}
-    for tower in dict.fromkeys(t for t, _ in chunks):
-        z = torch.cat([c for (t, _), c in zip(chunks, cached) if t == tower])  # a normal tensor
+    for t in towers:
+        z = torch.cat([c.detach() for c in t.outputs])  # a normal tensor
         if z.dtype in (torch.bfloat16, torch.float16):
             z = z.float()  # cache the embedding gradients in float32
-        embeddings[tower] = z.requires_grad_()
+        embeddings[t.name] = z.requires_grad_() if t.mode != "constant" else z
     out = recipe.loss(embeddings, prepared)
     out.loss.backward()
-    grads = {
-        tower: iter(z.grad.split([c.shape[0] for (t, _), c in zip(chunks, cached) if t == tower]))
-        for tower, z in embeddings.items()
-    }
-    for (tower, chunk), state in zip(chunks, states):
-        with state.replay():
-            z = recipe.embed(tower, chunk)
-        z.backward(next(grads[tower]).to(z.dtype))
+    # kept graphs first (freeing them before any replay), then the replayed towers
+    for t in sorted(towers, key=lambda t: t.mode == "replay"):
+        if t.mode == "constant":
+            continue
+        grads = embeddings[t.name].grad.split([c.shape[0] for c in t.outputs])
+        for i, (chunk, grad) in enumerate(zip(t.chunks, grads)):
+            if t.mode == "kept":
+                z = t.outputs[i]
+            else:
+                with t.states[i].replay():
+                    z = recipe.embed(t.name, chunk)
+            t.outputs[i] = z.detach()  # the graph goes with the backward
+            z.backward(grad.to(z.dtype))
     return LossOutput(loss=out.loss.detach(), embeddings=out.embeddings, metrics=out.metrics)
+
+
+#: a tower whose first chunk's graph saves at most this many embeddings' worth of tensors per
+#: row keeps its graphs instead of embedding its rows again (a projection on a locked
+#: EfficientNet-Lite0 saves the 1280-d features: 5 float32 128-d embeddings; a trainable
+#: network saves its activations, hundreds to thousands)
+KEEP_GRAPH_RATIO = 16
+
+
+@dataclass
+class _Tower:
+    """One tower's first pass: its chunks, their embeddings and how it back-propagates.
+
+    ``mode`` is ``"constant"`` (nothing in the tower trains: its embeddings are constants),
+    ``"kept"`` (``outputs`` carry their graphs: back-propagated directly) or ``"replay"``
+    (graph-free ``outputs``; each chunk is embedded again from its random state in ``states``).
+    """
+
+    name: str
+    chunks: list[Any]
+    outputs: list[Tensor] = field(default_factory=list)
+    states: list[RandomState] = field(default_factory=list)
+    mode: str = "replay"
+
+
+#: each recipe's tower modes, by tower and everything the choice depends on (see _mode_key)
+_MODES: weakref.WeakKeyDictionary[nn.Module, dict[tuple[Any, ...], str]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _mode_key(recipe: Recipe, tower: str, device: torch.device) -> tuple[Any, ...]:
+    """What a tower's mode depends on: which parameters train, train/eval mode, autocast."""
+    autocast = torch.is_autocast_enabled(device.type)
+    return (
+        tower,
+        recipe.training,
+        autocast and torch.get_autocast_dtype(device.type),
+        tuple(p.requires_grad for p in recipe.parameters()),
+    )
+
+
+def _first_pass(recipe: Recipe, tower: str, chunks: list[Any], device: torch.device) -> _Tower:
+    """Embed one tower's chunks in its mode; the first time a tower is seen in a setting, its
+    first chunk is embedded with a graph to choose the mode. Running statistics updated here
+    are kept only when there is no replay."""
+    key = _mode_key(recipe, tower, device)
+    known = _MODES.setdefault(recipe, {})
+    t = _Tower(tower, chunks, mode=known.get(key, "replay"))
+    saved = _buffers(recipe)
+    for i, chunk in enumerate(chunks):
+        if t.mode == "replay":
+            t.states.append(RandomState(device))
+        if i == 0 and key not in known:
+            graph = _SavedBytes(recipe, chunk)
+            with graph:
+                z = recipe.embed(tower, chunk)
+            if not z.requires_grad:
+                t.mode = "constant"
+            elif graph.nbytes <= KEEP_GRAPH_RATIO * z.numel() * max(z.element_size(), 4):
+                t.mode = "kept"
+            else:
+                z = z.detach()  # a replayed tower holds no graph between its two passes
+            known[key] = t.mode
+        elif t.mode == "kept":
+            z = recipe.embed(tower, chunk)
+        else:
+            with torch.inference_mode():  # no graph, no version counters: the cheapest forward
+                z = recipe.embed(tower, chunk)
+        t.outputs.append(z)
+    if t.mode == "replay":  # the replay updates running statistics, once
+        for buf, value in saved:
+            buf.copy_(value)
+    return t
+
+
+class _SavedBytes(torch.autograd.graph.saved_tensors_hooks):
+    """Counts the bytes of the distinct storages that autograd saves for backward, leaving
+    out the recipe's parameters and the rows themselves (they are held anyway)."""
+
+    def __init__(self, recipe: nn.Module, rows: Any) -> None:
+        held = list(recipe.parameters()) + ([rows] if isinstance(rows, Tensor) else [])
+        self.seen = {_storage(p)[0] for p in held}
+        self.nbytes = 0
+        super().__init__(self._pack, _unpack)
+
+    def _pack(self, tensor: Tensor) -> Tensor:
+        key, nbytes = _storage(tensor)
+        if key not in self.seen:
+            self.seen.add(key)
+            self.nbytes += nbytes
+        return tensor
+
+
+def _unpack(tensor: Tensor) -> Tensor:
+    return tensor
+
+
+def _storage(tensor: Tensor) -> tuple[int, int]:
+    """(an id of the tensor's memory, its size in bytes)."""
+    try:
+        storage = tensor.untyped_storage()
+        return storage.data_ptr(), storage.nbytes()
+    except (RuntimeError, NotImplementedError):  # sparse, nested and other layouts
+        return id(tensor), tensor.numel() * tensor.element_size()
 
 
 def _device_of(recipe: Recipe) -> torch.device:
