@@ -4,6 +4,9 @@ with its baselines, zero-shot, report), the group split and the ridge baseline."
 from __future__ import annotations
 
 import json
+import shutil
+import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -78,10 +81,12 @@ def test_the_linear_map_recovers_a_linear_relation_and_chooses_its_strength_on_v
     assert lam == 1.0  # noise-free: the weakest ridge retrieves best
 
 
-@pytest.mark.filterwarnings("ignore::UserWarning")
-def test_a_clip_run_on_a_caption_folder_trains_exports_and_evaluates(tmp_path):
-    root = caption_folder(tmp_path / "pairs", copies=6)
-    out = tmp_path / "run"
+@pytest.fixture(scope="module")
+def clip_run(tmp_path_factory):
+    """One small CLIP run on a caption folder (small CNN + small text tower, 2 epochs)."""
+    tmp = tmp_path_factory.mktemp("clip")
+    root = caption_folder(tmp / "pairs", copies=6)
+    out = tmp / "run"
     cfg = RunConfig.from_dict(
         {
             "data": {"name": str(root), "val_size": 0.2},
@@ -102,7 +107,14 @@ def test_a_clip_run_on_a_caption_folder_trains_exports_and_evaluates(tmp_path):
             "eval": {"report_maps": []},
         }
     )
-    results = run(cfg)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        results = run(cfg)
+    return root, out, results
+
+
+def test_a_clip_run_on_a_caption_folder_evaluates_with_its_baselines(clip_run):
+    _, out, results = clip_run
     ev = results["evaluation"]
     assert ev["protocol"] == "retrieval"
     assert ev["baseline_name"] == "frozen towers + linear map"
@@ -115,7 +127,10 @@ def test_a_clip_run_on_a_caption_folder_trains_exports_and_evaluates(tmp_path):
     assert any(line.startswith("zero-shot balanced accuracy") for line in results["summary"])
     page = (out / "report.html").read_text()
     assert "Retrieval: caption → images" in page and "Retrieval: image → captions" in page
-    # the exported model embeds as the trained recipe did
+
+
+def test_the_exported_model_loads_embeds_and_refuses_a_damaged_file(clip_run, tmp_path):
+    root, out, _ = clip_run
     model = ImageTextModel.load(out)
     data = load_image_text_data(str(root), 16, seed=0)
     a = model.embed_images(data.test.images)
@@ -123,9 +138,49 @@ def test_a_clip_run_on_a_caption_folder_trains_exports_and_evaluates(tmp_path):
     assert a.shape == b.shape == (len(data.test), 16)
     assert torch.allclose(a.norm(dim=1), torch.ones(len(a)), atol=1e-5)
     assert json.loads((out / "clip.json").read_text())["embed_dim"] == 16
-    # a damaged head file is refused
-    raw = bytearray((out / "clip.safetensors").read_bytes())
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy)
+    raw = bytearray((copy / "clip.safetensors").read_bytes())
     raw[-1] ^= 1
-    (out / "clip.safetensors").write_bytes(bytes(raw))
+    (copy / "clip.safetensors").write_bytes(bytes(raw))
     with pytest.raises(Exception, match="sha256"):
-        ImageTextModel.load(out)
+        ImageTextModel.load(copy)
+    with pytest.raises(FileNotFoundError, match="no image–text model"):
+        ImageTextModel.load(tmp_path)
+
+
+def test_index_search_and_zero_shot_from_the_command_line(clip_run, tmp_path):
+    from typer.testing import CliRunner
+
+    from contrastkit.cli.main import app
+
+    root, out, _ = clip_run
+    cli = CliRunner()
+    idx = tmp_path / "index"
+    r = cli.invoke(app, ["index", "--data", str(root), "--encoder", str(out), "--out", str(idx)])
+    assert r.exit_code == 0, r.output
+    assert "indexed 54 images" in r.output
+    r = cli.invoke(app, ["search", "a red square", "--index", str(idx), "-k", "3", "--json"])
+    assert r.exit_code == 0, r.output
+    hits = json.loads(r.output)[0]["hits"]
+    assert len(hits) == 3 and all(Path(h["id"]).suffix == ".png" for h in hits)
+    query = str(next((root / "circles").glob("blue_circle_0.png")))
+    r = cli.invoke(app, ["search", query, "--index", str(idx), "-k", "1", "--json"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.output)[0]["hits"][0]["id"] == query  # an image finds itself first
+    zs = tmp_path / "zs"
+    r = cli.invoke(app, ["zero-shot", "--encoder", str(out), "--data", str(root), "--out", str(zs)])
+    assert r.exit_code == 0, r.output
+    assert "balanced accuracy" in r.output and "(chance 0.333)" in r.output
+    saved = json.loads((zs / "zero_shot.json").read_text())
+    assert saved["classes"] == ["bars", "circles", "squares"]
+    assert np.asarray(saved["confusion_matrix"]).sum() == 54
+    assert "Confusion matrix" in (zs / "report.html").read_text()
+    r = cli.invoke(
+        app,
+        ["zero-shot", "--encoder", str(out), "--data", str(root), "--classes", "bar,circle"],
+    )
+    assert r.exit_code == 0, r.output
+    assert "not among the classes given" in r.output
+    r = cli.invoke(app, ["zero-shot", "--encoder", str(tmp_path), "--data", str(root)])
+    assert r.exit_code != 0 and "no image–text model" in r.output

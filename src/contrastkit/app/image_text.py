@@ -370,3 +370,181 @@ def report_grids(
             }
         )
     return {"text_to_image": t2i, "image_to_text": i2t}
+
+
+# ------------------------------------------------------------------ index, search, zero-shot
+def load_images_for(data: str, image_size: int) -> Any:
+    """Images to index or classify: ``tuxpaint`` / ``openclipart`` (the built-in sets), a
+    table or caption folder (:func:`~contrastkit.data.pairs.load_image_text`), or a folder of
+    images without captions (every image under it; its top-level folder is its category when
+    the images sit in sub-folders). Returns an
+    :class:`~contrastkit.data.pairs.ImageTextSet` (captions: the file paths, when there are no
+    captions)."""
+    from contrastkit.data.pairs import PAIR_IMAGE_SUFFIXES, ImageTextSet, load_image_text
+
+    if data in ("tuxpaint", "openclipart"):
+        from contrastkit.data import clipart
+
+        loader = clipart.load_tuxpaint if data == "tuxpaint" else clipart.load_openclipart
+        return loader(image_size=image_size)
+    root = Path(data)
+    if not root.exists():
+        raise FileNotFoundError(
+            f"no images at {data!r}: give tuxpaint, openclipart, a folder of images, a caption "
+            "folder or a .csv/.tsv/.jsonl of image paths and captions."
+        )
+    if root.is_file() or any(p.suffix == ".txt" for p in root.rglob("*.txt")):
+        return load_image_text(root, image_size=image_size)
+    from contrastkit.data.pairs import read_image
+
+    files = sorted(p for p in root.rglob("*") if p.suffix.lower() in PAIR_IMAGE_SUFFIXES)
+    images, paths, bad = [], [], []
+    for p in files:
+        try:
+            images.append(torch.from_numpy(read_image(p, image_size)))
+            paths.append(str(p))
+        except ValueError:
+            bad.append(p)
+    if not images:
+        raise ValueError(f"{data} holds no readable image ({len(bad)} unreadable).")
+    if bad:
+        import warnings
+
+        warnings.warn(
+            f"skipped {len(bad)} unreadable images of {data} (e.g. {bad[0]}).", stacklevel=2
+        )
+    tops = [Path(p).relative_to(root).parts for p in paths]
+    labels, classes = None, []
+    if all(len(t) > 1 for t in tops):
+        classes = sorted({t[0] for t in tops})
+        labels = torch.tensor([classes.index(t[0]) for t in tops], dtype=torch.long)
+    return ImageTextSet(
+        torch.stack(images), list(paths), name=root.name, paths=paths, labels=labels,
+        classes=classes,
+    )  # fmt: skip
+
+
+def build_image_index(
+    run: str, data: str, out: str, *, backend: str = "auto", batch_size: int = 256
+) -> Any:
+    """Embed the images of ``data`` (:func:`load_images_for`) with the image tower of the
+    image–text model in ``run`` and save an :class:`~contrastkit.index.EmbeddingIndex` in
+    ``out``: ids are the image paths, texts their captions (or paths); ``meta`` names the
+    model, so :func:`load_image_search` pairs them again."""
+    from contrastkit.index import EmbeddingIndex
+    from contrastkit.recipes.clip import ImageTextModel
+
+    model = ImageTextModel.load(run)
+    rows = load_images_for(data, model.image_size)
+    emb = model.embed_images(rows.images, batch_size=batch_size)
+    paths = list(rows.paths or [f"row {i}" for i in range(len(rows))])
+    unique = [f"{p}#{i}" if paths.count(p) > 1 else p for i, p in enumerate(paths)]
+    meta = {"encoder": str(Path(run).resolve()), "kind": "image_text", "data": str(data)}
+    index = EmbeddingIndex(emb.shape[1], backend=backend, meta=meta)
+    index.add(emb, unique, list(rows.captions))
+    index.save(out)
+    return index
+
+
+class ImageSearch:
+    """Search an image index with text queries (text→image) or image files (image→image).
+
+    Args:
+        model: the :class:`~contrastkit.recipes.clip.ImageTextModel` that built the index.
+        index: the :class:`~contrastkit.index.EmbeddingIndex` of its image embeddings.
+
+    Example:
+        >>> search = load_image_search("runs/tux-index")  # doctest: +SKIP
+        >>> [h.id for h in search.search(["a red car"], k=3)[0]]  # doctest: +SKIP
+    """
+
+    def __init__(self, model: Any, index: Any) -> None:
+        self.model = model
+        self.index = index
+
+    def encode(self, queries: list[str]) -> Tensor:
+        """(Q, E) query embeddings: an existing image file is embedded by the image tower,
+        anything else as text by the text tower."""
+        from contrastkit.data.pairs import PAIR_IMAGE_SUFFIXES, read_image
+
+        out = torch.empty(len(queries), self.model.out_dim)
+        texts = [i for i, q in enumerate(queries) if not _is_image_file(q, PAIR_IMAGE_SUFFIXES)]
+        images = [i for i in range(len(queries)) if i not in set(texts)]
+        if texts:
+            out[texts] = self.model.embed_texts([queries[i] for i in texts])
+        if images:
+            pics = [torch.from_numpy(read_image(queries[i], self.model.image_size)) for i in images]
+            out[images] = self.model.embed_images(torch.stack(pics))
+        return out
+
+    def search(self, queries: list[str], k: int = 10) -> list[list[Any]]:
+        """The ``k`` closest images of each query (lists of :class:`SearchHit`)."""
+        return self.index.search(self.encode(list(queries)), k)
+
+
+def _is_image_file(query: str, suffixes: set[str]) -> bool:
+    p = Path(query)
+    return p.suffix.lower() in suffixes and p.is_file()
+
+
+def load_image_search(folder: str, backend: str | None = None) -> ImageSearch:
+    """Load an image index written by :func:`build_image_index` with its model."""
+    from contrastkit.index import EmbeddingIndex
+    from contrastkit.recipes.clip import ImageTextModel
+
+    index = EmbeddingIndex.load(folder, backend)
+    return ImageSearch(ImageTextModel.load(index.meta["encoder"]), index)
+
+
+def zero_shot(
+    run: str,
+    data: str,
+    classes: list[str] | None = None,
+    templates: list[str] | None = None,
+) -> dict[str, Any]:
+    """Classify the images of ``data`` (:func:`load_images_for`) among ``classes`` (default:
+    the data's categories) from their names and prompt ``templates`` alone, with the
+    image–text model in ``run``. Returns the predictions and, when the images have categories
+    named like the classes, top-1, balanced accuracy, chance and the confusion matrix."""
+    from contrastkit.evaluate.zero_shot import (
+        DEFAULT_TEMPLATES,
+        class_text_weights,
+        zero_shot_figures,
+        zero_shot_predict,
+    )
+    from contrastkit.recipes.clip import ImageTextModel
+
+    model = ImageTextModel.load(run)
+    rows = load_images_for(data, model.image_size)
+    names = list(classes or [c.replace("_", " ") for c in rows.classes])
+    if len(names) < 2:
+        raise ValueError(
+            f"{data} has no categories to take class names from; give two or more with "
+            "--classes a,b,c."
+        )
+    templates = list(templates or DEFAULT_TEMPLATES)
+    weights = class_text_weights(model.embed_texts, names, templates)
+    pred = zero_shot_predict(model.embed_images(rows.images), weights)
+    out: dict[str, Any] = {
+        "data": str(data),
+        "images": len(rows),
+        "classes": names,
+        "templates": templates,
+        "predictions": [
+            {"image": p, "class": names[int(c)]}
+            for p, c in zip(rows.paths or rows.captions, pred.tolist())
+        ],
+    }
+    if rows.labels is not None and rows.classes:
+        key = {n.lower().replace("_", " "): i for i, n in enumerate(names)}
+        own = [key.get(c.lower().replace("_", " ")) for c in rows.classes]
+        if any(i is None for i in own):
+            missing = [c for c, i in zip(rows.classes, own) if i is None]
+            out["note"] = (
+                f"no figures: the images' categories {missing[:5]} are not among the classes "
+                "given; name every category in --classes to score the predictions."
+            )
+        else:
+            labels = torch.tensor([own[int(y)] for y in rows.labels], dtype=torch.long)
+            out.update(zero_shot_figures(pred, labels, len(names)))
+    return out

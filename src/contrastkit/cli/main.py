@@ -100,6 +100,11 @@ EXAMPLES: dict[str, list[tuple[str, str]]] = {
             "--out runs/simcse",
         ),
         (
+            "CLIP on openclipart (tested on the Tux Paint stamps), the image tower locked (LiT):",
+            "contrastkit train --recipe clip --data openclipart --encoder efficientnet_lite0 "
+            "--set recipe.lock_image=true --out runs/clip",
+        ),
+        (
             "Print the options a run would use (save them as run.json to edit):",
             "contrastkit train --recipe byol --epochs 100 --print-config",
         ),
@@ -153,6 +158,10 @@ EXAMPLES: dict[str, list[tuple[str, str]]] = {
             "Index the built-in movie snippets with an encoder trained by contrastkit train:",
             "contrastkit index --data movie-snippets --encoder runs/simcse --out runs/movies_index",
         ),
+        (
+            "Index images (the Tux Paint stamps, or a folder of yours) with a CLIP run:",
+            "contrastkit index --data tuxpaint --encoder runs/clip --out runs/tux_index",
+        ),
     ],
     "search": [
         (
@@ -163,6 +172,21 @@ EXAMPLES: dict[str, list[tuple[str, str]]] = {
             "Two queries at once, as JSON:",
             'contrastkit search "space travel" "a courtroom drama" --index runs/movies_index '
             "--json",
+        ),
+        (
+            "Images for a caption (text→image) over an image index built with a CLIP run:",
+            'contrastkit search "a red car" --index runs/tux_index -k 5',
+        ),
+    ],
+    "zero-shot": [
+        (
+            "Classify the Tux Paint stamps into their 16 categories from the names alone:",
+            "contrastkit zero-shot --encoder runs/clip --data tuxpaint --out runs/clip/zs",
+        ),
+        (
+            "Your own images into classes you name, with your own prompt:",
+            "contrastkit zero-shot --encoder runs/clip --data photos/ --classes cat,dog,car "
+            "--templates 'a photo of a {}.'",
         ),
     ],
     "losses": [("Every loss and miner, with the paper it follows:", "contrastkit losses")],
@@ -719,13 +743,15 @@ def index(
     data: str = typer.Option(
         ...,
         metavar="DATA",
-        help="movie-snippets, or a .txt (one text per line) / .csv / .tsv / .jsonl file.",
+        help="movie-snippets, or a .txt (one text per line) / .csv / .tsv / .jsonl file; with "
+        "a CLIP run: images (tuxpaint, openclipart, a folder, a caption folder or table).",
     ),
     out: str = typer.Option(..., "--out", metavar="DIR", help="Folder for the index."),
     encoder: str = typer.Option(
         "minilm",
         metavar="ENCODER",
-        help="minilm, a folder written by contrastkit train, or a Hugging Face folder.",
+        help="minilm, a folder written by contrastkit train (a CLIP run indexes images), or a "
+        "Hugging Face folder.",
     ),
     column: str = typer.Option("text", metavar="NAME", help="Text column of a table file."),
     backend: str = typer.Option(
@@ -735,12 +761,24 @@ def index(
     ),
     max_length: int = typer.Option(128, metavar="INT", help="Tokens per text."),
 ) -> None:
-    """Embed a corpus with a text encoder and save a search index (with the encoder's name)."""
+    """Embed a corpus with a text encoder, or images with a CLIP run, and save a search
+    index (with the encoder's name)."""
     import time
 
     from contrastkit.app.text import build_search_index
 
     t0 = time.time()
+    if (Path(encoder) / "clip.json").is_file():  # an image–text run: index images
+        from contrastkit.app.image_text import build_image_index
+
+        try:
+            built = build_image_index(encoder, data, out, backend=backend)
+        except (ValueError, OSError, ImportError) as err:
+            raise _error(err) from None
+        typer.echo(
+            f"indexed {len(built)} images ({built.backend}) in {time.time() - t0:.1f} s → {out}"
+        )
+        return
     try:
         search = build_search_index(
             encoder, data, out, column=column, backend=backend, max_length=max_length
@@ -753,7 +791,11 @@ def index(
     )
 
 
-_QUERY_ARGUMENT = typer.Argument(..., metavar="QUERY", help="One or more query texts.")
+_QUERY_ARGUMENT = typer.Argument(
+    ...,
+    metavar="QUERY",
+    help="One or more query texts; over an image index, an image file searches image→image.",
+)
 
 
 @app.command(cls=HelpCommand, epilog=_examples("search"))
@@ -765,14 +807,14 @@ def search(
     k: int = typer.Option(10, "-k", metavar="INT", help="Hits per query."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
 ) -> None:
-    """Top-k texts of an index closest to each query (cosine similarity)."""
+    """Top-k texts (or images, over an image index) closest to each query (cosine)."""
     import json
     import time
 
     from contrastkit.app.text import load_search
 
     try:
-        engine = load_search(index)
+        engine = _load_any_search(index, load_search)
         t0 = time.perf_counter()
         hits = engine.search(list(query), k=k)
         ms = (time.perf_counter() - t0) * 1e3 / len(query)
@@ -790,6 +832,120 @@ def search(
         for h in hs:
             typer.echo(f"  {h.rank:>3}  {h.score:.4f}  [{h.id}]  {h.text}")
     typer.echo(f"({ms:.1f} ms per query, encoder and index loaded)")
+
+
+def _load_any_search(index: str, load_search: Any) -> Any:
+    """A text index's SemanticSearch, or an image index's ImageSearch (meta kind image_text)."""
+    meta = Path(index) / "index.json"
+    if meta.is_file():
+        import json
+
+        try:
+            kind = json.loads(meta.read_text()).get("meta", {}).get("kind")
+        except ValueError:
+            kind = None
+        if kind == "image_text":
+            from contrastkit.app.image_text import load_image_search
+
+            return load_image_search(index)
+    return load_search(index)
+
+
+_TEMPLATES_OPTION = typer.Option(
+    None,
+    "--templates",
+    metavar="TEXT",
+    help="A prompt with {} for the class name; repeat for several (default: 8 templates).",
+    show_default=False,
+)
+
+
+@app.command("zero-shot", cls=HelpCommand, epilog=_examples("zero-shot"))
+def zero_shot(
+    encoder: str = typer.Option(
+        ..., metavar="RUN", help="The --out folder of a contrastkit train --recipe clip run."
+    ),
+    data: str = typer.Option(
+        ...,
+        metavar="DATA",
+        help="tuxpaint, a folder of images (sub-folders are categories), a caption folder or "
+        "a table.",
+    ),
+    classes: str = typer.Option(
+        None,
+        metavar="A,B,C",
+        help="Class names, comma-separated (default: the data's categories).",
+        show_default=False,
+    ),
+    templates: list[str] = _TEMPLATES_OPTION,
+    out: str = typer.Option(
+        None,
+        "--out",
+        metavar="DIR",
+        help="Write zero_shot.json and report.html (confusion matrix) there.",
+        show_default=False,
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of lines."),
+) -> None:
+    """Classify images from class names and prompt templates alone, with a CLIP run; with
+    categories in the data, top-1, balanced accuracy, chance and a confusion matrix."""
+    import json
+
+    from contrastkit.app.image_text import zero_shot as run_zero_shot
+
+    names = [c.strip() for c in classes.split(",") if c.strip()] if classes else None
+    try:
+        with _stages():
+            result = run_zero_shot(encoder, data, names, list(templates or []) or None)
+    except (ValueError, OSError, ImportError) as err:
+        raise _error(err) from None
+    if out:
+        _zero_shot_files(result, Path(out))
+    if as_json:
+        typer.echo(json.dumps(result, indent=2))
+        return
+    if "balanced_accuracy" in result:
+        typer.echo(
+            f"zero-shot on {result['images']} images of {data}, {len(result['classes'])} "
+            f"classes × {len(result['templates'])} templates: balanced accuracy "
+            f"{result['balanced_accuracy']:.3f} (chance {result['chance_balanced_accuracy']:.3f})"
+            f", top-1 {result['top1']:.3f} (always the largest class "
+            f"{result['majority_top1']:.3f})"
+        )
+    else:
+        for row in result["predictions"]:
+            typer.echo(f"{row['class']}\t{row['image']}")
+        if "note" in result:
+            typer.echo(result["note"])
+    if out:
+        typer.echo(f"wrote {Path(out).resolve() / 'zero_shot.json'}")
+
+
+def _zero_shot_files(result: dict[str, Any], out: Path) -> None:
+    import json
+
+    import numpy as np
+
+    from contrastkit._io import atomic_write_bytes
+    from contrastkit.evaluate.report import write_report
+
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(out / "zero_shot.json", json.dumps(result, indent=2).encode())
+    metrics: dict[str, Any] = {"data": result["data"], "images": result["images"]}
+    for key in ("balanced_accuracy", "chance_balanced_accuracy", "top1", "majority_top1"):
+        if key in result:
+            metrics[key.replace("_", " ")] = result[key]
+    metrics["templates"] = " | ".join(result["templates"])
+    confusion = result.get("confusion_matrix")
+    write_report(
+        out / "report.html",
+        title=f"contrastkit zero-shot on {result['data']}",
+        metrics=metrics,
+        classes=result["classes"],
+        confusion=np.asarray(confusion) if confusion is not None else None,
+        confusion_title=f"zero-shot classification, {result['images']} images",
+        maps=(),
+    )
 
 
 def main() -> None:
