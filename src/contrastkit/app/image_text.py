@@ -137,6 +137,9 @@ def build_clip_recipe(cfg: Any, train: Any) -> tuple[Any, str]:
     text = build_text_encoder(
         m.text_encoder, list(train.captions), max_length=m.max_length, width=m.text_width
     )
+    # pre-trained towers are tuned at recipe.tower_lr × the base rate
+    image.pretrained = m.encoder == "efficientnet_lite0"
+    text.pretrained = m.text_encoder not in ("small_text", "small_bag")
     return cfg.recipe_class(image, text, rc), m.encoder
 
 

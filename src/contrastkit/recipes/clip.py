@@ -66,8 +66,15 @@ class CLIPConfig:
         lock_image, lock_text: freeze a tower (LiT: lock the pre-trained image tower).
         unlock_image_blocks, unlock_text_blocks: of a locked tower, tune its last this many
             blocks (and what follows them: the head convolution, the pooler) all the same.
+        tower_lr: learning-rate multiplier of a pre-trained tower's weights (a tower with
+            ``pretrained = True``, as the pipeline marks EfficientNet-Lite0 and MiniLM): they
+            move slower than the new projections (the towers from scratch train at the base
+            rate).
+        cache_locked: with the image tower locked whole and no crop, compute each training
+            image's features once (and once flipped) and reuse them every epoch: the same
+            result, the image tower's cost paid in the first epoch only.
         crop_scale: area range of the images' random resized crops (light: captions name
-            what is in the whole picture).
+            what is in the whole picture); ``(1, 1)``: no crop, the whole image resized.
         flip: horizontal-flip probability (0 when captions say left or right).
     """
 
@@ -83,6 +90,8 @@ class CLIPConfig:
     lock_text: bool = False
     unlock_image_blocks: int = 0
     unlock_text_blocks: int = 0
+    tower_lr: float = 0.1
+    cache_locked: bool = True
     crop_scale: tuple[float, float] = (0.7, 1.0)
     flip: float = 0.5
 
@@ -142,6 +151,11 @@ class CLIP(Recipe):
             if locked:
                 tower.requires_grad_(False)
                 unlock_last_blocks(tower, unlocked)
+            if getattr(tower, "pretrained", False) and c.tower_lr != 1.0:
+                for p in tower.parameters():
+                    p.lr_scale = c.tower_lr  # read by contrastkit.train.optim.param_groups
+        #: locked image features by (training row index × 2 + flipped), see ``cache_locked``
+        self._features: dict[int, Tensor] = {}
         self.train()
 
     def train(self, mode: bool = True) -> CLIP:
@@ -166,11 +180,43 @@ class CLIP(Recipe):
 
     def prepare(self, batch: dict[str, Any]) -> dict[str, Any]:
         images = batch["images"]
+        c = self.config
         with torch.no_grad():
-            x = self.view(to_float_images(images)) if self.training else self._resize(images)
+            if self.training and tuple(c.crop_scale) != (1.0, 1.0):
+                x = self.view(to_float_images(images))
+            else:  # the whole image, resized (and flipped while training)
+                flips = torch.zeros(len(images), dtype=torch.bool)
+                if self.training and c.flip > 0:
+                    flips = torch.rand(len(images)) < c.flip
+                if self._caches() and batch.get("indices") is not None:
+                    x = self._locked_features(images, batch["indices"], flips)
+                else:
+                    x = self._flipped(self._resize(images), flips)
             x = x.to(next(self.encoder.parameters()).dtype)  # float64 in tests, else float32
         ids = self.text_encoder.tokenize(list(batch["texts"])).to(images.device)
         return {**batch, "inputs": {"image": x, "text": ids}}
+
+    @staticmethod
+    def _flipped(x: Tensor, flips: Tensor) -> Tensor:
+        return torch.where(flips.view(-1, 1, 1, 1).to(x.device), x.flip(-1), x)
+
+    def _caches(self) -> bool:
+        c = self.config
+        whole = c.lock_image and c.unlock_image_blocks == 0
+        return c.cache_locked and whole and tuple(c.crop_scale) == (1.0, 1.0)
+
+    def _locked_features(self, images: Tensor, indices: Tensor, flips: Tensor) -> Tensor:
+        """(B, D_i) features of the locked image tower for the resized rows, ``flips`` of
+        them flipped: from the cache where they are, computed (and kept) otherwise."""
+        keys = (indices.cpu().long() * 2 + flips.long()).tolist()
+        todo = [i for i, k in enumerate(keys) if k not in self._features]
+        if todo:
+            x = self._flipped(self._resize(images[todo]), flips[todo])
+            x = x.to(next(self.encoder.parameters()).dtype)
+            feats = self.encoder(x).float().cpu()
+            for i, f in zip(todo, feats):
+                self._features[keys[i]] = f
+        return torch.stack([self._features[k] for k in keys]).to(images.device)
 
     def _resize(self, images: Tensor) -> Tensor:
         x = to_float_images(images)
@@ -181,6 +227,8 @@ class CLIP(Recipe):
 
     def embed(self, tower: str, rows: Tensor) -> Tensor:
         if tower == "image":
+            if rows.dim() == 2:  # the locked tower's cached features
+                return self.image_proj(rows.to(self.image_proj.weight.dtype))
             return self.image_proj(self.encoder(rows))
         out = self.text_encoder(rows)  # text encoders pool in float32
         return self.text_proj(out.to(self.text_proj.weight.dtype))

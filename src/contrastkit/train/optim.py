@@ -35,19 +35,37 @@ __all__ = [
 OPTIMIZERS = ("sgd", "lars", "adamw", "adam")
 
 
-def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
-    """Two groups: weights with ``weight_decay``, and biases / norm parameters without it.
+def param_groups(model: nn.Module, weight_decay: float, lr: float | None = None) -> list[dict]:
+    """Weights with ``weight_decay``, and biases / norm parameters without it.
 
-    The second group is marked ``lars_exclude=True`` so that LARS skips its trust ratio.
+    The second kind is marked ``lars_exclude=True`` so that LARS skips its trust ratio. A
+    parameter with an ``lr_scale`` attribute (a pre-trained tower tuned slower than the new
+    layers on it: :class:`~contrastkit.recipes.clip.CLIP`'s ``tower_lr``) goes into groups of
+    its own whose ``lr`` is ``lr × lr_scale`` (``lr`` must then be given); the unscaled groups
+    come first, so ``param_groups[0]["lr"]`` is the base rate.
     """
-    decay, no_decay = [], []
+    buckets: dict[tuple[float, bool], list[nn.Parameter]] = {}
     for _, p in model.named_parameters():
         if not p.requires_grad:
             continue
-        (no_decay if p.ndim <= 1 else decay).append(p)
-    groups = [{"params": decay, "weight_decay": weight_decay, "lars_exclude": False}]
-    if no_decay:
-        groups.append({"params": no_decay, "weight_decay": 0.0, "lars_exclude": True})
+        scale = float(getattr(p, "lr_scale", 1.0))
+        buckets.setdefault((scale, p.ndim <= 1), []).append(p)
+    groups = []
+    for (scale, no_decay), params in sorted(
+        buckets.items(), key=lambda kv: (kv[0][0] != 1.0, kv[0])
+    ):
+        group = {
+            "params": params,
+            "weight_decay": 0.0 if no_decay else weight_decay,
+            "lars_exclude": no_decay,
+        }
+        if scale != 1.0:
+            if lr is None:
+                raise ValueError("parameters with an lr_scale need the base lr: pass lr=.")
+            group["lr"] = lr * scale
+        groups.append(group)
+    if not groups or groups[0]["lars_exclude"] or "lr" in groups[0]:
+        groups.insert(0, {"params": [], "weight_decay": weight_decay, "lars_exclude": False})
     return groups
 
 
@@ -122,7 +140,7 @@ def build_optimizer(
     """Build ``sgd`` / ``lars`` / ``adamw`` / ``adam`` with the decay exclusion above."""
     if name not in OPTIMIZERS:
         raise ValueError(f"optimizer must be one of {list(OPTIMIZERS)}, got {name!r}.")
-    groups = param_groups(model, weight_decay)
+    groups = param_groups(model, weight_decay, lr)
     if name == "lars":
         return LARS(
             groups, lr=lr, momentum=momentum, weight_decay=weight_decay, trust_coefficient=lars_eta
