@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from contrastkit.encoders import EfficientNetLite0, SmallCNN
@@ -89,8 +90,6 @@ def test_partial_unlocking_of_efficientnet_trains_only_its_last_blocks_and_head(
 
 
 def test_unlocking_a_tower_without_blocks_says_so():
-    import pytest
-
     flat = torch.nn.Sequential(torch.nn.Linear(2, 2))
     with pytest.raises(ValueError, match="no list of blocks"):
         unlock_last_blocks(flat, 1)
@@ -107,3 +106,22 @@ def test_pretrained_towers_train_at_tower_lr_times_the_base_rate():
     assert {lr_of[id(p)] for p in recipe.text_encoder.parameters()} == {1e-4}
     assert {lr_of[id(p)] for p in recipe.encoder.parameters()} == {1e-3}
     assert lr_of[id(recipe.text_proj.weight)] == 1e-3
+
+
+def test_locked_text_features_are_cached_and_change_nothing():
+    def make(cache: bool) -> CLIP:
+        torch.manual_seed(0)
+        text = SmallTextEncoder.from_texts(TEXTS, dim=16, layers=1, heads=2)
+        cfg = CLIPConfig(image_size=16, embed_dim=8, lock_text=True, cache_locked=cache)
+        return CLIP(SmallCNN(in_channels=3, width=8, stages=2), text, cfg)
+
+    cached, plain = make(True), make(False)
+    calls = []
+    cached.text_encoder.register_forward_hook(lambda m, i, o: calls.append(len(o)))
+    out = []
+    for recipe in (cached, plain):
+        torch.manual_seed(3)  # the same crops and flips
+        out.append([float(recipe.step(_batch()).loss.detach()) for _ in range(3)])
+    assert calls == [6]  # the captions were embedded once
+    assert out[0] == pytest.approx(out[1], rel=1e-6)
+    assert len(cached._text_features) == 6

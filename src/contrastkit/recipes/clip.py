@@ -71,8 +71,9 @@ class CLIPConfig:
             move slower than the new projections (the towers from scratch train at the base
             rate).
         cache_locked: with the image tower locked whole and no crop, compute each training
-            image's features once (and once flipped) and reuse them every epoch: the same
-            result, the image tower's cost paid in the first epoch only.
+            image's features once (and once flipped) and reuse them every epoch; with the text
+            tower locked whole, each caption's features likewise: the same result, a locked
+            tower's cost paid in the first epoch only.
         crop_scale: area range of the images' random resized crops (light: captions name
             what is in the whole picture); ``(1, 1)``: no crop, the whole image resized.
         flip: horizontal-flip probability (0 when captions say left or right).
@@ -156,6 +157,8 @@ class CLIP(Recipe):
                     p.lr_scale = c.tower_lr  # read by contrastkit.train.optim.param_groups
         #: locked image features by (training row index × 2 + flipped), see ``cache_locked``
         self._features: dict[int, Tensor] = {}
+        #: locked text features by training row index
+        self._text_features: dict[int, Tensor] = {}
         self.train()
 
     def train(self, mode: bool = True) -> CLIP:
@@ -193,8 +196,29 @@ class CLIP(Recipe):
                 else:
                     x = self._flipped(self._resize(images), flips)
             x = x.to(next(self.encoder.parameters()).dtype)  # float64 in tests, else float32
-        ids = self.text_encoder.tokenize(list(batch["texts"])).to(images.device)
+        texts = list(batch["texts"])
+        if self._caches_text() and batch.get("indices") is not None:
+            ids = self._locked_text(texts, batch["indices"]).to(images.device)
+        else:
+            ids = self.text_encoder.tokenize(texts).to(images.device)
         return {**batch, "inputs": {"image": x, "text": ids}}
+
+    def _caches_text(self) -> bool:
+        c = self.config
+        return c.cache_locked and c.lock_text and c.unlock_text_blocks == 0
+
+    def _locked_text(self, texts: list[str], indices: Tensor) -> Tensor:
+        """(B, D_t) float features of the locked text tower, cached by training row."""
+        keys = indices.cpu().long().tolist()
+        todo = [i for i, k in enumerate(keys) if k not in self._text_features]
+        if todo:
+            with torch.no_grad():
+                device = next(self.text_encoder.parameters()).device
+                ids = self.text_encoder.tokenize([texts[i] for i in todo]).to(device)
+                feats = self.text_encoder(ids).float().cpu()
+            for i, f in zip(todo, feats):
+                self._text_features[keys[i]] = f
+        return torch.stack([self._text_features[k] for k in keys])
 
     @staticmethod
     def _flipped(x: Tensor, flips: Tensor) -> Tensor:
@@ -230,6 +254,8 @@ class CLIP(Recipe):
             if rows.dim() == 2:  # the locked tower's cached features
                 return self.image_proj(rows.to(self.image_proj.weight.dtype))
             return self.image_proj(self.encoder(rows))
+        if rows.is_floating_point():  # the locked text tower's cached features
+            return self.text_proj(rows.to(self.text_proj.weight.dtype))
         out = self.text_encoder(rows)  # text encoders pool in float32
         return self.text_proj(out.to(self.text_proj.weight.dtype))
 
