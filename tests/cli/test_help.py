@@ -172,7 +172,9 @@ def test_train_examples_give_the_options_they_say(tmp_path, monkeypatch):
             if arg == "--set":
                 key, _, value = argv[i + 1].partition("=")
                 node, _, name = key.partition(".")
-                assert str(cfg[node][name]) == value, (line, key)
+                got = cfg[node][name]
+                shown = str(got).lower() if isinstance(got, bool) else str(got)
+                assert shown == value, (line, key)
 
 
 def test_losses_prints_plain_text_with_every_class_and_a_paper():

@@ -175,6 +175,9 @@ class EvalConfig:
             (:func:`contrastkit.evaluate.robustness.random_affine`), with a kNN on the clean
             training embeddings (k chosen on the validation split transformed the same way),
             raw pixels and chance beside it: what crop-invariant embeddings buy.
+        zero_shot_templates: image–text runs: the prompt templates (each with one ``{}``) of
+            the zero-shot classification of the test categories (empty: the default
+            ensemble, :data:`contrastkit.evaluate.zero_shot.DEFAULT_TEMPLATES`).
     """
 
     knn_select_k: tuple[int, ...] = DEFAULT_K_GRID
@@ -182,6 +185,7 @@ class EvalConfig:
     report: bool = True
     report_maps: tuple[str, ...] = ("tsne", "umap")
     transformed_test: bool = False
+    zero_shot_templates: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         bad = [k for k in self.knn_select_k if not isinstance(k, int) or k < 1]
@@ -189,6 +193,12 @@ class EvalConfig:
             raise ConfigError(
                 f"eval.knn_select_k must hold neighbour counts ≥ 1, got {bad[0]!r}; e.g. "
                 f"--knn-select-k 1,5,10,20 (or '' for the monitor's train.knn_k)."
+            )
+        bad_t = [t for t in self.zero_shot_templates if str(t).count("{}") != 1]
+        if bad_t:
+            raise ConfigError(
+                f"eval.zero_shot_templates need exactly one {{}} for the class name each, got "
+                f"{bad_t[0]!r}; e.g. --set eval.zero_shot_templates='a picture of a {{}}.'"
             )
         unknown = [m for m in self.report_maps if m not in ("tsne", "umap")]
         if unknown:

@@ -675,7 +675,14 @@ def _image_text_results(
     bf16 = trainer.precision == "bf16"
     test = data.test
     result, val_result, zero_shot, image_emb = evaluate_image_text(
-        recipe, frozen, train, val, test, bf16=bf16, seed=cfg.train.seed
+        recipe,
+        frozen,
+        train,
+        val,
+        test,
+        templates=tuple(cfg.eval.zero_shot_templates) or None,
+        bf16=bf16,
+        seed=cfg.train.seed,
     )
     results["evaluation"] = result.to_dict()
     results["validation"] = val_result.to_dict()
