@@ -125,3 +125,24 @@ def test_locked_text_features_are_cached_and_change_nothing():
     assert calls == [6]  # the captions were embedded once
     assert out[0] == pytest.approx(out[1], rel=1e-6)
     assert len(cached._text_features) == 6
+
+
+def test_text_views_change_the_captions_while_training_only():
+    torch.manual_seed(0)
+    text = SmallTextEncoder.from_texts(TEXTS, dim=16, layers=1, heads=2)
+    recipe = CLIP(SmallCNN(in_channels=3, width=8, stages=2), text,
+                  CLIPConfig(image_size=16, text_views="crop"))  # fmt: skip
+    long = ["one two three four five six seven eight nine ten"] * 6
+    batch = {**_batch(), "texts": long}
+    seen = []
+    recipe.text_encoder.tokenize = lambda t, _tok=recipe.text_encoder.tokenize: (
+        seen.append(list(t)) or _tok(t)
+    )
+    recipe.prepare(batch)
+    assert any(t != long[0] for t in seen[-1])
+    recipe.eval()
+    recipe.prepare(batch)
+    assert seen[-1] == long
+    with pytest.raises(ValueError, match="text_views must be"):
+        CLIP(SmallCNN(in_channels=3, width=8, stages=2), text,
+             CLIPConfig(image_size=16, text_views="span"))  # fmt: skip

@@ -44,6 +44,7 @@ import torch
 from torch import Tensor, nn
 
 from contrastkit.augment import ViewConfig, make_view, to_float_images
+from contrastkit.augment.text import text_views
 from contrastkit.losses import info_nce, sigmoid_pairwise
 from contrastkit.train.recipe import LossOutput, Recipe
 
@@ -77,6 +78,9 @@ class CLIPConfig:
         crop_scale: area range of the images' random resized crops (light: captions name
             what is in the whole picture); ``(1, 1)``: no crop, the whole image resized.
         flip: horizontal-flip probability (0 when captions say left or right).
+        text_views: the captions' views while training: ``none``, ``eda`` (synonyms, a word
+            swap, word dropout) or ``crop`` (a random 60–100% span, word dropout); see
+            :mod:`contrastkit.augment.text`.
     """
 
     image_size: int = 64
@@ -95,6 +99,7 @@ class CLIPConfig:
     cache_locked: bool = True
     crop_scale: tuple[float, float] = (0.7, 1.0)
     flip: float = 0.5
+    text_views: str = "none"
 
 
 class CLIP(Recipe):
@@ -145,6 +150,12 @@ class CLIP(Recipe):
             size=c.image_size, scale=tuple(c.crop_scale), flip=c.flip, jitter=0.0, grayscale=0.0
         )
         self.view = make_view(view, c.channels)
+        if c.text_views not in ("none", "eda", "crop"):
+            raise ValueError(
+                f"text_views must be 'none', 'eda' or 'crop' (views of one caption), got "
+                f"{c.text_views!r}."
+            )
+        self.text_views = text_views(c.text_views) if c.text_views != "none" else None
         for tower, locked, unlocked in (
             (self.encoder, c.lock_image, c.unlock_image_blocks),
             (self.text_encoder, c.lock_text, c.unlock_text_blocks),
@@ -197,6 +208,8 @@ class CLIP(Recipe):
                     x = self._flipped(self._resize(images), flips)
             x = x.to(next(self.encoder.parameters()).dtype)  # float64 in tests, else float32
         texts = list(batch["texts"])
+        if self.training and self.text_views is not None:
+            texts = self.text_views(texts)
         if self._caches_text() and batch.get("indices") is not None:
             ids = self._locked_text(texts, batch["indices"]).to(images.device)
         else:
@@ -205,7 +218,8 @@ class CLIP(Recipe):
 
     def _caches_text(self) -> bool:
         c = self.config
-        return c.cache_locked and c.lock_text and c.unlock_text_blocks == 0
+        whole = c.lock_text and c.unlock_text_blocks == 0
+        return c.cache_locked and whole and c.text_views == "none"
 
     def _locked_text(self, texts: list[str], indices: Tensor) -> Tensor:
         """(B, D_t) float features of the locked text tower, cached by training row."""
