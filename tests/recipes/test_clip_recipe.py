@@ -146,3 +146,24 @@ def test_text_views_change_the_captions_while_training_only():
     with pytest.raises(ValueError, match="text_views must be"):
         CLIP(SmallCNN(in_channels=3, width=8, stages=2), text,
              CLIPConfig(image_size=16, text_views="span"))  # fmt: skip
+
+
+def test_the_bf16_loss_is_close_to_fp32_and_siglip_refuses_it():
+    texts = [f"caption number {i}" for i in range(64)]
+    torch.manual_seed(0)
+    text = SmallTextEncoder.from_texts(texts, dim=16, layers=1, heads=2)
+    batch = {
+        "images": torch.randint(0, 256, (64, 3, 16, 16), dtype=torch.uint8),
+        "texts": texts,
+        "caption_ids": torch.arange(64),
+    }
+    losses = []
+    for precision in ("fp32", "bf16"):
+        torch.manual_seed(1)
+        cfg = CLIPConfig(image_size=16, embed_dim=16, loss_precision=precision)
+        recipe = CLIP(SmallCNN(in_channels=3, width=8, stages=2), text, cfg).eval()
+        losses.append(float(recipe.step(batch).loss.detach()))
+    assert abs(losses[1] - losses[0]) / losses[0] < 1e-2
+    with pytest.raises(ValueError, match="bf16 for loss='clip' only"):
+        CLIP(SmallCNN(in_channels=3, width=8, stages=2), text,
+             CLIPConfig(image_size=16, loss="siglip", loss_precision="bf16"))  # fmt: skip

@@ -63,6 +63,9 @@ class CLIPConfig:
         temperature: the starting temperature (CLIP: 0.07; SigLIP: 0.1, a scale of 10).
         learn_temperature: learn it (as a log-scale, clamped at ``max_scale``) or keep it.
         max_scale: the largest logit scale 1/τ (CLIP clamps at 100).
+        loss_precision: ``"fp32"`` or ``"bf16"``: the CLIP loss's similarity products in bf16
+            with fp32 accumulation, log-sum-exp and gradient sums (the chunked path; about
+            3× faster for large batches on CPUs with bf16 instructions; SigLIP stays fp32).
         bias: SigLIP's starting bias (−10: the many negatives start near zero loss); learned.
         lock_image, lock_text: freeze a tower (LiT: lock the pre-trained image tower).
         unlock_image_blocks, unlock_text_blocks: of a locked tower, tune its last this many
@@ -90,6 +93,7 @@ class CLIPConfig:
     temperature: float = 0.07
     learn_temperature: bool = True
     max_scale: float = 100.0
+    loss_precision: str = "fp32"
     bias: float = -10.0
     lock_image: bool = False
     lock_text: bool = False
@@ -134,6 +138,13 @@ class CLIP(Recipe):
         self.config = c = config or CLIPConfig()
         if c.loss not in ("clip", "siglip"):
             raise ValueError(f"loss must be 'clip' or 'siglip', got {c.loss!r}.")
+        if c.loss_precision not in ("fp32", "bf16") or (
+            c.loss == "siglip" and c.loss_precision != "fp32"
+        ):
+            raise ValueError(
+                f"loss_precision must be 'fp32' or 'bf16' (bf16 for loss='clip' only), got "
+                f"{c.loss_precision!r} with loss={c.loss!r}."
+            )
         if not (0 < c.temperature and 1 / c.temperature <= c.max_scale):
             raise ValueError(
                 f"temperature must be > 0 and 1/temperature at most max_scale={c.max_scale}, "
@@ -288,6 +299,7 @@ class CLIP(Recipe):
                 temperature=tau,
                 symmetric=True,
                 gather="labels",
+                precision=self.config.loss_precision,
             )
         else:
             loss = sigmoid_pairwise(
