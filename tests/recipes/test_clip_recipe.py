@@ -167,3 +167,14 @@ def test_the_bf16_loss_is_close_to_fp32_and_siglip_refuses_it():
     with pytest.raises(ValueError, match="bf16 for loss='clip' only"):
         CLIP(SmallCNN(in_channels=3, width=8, stages=2), text,
              CLIPConfig(image_size=16, loss="siglip", loss_precision="bf16"))  # fmt: skip
+
+
+def test_an_identity_text_projection_keeps_the_text_space_and_stays_fixed():
+    torch.manual_seed(0)
+    text = SmallTextEncoder.from_texts(TEXTS, dim=16, layers=1, heads=2)
+    cfg = CLIPConfig(image_size=16, embed_dim=8, text_projection="identity")
+    recipe = CLIP(SmallCNN(in_channels=3, width=8, stages=2), text, cfg)
+    assert recipe.image_proj.weight.shape == (16, recipe.encoder.out_dim)
+    assert torch.equal(recipe.text_proj.weight, torch.eye(16))
+    recipe.step(_batch()).loss.backward()
+    assert recipe.text_proj.weight.grad is None and recipe.image_proj.weight.grad is not None

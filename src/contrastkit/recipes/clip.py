@@ -58,6 +58,9 @@ class CLIPConfig:
     Attributes:
         image_size, channels: input geometry (views are made at ``image_size``).
         embed_dim: dimension of the shared image–text space (the towers' projections).
+        text_projection: ``"linear"`` (learned) or ``"identity"``: the text tower's own space
+            is the shared one (``embed_dim`` becomes its width) and only the image side learns
+            to map into it, so a pre-trained text tower's geometry is kept whole.
         loss: ``"clip"`` (symmetric InfoNCE, softmax over the batch) or ``"siglip"``
             (pairwise sigmoid).
         temperature: the starting temperature (CLIP: 0.07; SigLIP: 0.1, a scale of 10).
@@ -89,6 +92,7 @@ class CLIPConfig:
     image_size: int = 64
     channels: int = 3
     embed_dim: int = 128
+    text_projection: str = "linear"
     loss: str = "clip"
     temperature: float = 0.07
     learn_temperature: bool = True
@@ -152,8 +156,17 @@ class CLIP(Recipe):
             )
         self.encoder = encoder
         self.text_encoder = text_encoder
-        self.image_proj = nn.Linear(int(encoder.out_dim), c.embed_dim, bias=False)
-        self.text_proj = nn.Linear(int(text_encoder.out_dim), c.embed_dim, bias=False)
+        if c.text_projection not in ("linear", "identity"):
+            raise ValueError(
+                f"text_projection must be 'linear' or 'identity', got {c.text_projection!r}."
+            )
+        dim = int(text_encoder.out_dim) if c.text_projection == "identity" else c.embed_dim
+        self.image_proj = nn.Linear(int(encoder.out_dim), dim, bias=False)
+        self.text_proj = nn.Linear(int(text_encoder.out_dim), dim, bias=False)
+        if c.text_projection == "identity":  # a fixed identity: texts stay where they are
+            with torch.no_grad():
+                self.text_proj.weight.copy_(torch.eye(dim))
+            self.text_proj.weight.requires_grad_(False)
         log_scale = torch.tensor(math.log(1 / c.temperature))
         self.log_scale = nn.Parameter(log_scale, requires_grad=c.learn_temperature)
         self.bias = nn.Parameter(torch.tensor(float(c.bias)), requires_grad=c.loss == "siglip")
@@ -404,7 +417,7 @@ def export_towers(recipe: CLIP, out_dir: str | os.PathLike, image_name: str) -> 
         "loss": c.loss,
         "image_size": c.image_size,
         "channels": c.channels,
-        "embed_dim": c.embed_dim,
+        "embed_dim": int(recipe.image_proj.weight.shape[0]),
         "temperature": float(recipe.temperature.detach()),
         "sha256": file_sha256(out / MODEL_FILES[1]),
     }
