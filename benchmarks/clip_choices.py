@@ -52,7 +52,8 @@ def main() -> None:
         rc = cfg["recipe"]
         what = (
             f"lock_image={rc['lock_image']} lock_text={rc['lock_text']} "
-            f"unlock_image_blocks={rc['unlock_image_blocks']} loss={rc['loss']} "
+            f"unlock_image_blocks={rc['unlock_image_blocks']} "
+            f"text_projection={rc.get('text_projection', 'linear')} loss={rc['loss']} "
             f"epochs={cfg['train']['epochs']}"
         )
         score = (f["i2t"] + f["t2i"]) / 2

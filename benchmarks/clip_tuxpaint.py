@@ -43,9 +43,13 @@ CHOSEN = {
         "lock_image": True,
         "lock_text": True,
         "crop_scale": [1.0, 1.0],
+        "text_projection": "identity",
     },
     "train": {"epochs": 10, "batch_size": 256, "max_minutes": 20.0},
-    "eval": {"report_maps": ["tsne"]},
+    "eval": {
+        "report_maps": ["tsne"],
+        "zero_shot_templates": ["a clip art of a {}.", "a drawing of a {}.", "an icon of a {}."],
+    },
 }
 
 
