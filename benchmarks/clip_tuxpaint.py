@@ -27,11 +27,12 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import statistics
 import time
 from pathlib import Path
 
 import torch
+
+from _timing import latencies
 
 #: the configuration chosen on the openclipart validation split (see RESULTS.md)
 CHOSEN = {
@@ -94,18 +95,10 @@ def search_latency(run_dir: Path, queries: int) -> None:
     captions = sorted(set(load_tuxpaint(image_size=16).captions))
     g = torch.Generator().manual_seed(0)
     picked = [captions[i] for i in torch.randperm(len(captions), generator=g)[:queries].tolist()]
-    search.search([picked[0]], k=5)  # warm-up
-    times = []
-    for q in picked:
-        t1 = time.perf_counter()
-        search.search([q], k=5)
-        times.append((time.perf_counter() - t1) * 1e3)
-    times.sort()
-    p95 = times[int(0.95 * (len(times) - 1))]
+    median, p95, worst = latencies(lambda q: search.search([q], k=5), picked)
     print(
         f"text→image search over {len(built)} images, {len(picked)} Tux Paint captions one at "
-        f"a time (encode + top-5): median {statistics.median(times):.1f} ms, p95 {p95:.1f} ms, "
-        f"max {times[-1]:.1f} ms"
+        f"a time (encode + top-5): median {median:.1f} ms, p95 {p95:.1f} ms, max {worst:.1f} ms"
     )
 
 

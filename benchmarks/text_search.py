@@ -13,11 +13,12 @@ from __future__ import annotations
 import argparse
 import platform
 import random
-import statistics
 import time
+from functools import partial
 
 import torch
 
+from _timing import latencies
 from contrastkit.data.text import load_movie_snippets
 from contrastkit.encoders.text import minilm
 from contrastkit.index import EmbeddingIndex, SemanticSearch
@@ -46,17 +47,10 @@ def main() -> None:
         index.add(corpus, ids=data.ids, texts=data.texts)
         build = time.time() - t1
         search = SemanticSearch(lambda t: enc.encode(t), index)
-        search.search(queries[0], k=10)  # warm-up
-        times = []
-        for q in queries:
-            t2 = time.perf_counter()
-            search.search(q, k=10)
-            times.append((time.perf_counter() - t2) * 1e3)
-        times.sort()
-        p95 = times[int(0.95 * (len(times) - 1))]
+        median, p95, worst = latencies(partial(search.search, k=10), queries)
         print(
             f"{backend:<8} index built in {build:.2f} s; per query (encode + top-10): median "
-            f"{statistics.median(times):.1f} ms, p95 {p95:.1f} ms, max {times[-1]:.1f} ms"
+            f"{median:.1f} ms, p95 {p95:.1f} ms, max {worst:.1f} ms"
         )
         index.save(f"{args.out}/{backend}")
 
