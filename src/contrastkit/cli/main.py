@@ -855,7 +855,7 @@ _TEMPLATES_OPTION = typer.Option(
     None,
     "--templates",
     metavar="TEXT",
-    help="A prompt with {} for the class name; repeat for several (default: 8 templates).",
+    help="A prompt with {} for the class name; repeat for several (default: an ensemble of 5).",
     show_default=False,
 )
 
