@@ -247,9 +247,10 @@ def evaluate_image_text(
     bf16: bool = False,
     seed: int = 0,
     random_baseline: bool = True,
-) -> tuple[Any, Any, dict[str, Any], Tensor]:
+) -> tuple[Any, Any, dict[str, Any], tuple[Tensor, Tensor]]:
     """Evaluate a trained ``clip`` recipe on ``test`` (and ``val``): returns (test result,
-    validation result, zero-shot figures or {}, test image embeddings).
+    validation result, zero-shot figures or {}, (test image embeddings, test caption
+    embeddings)).
 
     Args:
         recipe: the trained :class:`~contrastkit.recipes.clip.CLIP`.
@@ -336,11 +337,11 @@ def evaluate_image_text(
             )
             zero_shot["baseline"] = {k: v for k, v in b.items() if k != "confusion_matrix"}
             zero_shot["baseline_name"] = "frozen towers + linear map"
-    return results["test"], results["val"], zero_shot, emb["test"][0]
+    return results["test"], results["val"], zero_shot, emb["test"]
 
 
 def report_grids(
-    model: Any, rows: Any, image_emb: Tensor, text_emb: Tensor, samples: int = 6, seed: int = 0
+    rows: Any, image_emb: Tensor, text_emb: Tensor, samples: int = 6, seed: int = 0
 ) -> dict[str, Any]:
     """What the report's retrieval grids show: for ``samples`` captions (seeded) the top-5
     images, for ``samples`` images the top-5 captions; hits marked."""
@@ -358,9 +359,10 @@ def report_grids(
                 "hits": [bool(ids[j] == ids[i]) for j in order],
             }
         )
-    unique = torch.unique(ids, return_inverse=False)
-    first = {int(t): int(torch.nonzero(ids == t)[0]) for t in unique}
-    cap_rows = list(first.values())
+    first: dict[int, int] = {}  # one row per distinct caption
+    for i, t in enumerate(ids.tolist()):
+        first.setdefault(t, i)
+    cap_rows = sorted(first.values())
     i2t = []
     for i in pick:
         sims = text_emb[cap_rows] @ image_emb[i]

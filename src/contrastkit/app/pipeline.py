@@ -674,7 +674,7 @@ def _image_text_results(
 
     bf16 = trainer.precision == "bf16"
     test = data.test
-    result, val_result, zero_shot, image_emb = evaluate_image_text(
+    result, val_result, zero_shot, (image_emb, text_emb) = evaluate_image_text(
         recipe,
         frozen,
         train,
@@ -710,11 +710,8 @@ def _image_text_results(
     if not cfg.eval.report:
         return
     from contrastkit.evaluate.report import write_report
-    from contrastkit.recipes.clip import ImageTextModel
 
-    model = ImageTextModel.from_recipe(recipe)
-    text_emb = model.embed_texts(test.captions, bf16=bf16)
-    grids = report_grids(model, test, image_emb, text_emb, seed=cfg.train.seed)
+    grids = report_grids(test, image_emb, text_emb, seed=cfg.train.seed)
     metrics: dict[str, Any] = dict(line.split(": ", 1) for line in lines if ": " in line)
     metrics.update(
         {

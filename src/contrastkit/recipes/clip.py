@@ -247,16 +247,14 @@ class CLIP(Recipe):
 
     def _locked_text(self, texts: list[str], indices: Tensor) -> Tensor:
         """(B, D_t) float features of the locked text tower, cached by training row."""
-        keys = indices.cpu().long().tolist()
-        todo = [i for i, k in enumerate(keys) if k not in self._text_features]
-        if todo:
-            with torch.no_grad():
-                device = next(self.text_encoder.parameters()).device
-                ids = self.text_encoder.tokenize([texts[i] for i in todo]).to(device)
-                feats = self.text_encoder(ids).float().cpu()
-            for i, f in zip(todo, feats):
-                self._text_features[keys[i]] = f
-        return torch.stack([self._text_features[k] for k in keys])
+
+        def embed(rows: list[int]) -> Tensor:
+            device = next(self.text_encoder.parameters()).device
+            return self.text_encoder(
+                self.text_encoder.tokenize([texts[i] for i in rows]).to(device)
+            )
+
+        return _cached(self._text_features, indices.cpu().long().tolist(), embed)
 
     @staticmethod
     def _flipped(x: Tensor, flips: Tensor) -> Tensor:
@@ -270,15 +268,13 @@ class CLIP(Recipe):
     def _locked_features(self, images: Tensor, indices: Tensor, flips: Tensor) -> Tensor:
         """(B, D_i) features of the locked image tower for the resized rows, ``flips`` of
         them flipped: from the cache where they are, computed (and kept) otherwise."""
+
+        def embed(rows: list[int]) -> Tensor:
+            x = self._flipped(self._resize(images[rows]), flips[rows])
+            return self.encoder(x.to(next(self.encoder.parameters()).dtype))
+
         keys = (indices.cpu().long() * 2 + flips.long()).tolist()
-        todo = [i for i, k in enumerate(keys) if k not in self._features]
-        if todo:
-            x = self._flipped(self._resize(images[todo]), flips[todo])
-            x = x.to(next(self.encoder.parameters()).dtype)
-            feats = self.encoder(x).float().cpu()
-            for i, f in zip(todo, feats):
-                self._features[keys[i]] = f
-        return torch.stack([self._features[k] for k in keys]).to(images.device)
+        return _cached(self._features, keys, embed).to(images.device)
 
     def _resize(self, images: Tensor) -> Tensor:
         x = to_float_images(images)
@@ -328,6 +324,18 @@ class CLIP(Recipe):
         if self.config.loss == "siglip":
             metrics["bias"] = float(self.bias.detach())
         return LossOutput(loss=loss, embeddings=image.detach(), metrics=metrics)
+
+
+def _cached(cache: dict[int, Tensor], keys: list[int], embed: Any) -> Tensor:
+    """(B, D) float32 CPU rows of ``cache`` for ``keys``; the rows missing are computed by
+    ``embed(positions of the missing keys)`` without gradient, and kept."""
+    todo = [i for i, k in enumerate(keys) if k not in cache]
+    if todo:
+        with torch.no_grad():
+            feats = embed(todo).float().cpu()
+        for i, f in zip(todo, feats):
+            cache[keys[i]] = f
+    return torch.stack([cache[k] for k in keys])
 
 
 # ---------------------------------------------------------------------------------------------
