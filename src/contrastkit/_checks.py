@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import sys
 import warnings
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -31,6 +32,7 @@ __all__ = [
     "has_no_negatives",
     "has_no_positives",
     "label_problems",
+    "require_extra",
     "reset_degenerate_warnings",
     "warn_degenerate",
     "warn_label_problems",
@@ -349,3 +351,22 @@ def label_problems(qids: Tensor, kids: Tensor | None) -> list[str]:
     """
     flags = torch.stack([has_no_negatives(qids, kids), has_no_positives(qids, kids)]).tolist()
     return [p for p, bad in zip((NO_NEGATIVES, NO_POSITIVES), flags, strict=True) if bad]
+
+
+def require_extra(module: str, extra: str, what: str) -> Any:
+    """Import ``module``, or raise an ImportError that names the install command of the
+    package's ``extra`` (``what``: what needs it, in words).
+
+    Example:
+        >>> require_extra("math", "graph", "graphs").sqrt(4.0)
+        2.0
+    """
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as err:
+        raise ImportError(
+            f"{what}: {module.split('.')[0]} is not installed; pip install "
+            f"\"contrastkit[{extra}]\" brings it ({err})."
+        ) from None

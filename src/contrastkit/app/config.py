@@ -102,10 +102,22 @@ class DataConfig:
             ``positive`` / ``negative`` columns).
         val_size: rows held out of the training split for validation (the kNN monitor, the
             choice of k, text evaluation); a fraction if < 1.
+        smiles_column: graph recipes on a CSV/TSV of molecules: the SMILES column.
+        label_column: graph recipes on a CSV/TSV of molecules: the label column ("" guesses
+            it when one other column can be it).
+        split: graph recipes on molecules: ``scaffold`` (Bemis–Murcko scaffolds, 80/10/10,
+            as MoleculeNet) or ``random`` (80/10/10, seeded by ``train.seed``).
+
+    Graph recipes (``graphcl``, ``infograph``, ``grace``) take ``mutag``, ``b3db``,
+    ``karate``, a TU-format folder, a CSV/TSV of SMILES, or an edge list (``edges.txt``, or a
+    folder holding it with ``features.txt`` and ``labels.txt``).
     """
 
     name: str = "digits"
     val_size: float = 0.1
+    smiles_column: str = "smiles"
+    label_column: str = ""
+    split: str = "scaffold"
 
     def __post_init__(self) -> None:
         if not (
@@ -114,6 +126,10 @@ class DataConfig:
             raise ConfigError(
                 f"data.val_size must be a fraction in (0, 1) or a whole number of rows ≥ 1, "
                 f"got {self.val_size!r}; e.g. --val-size 0.1."
+            )
+        if self.split not in ("scaffold", "random"):
+            raise ConfigError(
+                f"data.split must be scaffold or random, got {self.split!r}; e.g. --split random."
             )
 
 
@@ -125,7 +141,8 @@ class ModelConfig:
         encoder: ``resnet18``/``34``/``50``, ``small_cnn`` or ``mlp``; for text recipes
             ``minilm``, ``small_text`` (a small Transformer), ``small_bag`` (SIF-weighted bag
             of word embeddings, for documents), or a local Hugging Face / exported encoder
-            folder.
+            folder; for graph recipes ``gin`` (graphcl, infograph) or ``gcn`` (grace), which
+            they use when this is left at resnet18.
         width: channel multiplier (ResNet) or width (SmallCNN: width × 128 channels); text
             encoders from scratch: the model dimension when > 1.
         small_input: the ResNet stem for small images (None: images of ≤ 64 px).
@@ -137,6 +154,9 @@ class ModelConfig:
             the image tower: ``efficientnet_lite0`` with ImageNet weights, ``resnet18``,
             ``small_cnn``).
         text_width: image–text recipes: the model dimension of a ``small_text`` tower.
+        layers: graph encoders (``gin``, ``gcn``): message-passing layers (0: the encoder's
+            default, 5 for GIN as in GraphCL, 2 for GCN as in GRACE); their hidden width is
+            ``width`` when > 1 (else GIN 32, GCN 128).
     """
 
     encoder: str = "resnet18"
@@ -146,12 +166,18 @@ class ModelConfig:
     max_length: int = 128
     text_encoder: str = "minilm"
     text_width: float = 256
+    layers: int = 0
 
     def __post_init__(self) -> None:
         if not 0 < self.width <= 65536:
             raise ConfigError(
                 f"model.width must be a positive number (a channel multiplier such as 0.25, or "
                 f"a text model's dimension such as 256), got {self.width!r}."
+            )
+        if not 0 <= self.layers <= 1000:
+            raise ConfigError(
+                f"model.layers must be a number of layers in 0..1000 (0: the encoder's "
+                f"default), got {self.layers!r}; e.g. --layers 5."
             )
         if not 1 <= self.max_length <= 1_000_000:
             raise ConfigError(

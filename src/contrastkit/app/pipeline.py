@@ -196,7 +196,25 @@ def _build_image_text(cfg: RunConfig, train: Any, data: Any) -> tuple[RunConfig,
 
 
 def _no_baseline(*rows: Any) -> tuple[str, list[Tensor]]:
-    raise NotImplementedError("image–text runs are evaluated by app.image_text")
+    raise NotImplementedError("image–text and graph runs are evaluated by their app module")
+
+
+# ------------------------------------------------------------------------ graphs, nodes
+def _load_graphs(name: str, cfg: RunConfig | None = None) -> Any:
+    from contrastkit.app.graph import load_graph_splits
+
+    return load_graph_splits(name, cfg)
+
+
+def _build_graph(cfg: RunConfig, train: Any, data: Any) -> tuple[RunConfig, Any, str]:
+    from contrastkit.app.graph import build_graph_recipe
+
+    return build_graph_recipe(cfg, train, data)
+
+
+def _graph_rows(rows: Any) -> dict[str, Any]:
+    smiles = getattr(rows, "smiles", None)
+    return {"texts": list(smiles)} if smiles else {}
 
 
 MODALITIES: dict[str, Modality] = {
@@ -225,6 +243,24 @@ MODALITIES: dict[str, Modality] = {
         lambda rows: {"images": rows.images},
         frozen_baseline=lambda cfg: True,
         rows_word="pairs",
+    ),
+    "graph": Modality(
+        "graph",
+        _load_graphs,
+        _build_graph,
+        _no_baseline,
+        _graph_rows,
+        frozen_baseline=lambda cfg: True,
+        rows_word="graphs",
+    ),
+    "node": Modality(
+        "node",
+        _load_graphs,
+        _build_graph,
+        _no_baseline,
+        lambda rows: {},
+        frozen_baseline=lambda cfg: True,
+        rows_word="nodes",
     ),
 }
 
@@ -554,7 +590,14 @@ def run(cfg: RunConfig, resume: bool = False, overwrite: bool = False) -> dict[s
     check_out_dir(cfg.train.out_dir, resume=resume, overwrite=overwrite)
     torch.manual_seed(cfg.train.seed)
     data = modality.load(cfg.data.name, cfg)
-    train, val = split_validation(data.train, cfg.data.val_size, cfg.train.seed)
+    if getattr(data, "val", None) is not None:  # the loader's own split (molecules: scaffolds)
+        train, val = data.train, data.val
+    elif modality.name in ("graph", "node") and data.protocol != "molecule":
+        # self-supervised on every graph (node), as GraphCL and GRACE; the evaluation is
+        # cross-validated, each fold choosing its own C
+        train, val = data.train, None
+    else:
+        train, val = split_validation(data.train, cfg.data.val_size, cfg.train.seed)
     cfg = fit_batch_size(cfg, len(train), modality.rows_word)
     cfg, recipe, encoder_name = modality.build(cfg, train, data)
     classes = int(torch.unique(train.labels).numel()) if train.labels is not None else 0
@@ -575,15 +618,18 @@ def run(cfg: RunConfig, resume: bool = False, overwrite: bool = False) -> dict[s
         frozen = copy.deepcopy(recipe.encoder).eval()
         if modality.name == "image_text":  # both towers
             frozen = (frozen, copy.deepcopy(recipe.text_encoder).eval())
-    # a kNN on one class means nothing; image–text runs are judged by retrieval
-    monitor = (train, val) if classes > 1 and modality.name != "image_text" else None
+    # a kNN on one class means nothing; image–text runs are judged by retrieval, graph runs
+    # by their own protocols
+    monitor = (train, val) if classes > 1 and modality.name in ("image", "text") else None
     trainer = Trainer(recipe, train, cfg.train, monitor=monitor, encoder_name=encoder_name)
     history = trainer.fit(resume=resume)
     train_seconds = time.time() - t_start
     if not trainer.is_main:  # evaluation, report and results.json belong to process 0
         return {"train_seconds": train_seconds, "history": history, "rank": trainer.rank}
     test = data.test if data.test is not None and data.test.labels is not None else None
-    counts = {"train": len(train), "val": len(val)}
+    counts = {"train": len(train)}
+    if val is not None:
+        counts["val"] = len(val)
     if test is not None:
         counts["test"] = len(test)
     results: dict[str, Any] = {
@@ -604,6 +650,8 @@ def run(cfg: RunConfig, resume: bool = False, overwrite: bool = False) -> dict[s
         export_towers(recipe, cfg.train.out_dir, encoder_name)
     if modality.name == "image_text" and protocol is not None:
         _image_text_results(cfg, recipe, frozen, data, train, val, trainer, results)
+    elif modality.name in ("graph", "node") and protocol is not None:
+        _graph_results(cfg, recipe, frozen, data, train, val, trainer, results)
     elif protocol is None:
         why = "one class only" if classes == 1 else "no labels or pairs to evaluate with"
         results["summary"] = [
@@ -744,6 +792,62 @@ def _image_text_results(
             maps=cfg.eval.report_maps,
             seed=cfg.train.seed,
             retrieval_grids=grids,
+        )
+    )
+
+
+def _graph_results(
+    cfg: RunConfig,
+    recipe: Any,
+    frozen: Any,
+    data: Any,
+    train: Any,
+    val: Any,
+    trainer: Trainer,
+    results: dict[str, Any],
+) -> None:
+    """Evaluate a graph or node run (:func:`~contrastkit.app.graph.evaluate_graph_run`):
+    cross-validated SVM accuracy (TU graphs, nodes) or scaffold-split probe ROC-AUC
+    (molecules), baselines beside it; fill ``results`` and write the report."""
+    from contrastkit.app.graph import evaluate_graph_run
+    from contrastkit.evaluate.report import write_report
+
+    result, features, rows = evaluate_graph_run(
+        recipe.encoder, frozen, data, train, val, seed=cfg.train.seed
+    )
+    results["evaluation"] = result.to_dict()
+    lines = result.format().splitlines()
+    if data.note:
+        lines.append(data.note)
+    results["summary"] = lines
+    if not cfg.eval.report:
+        return
+    metrics: dict[str, Any] = dict(line.split(": ", 1) for line in lines if ": " in line)
+    metrics.update(
+        {
+            "recipe": cfg.recipe.name,
+            "data": f"{data.name} ({len(rows)} {'evaluated ' if result.split == 'test' else ''}"
+            f"{'nodes' if hasattr(rows, 'graph') else 'graphs'})",
+            "encoder": getattr(recipe.encoder, "config", cfg.model.encoder),
+            "epochs": trainer.epoch,
+            "precision": trainer.precision,
+        }
+    )
+    labels = rows.labels
+    if labels is not None and len(labels) != len(features):  # nodes: the labelled ones
+        labels = labels[labels >= 0]
+    results["report"] = str(
+        write_report(
+            Path(cfg.train.out_dir) / "report.html",
+            title=f"contrastkit {cfg.recipe.name} on {data.name}",
+            metrics=metrics,
+            history=results["history"],
+            features=features,
+            labels=labels,
+            classes=getattr(rows, "classes", None) or None,
+            maps=cfg.eval.report_maps,
+            seed=cfg.train.seed,
+            **MODALITIES[cfg.modality].report_rows(rows),
         )
     )
 

@@ -22,6 +22,31 @@ from contrastkit.encoders.text import (
     word_weights,
 )
 
+
+def gin(**config) -> nn.Module:
+    """Build :class:`contrastkit.encoders.graph.GIN` (imports torch_geometric only when called).
+
+    Example:
+        >>> gin(in_dim=7, hidden=16, layers=3).out_dim
+        48
+    """
+    from contrastkit.encoders.graph import GIN
+
+    return GIN(**config)
+
+
+def gcn(**config) -> nn.Module:
+    """Build :class:`contrastkit.encoders.graph.GCN` (imports torch_geometric only when called).
+
+    Example:
+        >>> gcn(in_dim=7, hidden=32, out_dim=16).out_dim
+        16
+    """
+    from contrastkit.encoders.graph import GCN
+
+    return GCN(**config)
+
+
 ENCODERS = {
     "resnet18": resnet18,
     "resnet34": resnet34,
@@ -32,6 +57,8 @@ ENCODERS = {
     "hf_text": HFTextEncoder,
     "small_text": SmallTextEncoder,
     "minilm": minilm,
+    "gin": gin,
+    "gcn": gcn,
 }
 
 
@@ -66,6 +93,8 @@ __all__ = [
     "WordVocab",
     "build_encoder",
     "build_vocab",
+    "gcn",
+    "gin",
     "minilm",
     "minilm_path",
     "resnet18",

@@ -22,6 +22,7 @@ from contrastkit.losses.info_nce import (
     nt_xent,
     sup_con,
 )
+from contrastkit.losses.local_global import LocalGlobalJSDLoss, local_global_jsd
 from contrastkit.losses.n_pair import NPairLoss, n_pair
 from contrastkit.losses.negative_cosine import NegativeCosineLoss, negative_cosine
 from contrastkit.losses.sigmoid_pairwise import SigmoidPairwiseLoss, sigmoid_pairwise
@@ -37,6 +38,7 @@ __all__ = [
     "DegenerateBatchWarning",
     "HardNegativeInfoNCELoss",
     "InfoNCELoss",
+    "LocalGlobalJSDLoss",
     "NPairLoss",
     "NTXentLoss",
     "NegativeCosineLoss",
@@ -51,6 +53,7 @@ __all__ = [
     "dino",
     "hard_negative_info_nce",
     "info_nce",
+    "local_global_jsd",
     "n_pair",
     "negative_cosine",
     "nt_xent",

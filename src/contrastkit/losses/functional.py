@@ -10,6 +10,7 @@ from contrastkit.losses.debiased_info_nce import debiased_info_nce
 from contrastkit.losses.dino import dino, update_center
 from contrastkit.losses.hard_negative_info_nce import hard_negative_info_nce
 from contrastkit.losses.info_nce import info_nce, nt_xent, sup_con
+from contrastkit.losses.local_global import local_global_jsd
 from contrastkit.losses.n_pair import n_pair
 from contrastkit.losses.negative_cosine import negative_cosine
 from contrastkit.losses.sigmoid_pairwise import sigmoid_pairwise
@@ -24,6 +25,7 @@ __all__ = [
     "dino",
     "hard_negative_info_nce",
     "info_nce",
+    "local_global_jsd",
     "n_pair",
     "negative_cosine",
     "nt_xent",

@@ -4,6 +4,9 @@ from contrastkit.recipes.barlow_twins import BarlowTwins, BarlowTwinsConfig
 from contrastkit.recipes.byol import BYOL, BYOLConfig
 from contrastkit.recipes.clip import CLIP, CLIPConfig
 from contrastkit.recipes.dino import DINO, DINOConfig
+from contrastkit.recipes.grace import GRACE, GRACEConfig
+from contrastkit.recipes.graphcl import GraphCL, GraphCLConfig
+from contrastkit.recipes.infograph import InfoGraph, InfoGraphConfig
 from contrastkit.recipes.moco import MoCo, MoCoConfig
 from contrastkit.recipes.mocov3 import MoCoV3, MoCoV3Config
 from contrastkit.recipes.nnclr import NNCLR, NNCLRConfig
@@ -34,12 +37,16 @@ RECIPES = {
     "simcse": (SimCSE, SimCSEConfig),
     "text_supcon": (TextSupCon, TextSupConConfig),
     "clip": (CLIP, CLIPConfig),
+    "graphcl": (GraphCL, GraphCLConfig),
+    "infograph": (InfoGraph, InfoGraphConfig),
+    "grace": (GRACE, GRACEConfig),
 }
 
 __all__ = [
     "BYOL",
     "CLIP",
     "DINO",
+    "GRACE",
     "NNCLR",
     "RECIPES",
     "BYOLConfig",
@@ -47,6 +54,11 @@ __all__ = [
     "BarlowTwinsConfig",
     "CLIPConfig",
     "DINOConfig",
+    "GRACEConfig",
+    "GraphCL",
+    "GraphCLConfig",
+    "InfoGraph",
+    "InfoGraphConfig",
     "LossOutput",
     "MoCo",
     "MoCoConfig",
