@@ -167,8 +167,6 @@ def test_svm_cv_errors_name_the_fix():
         svm_cv(x, [0] * 8 + [1] * 2, folds=5)
     with pytest.raises(ValueError, match="single class"):
         svm_cv(x, [0] * 10)
-    with pytest.raises(ValueError, match="kernel='precomputed'"):
-        svm_cv([np.eye(10), np.eye(10)], [0, 1] * 5, folds=2)
     with pytest.raises(ValueError, match=r"\(N, N\)"):
         svm_cv(np.zeros((10, 9)), [0, 1] * 5, kernel="precomputed", folds=2)
     with pytest.raises(ValueError, match="kernel"):
@@ -291,3 +289,13 @@ def test_label_fraction_subset_is_stratified_and_seeded():
     assert len(label_fraction_subset(y, 1.0, seed=0)) == 100
     with pytest.raises(ValueError, match="fraction"):
         label_fraction_subset(y, 0.0, seed=0)
+
+
+def test_svm_cv_chooses_among_feature_matrices_inside_the_training_folds():
+    rng = np.random.default_rng(0)
+    y = np.r_[[0] * 30, [1] * 30]
+    noise = rng.normal(size=(60, 3))
+    informative = rng.normal(size=(60, 3)) + 4 * y[:, None]
+    for kernel in ("linear", "rbf"):
+        r = svm_cv([noise, informative], y, folds=5, seeds=(0,), Cs=(1.0,), kernel=kernel)
+        assert r["kernels_chosen"] == {1: 5} and r["accuracy"] == 1.0

@@ -95,17 +95,24 @@ def _kernel_blocks(
             blocks.append(lambda tr, rows, k=k: k[np.ix_(rows, tr)])
         return blocks, n_labels
     if isinstance(features, (list, tuple)) and features and np.ndim(features[0]) == 2:
-        raise ValueError(
-            "a list of matrices is only accepted with kernel='precomputed' (one (N, N) kernel "
-            "matrix each); pass kernel='precomputed'."
-        )
-    x = _as_numpy(features, "features").astype(np.float64)
+        # several feature matrices: candidates, the one used chosen in each inner CV
+        blocks = [_feature_block(f, kernel, standardize, n_labels, f"features {i}")
+                  for i, f in enumerate(features)]  # fmt: skip
+        return blocks, n_labels
+    return [_feature_block(features, kernel, standardize, n_labels, "features")], n_labels
+
+
+def _feature_block(
+    features: Any, kernel: str, standardize: bool, n_labels: int, name: str
+) -> _Block:
+    """The linear or RBF kernel of one (N, D) feature matrix as a block function."""
+    x = _as_numpy(features, name).astype(np.float64)
     if x.ndim != 2:
-        raise ValueError(f"features must be (N, D), got shape {x.shape}; flatten them first.")
+        raise ValueError(f"{name} must be (N, D), got shape {x.shape}; flatten them first.")
     if x.shape[0] != n_labels:
-        raise ValueError(f"features has {x.shape[0]} rows but labels has {n_labels}.")
+        raise ValueError(f"{name} has {x.shape[0]} rows but labels has {n_labels}.")
     if not np.isfinite(x).all():
-        raise ValueError("features hold NaN or inf values; fix the embeddings first.")
+        raise ValueError(f"{name} hold NaN or inf values; fix the embeddings first.")
 
     def prep(tr: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         a, b = x[rows], x[tr]
@@ -121,9 +128,9 @@ def _kernel_blocks(
 
     if kernel == "linear":
         if standardize:
-            return [linear], x.shape[0]
+            return linear
         gram = x @ x.T
-        return [lambda tr, rows: gram[np.ix_(rows, tr)]], x.shape[0]
+        return lambda tr, rows: gram[np.ix_(rows, tr)]
 
     def rbf(tr: np.ndarray, rows: np.ndarray) -> np.ndarray:
         a, b = prep(tr, rows)
@@ -132,7 +139,7 @@ def _kernel_blocks(
         d2 = (a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2.0 * a @ b.T
         return np.exp(-gamma * np.maximum(d2, 0.0))
 
-    return [rbf], x.shape[0]
+    return rbf
 
 
 def svm_cv(
@@ -160,8 +167,10 @@ def svm_cv(
     on the same rows, but computed once.
 
     Args:
-        features: (N, D) features for ``kernel`` "linear" or "rbf"; for ``"precomputed"`` an
-            (N, N) kernel matrix or a list of them (the index is chosen in the inner CV).
+        features: (N, D) features for ``kernel`` "linear" or "rbf", or a list of feature
+            matrices (candidates: which one is used is chosen with C in each inner CV, e.g.
+            encoders pre-trained with different views); for ``"precomputed"`` an (N, N)
+            kernel matrix or a list of them (the index is chosen in the inner CV).
         labels: (N,) class labels (any integers or strings).
         folds: outer folds; every class needs at least ``folds`` samples.
         seeds: one outer split per seed; results are averaged over seeds.
@@ -176,7 +185,7 @@ def svm_cv(
         ``{"accuracy": mean over seeds of the mean fold accuracy, "std": std over seeds of
         those means, "fold_std": mean over seeds of the std over folds, "per_seed": [...],
         "fold_accuracies": [[...] per seed], "Cs_chosen": {C: count}, "kernels_chosen":
-        {index: count} (precomputed lists only), "folds", "seeds", "kernel", "time_s"}``.
+        {index: count} (lists of candidates only), "folds", "seeds", "kernel", "time_s"}``.
 
     Example:
         >>> import numpy as np
