@@ -13,6 +13,7 @@ Example:
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from pathlib import Path
@@ -313,6 +314,15 @@ def _output_path(path: str | os.PathLike, suffixes: tuple[str, ...], flag: str) 
     return out
 
 
+def _graph_encoder(folder: str | os.PathLike) -> bool:
+    """Whether ``folder`` holds an exported graph encoder (gin, gcn)."""
+    meta = Path(folder) / "encoder.json"
+    try:
+        return json.loads(meta.read_text()).get("encoder") in ("gin", "gcn")
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
 def embed_dataset(
     encoder_dir: str | os.PathLike,
     data: str,
@@ -332,7 +342,10 @@ def embed_dataset(
     ``column``): every text, embedded by ``minilm``, a folder written by ``contrastkit train``
     on texts or a Hugging Face folder (``max_length`` tokens); ids are those of
     :func:`contrastkit.app.text.read_texts` (line numbers of a .txt, a table's ``id`` column or
-    row numbers). The output path is checked before any work.
+    row numbers). Graphs (an encoder trained by a graph recipe: ``mutag``, ``b3db``, a TU
+    folder, a CSV/TSV of SMILES in ``column``, an edge list): every graph (or one part of a
+    molecule split with ``split`` train/val/test), or every node of an edge list; ids are the
+    SMILES, the graph numbers or the node names. The output path is checked before any work.
     """
     import numpy as np
 
@@ -348,7 +361,13 @@ def embed_dataset(
                 "writing .parquet needs pyarrow: pip install 'contrastkit[parquet]' (or "
                 "pip install pyarrow), or write .npy instead."
             ) from None
-    if is_text_data(data):
+    if _graph_encoder(encoder_dir):
+        from contrastkit.app.graph import embed_graph_data
+
+        feats, ids, labels = embed_graph_data(
+            encoder_dir, data, split=split, smiles_column=column, device=device
+        )
+    elif is_text_data(data):
         from contrastkit.app.text import load_text_encoder, read_texts
 
         if split is not None:

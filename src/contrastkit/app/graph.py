@@ -35,7 +35,9 @@ from contrastkit.evaluate.protocols import ProtocolResult
 
 __all__ = [
     "GRAPH_ENCODERS",
+    "build_graph_encoder",
     "build_graph_recipe",
+    "embed_graph_data",
     "embed_graphs",
     "evaluate_graph_run",
     "load_graph_splits",
@@ -116,17 +118,36 @@ def build_graph_recipe(cfg: Any, train: Any, data: Any) -> tuple[Any, Any, str]:
     if node_level != hasattr(train, "graph"):
         what = "one graph's nodes (an edge list)" if node_level else "a set of graphs"
         got = "an edge list (one graph)" if hasattr(train, "graph") else "a set of graphs"
-        other = "graphcl or infograph" if hasattr(train, "graph") else "grace"
+        other = "grace" if hasattr(train, "graph") else "graphcl or infograph"
         raise ValueError(
             f"the {cfg.recipe.name} recipe trains on {what}, but {data.name} is {got}; use "
             f"--recipe {other}."
         )
+    _check_molecule_parts(data)
     encoder, name = build_graph_encoder(cfg, train)
     if node_level:
         recipe = cfg.recipe_class(encoder, cfg.recipe_config(), graph=train.graph)
     else:
         recipe = cfg.recipe_class(encoder, cfg.recipe_config())
     return cfg, recipe, name
+
+
+def _check_molecule_parts(data: Any) -> None:
+    """Before any training: a labelled molecule split needs both classes in every part (its
+    ROC-AUC is measured on the test part, the probe's C chosen on the validation part)."""
+    if getattr(data, "protocol", None) != "molecule" or data.train.labels is None:
+        return
+    for part in ("train", "val", "test"):
+        rows = getattr(data, part)
+        n = 0 if rows is None else len(rows)
+        classes = 0 if rows is None else int(torch.unique(rows.labels).numel())
+        if classes < 2:
+            raise ValueError(
+                f"the {part} part of {data.name} ({getattr(data, 'split', '')} split) holds "
+                f"{n} molecules of {classes} class(es), but ROC-AUC needs both classes in the "
+                "train, val and test parts; add molecules, or try --split random "
+                "(a scaffold split keeps whole scaffold groups together)."
+            )
 
 
 @torch.no_grad()
@@ -185,8 +206,8 @@ def evaluate_graph_run(
         )
         return result, feats[2], test
     # graph classification (every graph, cross-validated) or node classification
-    node_level = hasattr(data, "graph")
-    rows = data if node_level else data.train
+    rows = data.train
+    node_level = hasattr(rows, "graph")
     feats = embed_graphs(encoder, rows)
     labels = rows.labels
     kernels: dict[str, Any] = {}
@@ -210,3 +231,53 @@ def evaluate_graph_run(
         feats, labels, baselines=base, kernels=kernels, chance=_chance_accuracy(labels)
     )
     return result, feats, rows
+
+
+def embed_graph_data(
+    encoder_dir: Any,
+    data: str,
+    *,
+    split: str | None = None,
+    smiles_column: str = "smiles",
+    device: str = "cpu",
+) -> tuple[Any, Any, Any]:
+    """(features (N, D) float32 array, ids (N,), labels (N,) or None) of the graphs of
+    ``data`` embedded by the exported graph encoder in ``encoder_dir``.
+
+    ``split`` None embeds every graph (a molecule split's train, val and test parts in that
+    order) or every node of an edge list; ``train``/``val``/``test`` one part of a molecule
+    table's scaffold split (TU data has only ``train``). Ids are the SMILES of molecules, node names of an
+    edge list, else graph numbers.
+    """
+    import numpy as np
+
+    from contrastkit.data.graphs import load_graph_data
+    from contrastkit.train import load_encoder
+
+    encoder = load_encoder(encoder_dir, device=device)
+    loaded = load_graph_data(data, smiles_column=smiles_column)
+    if hasattr(loaded, "graph"):
+        if split is not None:
+            raise ValueError(
+                f"--split selects a part of a set of graphs; {data} is one graph, whose "
+                "every node is embedded: drop --split."
+            )
+        feats = embed_graphs(encoder, loaded, device=device).numpy()
+        labels = None if loaded.labels is None else loaded.labels.numpy()
+        return feats, np.array(loaded.node_names), labels
+    parts = {"train": loaded.train, "val": loaded.val, "test": loaded.test}
+    if split is not None and split not in parts:
+        raise ValueError(f"--split must be train, val or test for graphs, got {split!r}.")
+    if split is not None and parts[split] is None:
+        have = ", ".join(k for k, v in parts.items() if v is not None)
+        raise ValueError(f"{data} has no {split} part (it has {have}); choose one of those.")
+    chosen = [parts[split]] if split is not None else [p for p in parts.values() if p is not None]
+    feats = torch.cat([embed_graphs(encoder, p, device=device) for p in chosen]).numpy()
+    if all(p.smiles for p in chosen):
+        ids = np.array([s for p in chosen for s in p.smiles])
+    else:
+        ids = np.arange(len(feats))
+    labels = None
+    if all(p.labels is not None for p in chosen):
+        labels = torch.cat([p.labels for p in chosen]).numpy()
+    return feats, ids, labels

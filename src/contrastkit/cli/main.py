@@ -332,7 +332,7 @@ def _train(
     dist.init_from_env()  # under torchrun: join the process group (gloo on CPU, nccl on CUDA)
     try:
         results = run_experiment(cfg, resume=resume, overwrite=overwrite)
-    except (ValueError, OSError) as err:
+    except (ValueError, OSError, ImportError) as err:
         raise _error(err) from None
     except RuntimeError as err:  # SIGINT/SIGTERM stopped training: one line, 128 + signal
         from contrastkit.train import TrainingInterrupted
@@ -712,13 +712,15 @@ def embed(
         ...,
         metavar="DATA",
         help="Image data set name or folder, or texts: movie-snippets, a .txt (one text per "
-        "line) / .csv / .tsv / .jsonl file.",
+        "line) / .csv / .tsv / .jsonl file; with a graph encoder: mutag, b3db, a TU folder, a "
+        "CSV/TSV of SMILES (its --column) or an edge list.",
     ),
     out: str = typer.Option(..., "--out", metavar="FILE", help="Output .npy or .parquet file."),
     split: str = typer.Option(
         None,
         metavar="train|test",
-        help="The image split to embed (default: test). Texts are embedded whole.",
+        help="The image split to embed (default: test). Texts are embedded whole; graphs "
+        "too, unless train/val/test picks a part of a molecule split.",
         show_default=False,
     ),
     column: str = typer.Option("text", metavar="NAME", help="Text column of a table file."),

@@ -18,6 +18,10 @@ ranking            Recall@K, NDCG@K, training items excluded               popul
                                                                            chance
 anomaly            AUROC, AUPR (kNN cosine distance to normal train rows)  features; chance
 few_shot           N-way K-shot accuracy ± 95% CI (prototypes)             features; chance 1/N
+graph_             SVM accuracy, 10-fold CV × 5 seeds (C chosen inside     features; kernels
+classification     each training fold)                                     (WL); majority class
+molecule           probe ROC-AUC (C chosen on val), all and 10% labels     features (ECFP);
+                                                                           chance (0.5)
 =================  ======================================================  =====================
 
 Nothing is fitted or selected on the split the figures are on: kNN's k and the probe's
@@ -50,6 +54,7 @@ from contrastkit.evaluate.protocols.few_shot import (
     few_shot_episodes,
     prototype_accuracy,
 )
+from contrastkit.evaluate.protocols.graph import GraphClassificationProtocol, MoleculeProtocol
 from contrastkit.evaluate.protocols.ranking import RankingProtocol, interaction_pairs
 from contrastkit.evaluate.protocols.retrieval import RetrievalProtocol
 from contrastkit.evaluate.protocols.similarity import SimilarityProtocol
@@ -60,6 +65,8 @@ __all__ = [
     "ClassificationProtocol",
     "Episode",
     "FewShotProtocol",
+    "GraphClassificationProtocol",
+    "MoleculeProtocol",
     "Protocol",
     "ProtocolResult",
     "RankingProtocol",
@@ -82,6 +89,8 @@ PROTOCOLS: dict[str, type[Protocol]] = {
     "ranking": RankingProtocol,
     "anomaly": AnomalyProtocol,
     "few_shot": FewShotProtocol,
+    "graph_classification": GraphClassificationProtocol,
+    "molecule": MoleculeProtocol,
 }
 assert all(PROTOCOL_CLASSES[name] is cls for name, cls in PROTOCOLS.items())
 

@@ -74,12 +74,22 @@ class GraphClassificationProtocol(Protocol):
         return svm_cv(
             x,
             labels,
-            folds=self.folds,
+            folds=self._folds(labels),
             seeds=self.seeds,
             Cs=self.Cs,
             kernel=kind,
             inner_folds=self.inner_folds,
         )
+
+    def _folds(self, labels: np.ndarray) -> int:
+        """``folds``, lowered to the smallest class's count on small data (at least 2)."""
+        smallest = int(np.bincount(np.unique(labels, return_inverse=True)[1]).min())
+        if smallest < 2:
+            raise ValueError(
+                f"a class has {smallest} labelled row; cross-validation needs at least 2 of "
+                "every class: label more rows or drop the class."
+            )
+        return min(self.folds, smallest)
 
     @staticmethod
     def _figures(cv: dict[str, Any]) -> dict[str, float]:
@@ -116,7 +126,7 @@ class GraphClassificationProtocol(Protocol):
         others: dict[str, dict[str, float]] = {}
         details: dict[str, Any] = {
             "graphs": len(y),
-            "folds": self.folds,
+            "folds": self._folds(y),
             "seeds": list(self.seeds),
             "Cs": list(self.Cs),
             "kernel": self.kernel,
