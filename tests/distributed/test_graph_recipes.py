@@ -15,10 +15,10 @@ import copy
 
 import pytest
 import torch
-from contrastkit.data.graphs import GraphSet
 from torch_geometric.data import Batch, Data
 
 from contrastkit import distributed as dist
+from contrastkit.data.graphs import GraphSet
 from contrastkit.encoders.graph import GIN
 from contrastkit.recipes import GraphCL, GraphCLConfig
 from contrastkit.train import TrainConfig, Trainer, grad_cache_step
