@@ -368,5 +368,5 @@ def require_extra(module: str, extra: str, what: str) -> Any:
     except ImportError as err:
         raise ImportError(
             f"{what}: {module.split('.')[0]} is not installed; pip install "
-            f"\"contrastkit[{extra}]\" brings it ({err})."
+            f'"contrastkit[{extra}]" brings it ({err}).'
         ) from None
