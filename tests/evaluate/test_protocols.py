@@ -91,7 +91,16 @@ def _check_result(result: ProtocolResult, name: str, baseline_name: str) -> None
 
 def test_registry_names_and_errors():
     assert sorted(PROTOCOLS) == sorted(
-        ["classification", "retrieval", "similarity", "ranking", "anomaly", "few_shot"]
+        [
+            "classification",
+            "retrieval",
+            "similarity",
+            "ranking",
+            "anomaly",
+            "few_shot",
+            "graph_classification",
+            "molecule",
+        ]
     )
     for name, cls in PROTOCOLS.items():
         assert cls.name == name

@@ -20,7 +20,7 @@ Example:
     >>> from contrastkit.evaluate.protocols.graph import GraphClassificationProtocol
     >>> g = torch.Generator().manual_seed(0)
     >>> labels = torch.arange(40) % 2
-    >>> features = torch.randn(40, 4, generator=g) + 3 * labels[:, None]
+    >>> features = torch.randn(40, 4, generator=g) + 10 * labels[:, None]
     >>> p = GraphClassificationProtocol(folds=4, seeds=(0,), Cs=(1.0,), inner_folds=2)
     >>> p.evaluate(features, labels, chance=0.5).metrics["svm_accuracy"]
     1.0
