@@ -41,6 +41,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from _stats import mean_std
+
 WIDTH, LAYERS = 64, 5
 
 
@@ -180,10 +182,7 @@ def main() -> None:
             f"from-scratch {time.time() - t1:.0f} s, best epoch {scratch['epoch']}): "
             + " | ".join(f"{k} {v:.4f}" for k, v in row.items())
         )
-    figures = {
-        k: (statistics.mean(v), statistics.pstdev(v) if len(v) > 1 else 0.0)
-        for k, v in runs.items()
-    }
+    figures = mean_std(runs)
     print(f"\nB3DB, scaffold split, test ROC-AUC, mean ± std over {args.seeds} seeds:")
     for k, (m, s) in figures.items():
         print(f"  {k:36s} {m:.4f} ± {s:.4f}")

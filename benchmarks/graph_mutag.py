@@ -41,6 +41,8 @@ import time
 import numpy as np
 import torch
 
+from _stats import mean_std
+
 #: the paper's unsupervised TU setting (fixed before any run)
 PAPER = {
     "graphcl": {"lr": 0.02, "batch_size": 128, "epochs": 20},  # lr 0.01 at batch 128
@@ -152,10 +154,7 @@ def main() -> None:
             + f"  (pre-training {seconds:.1f} s)"
         )
 
-    figures = {
-        k: (statistics.mean(v), statistics.pstdev(v) if len(v) > 1 else 0.0)
-        for k, v in runs.items()
-    }
+    figures = mean_std(runs)
     print(f"\nMUTAG, 188 graphs, 10-fold SVM accuracy, mean ± std over {args.seeds} seeds:")
     for name, (m, s) in figures.items():
         print(f"  {name:52s} {m:.4f} ± {s:.4f}")

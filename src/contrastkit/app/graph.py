@@ -172,10 +172,6 @@ def embed_graphs(encoder: Any, rows: Any, *, batch_size: int = 256, device: Any 
     return torch.cat(out)
 
 
-def _chance_accuracy(labels: Tensor) -> float:
-    return float(torch.bincount(labels).max()) / len(labels)
-
-
 def evaluate_graph_run(
     encoder: Any, frozen: Any, data: Any, train: Any, val: Any, *, seed: int = 0
 ) -> tuple[ProtocolResult, Tensor, Any]:
@@ -223,12 +219,12 @@ def evaluate_graph_run(
 
         graphs = list(rows.graphs)
         if rows.num_node_labels:
-            kernels["WL subtree kernel"] = wl_kernel_matrices(graphs, iterations=(1, 2, 3, 4, 5))
+            kernels["WL subtree kernel"] = wl_kernel_matrices(graphs)  # h = 1..5
             base["node-label histograms"] = node_label_histograms(graphs, rows.num_node_labels)
         if frozen is not None:
             base["untrained encoder"] = embed_graphs(frozen, rows)
     result = GraphClassificationProtocol(seed=seed).evaluate(
-        feats, labels, baselines=base, kernels=kernels, chance=_chance_accuracy(labels)
+        feats, labels, baselines=base, kernels=kernels
     )
     return result, feats, rows
 
@@ -246,8 +242,8 @@ def embed_graph_data(
 
     ``split`` None embeds every graph (a molecule split's train, val and test parts in that
     order) or every node of an edge list; ``train``/``val``/``test`` one part of a molecule
-    table's scaffold split (TU data has only ``train``). Ids are the SMILES of molecules, node names of an
-    edge list, else graph numbers.
+    table's scaffold split (TU data has only ``train``). Ids are the SMILES of molecules, node
+    names of an edge list, else graph numbers.
     """
     import numpy as np
 

@@ -81,6 +81,9 @@ class Modality:
             baseline is fitted on the fit rows only (TF-IDF's vocabulary).
         report_rows: a row set → the keyword the report shows it with (``images=`` ...).
         frozen_baseline: also evaluate the untrained encoder (a pre-trained start).
+        holds_out_val: hold a validation split out of the training rows when the loader made
+            none; False trains on every row (graphs and nodes: self-supervised on everything,
+            evaluated by cross-validation that chooses inside each training fold).
     """
 
     name: str
@@ -90,6 +93,7 @@ class Modality:
     report_rows: Callable[[Any], dict[str, Any]]
     frozen_baseline: Callable[[RunConfig], bool] = lambda cfg: False
     rows_word: str = "rows"  # what a row is called in messages: "images", "texts"
+    holds_out_val: bool = True
 
 
 # ------------------------------------------------------------------------------- images
@@ -252,6 +256,7 @@ MODALITIES: dict[str, Modality] = {
         _graph_rows,
         frozen_baseline=lambda cfg: True,
         rows_word="graphs",
+        holds_out_val=False,
     ),
     "node": Modality(
         "node",
@@ -261,6 +266,7 @@ MODALITIES: dict[str, Modality] = {
         lambda rows: {},
         frozen_baseline=lambda cfg: True,
         rows_word="nodes",
+        holds_out_val=False,
     ),
 }
 
@@ -592,9 +598,7 @@ def run(cfg: RunConfig, resume: bool = False, overwrite: bool = False) -> dict[s
     data = modality.load(cfg.data.name, cfg)
     if getattr(data, "val", None) is not None:  # the loader's own split (molecules: scaffolds)
         train, val = data.train, data.val
-    elif modality.name in ("graph", "node") and data.protocol != "molecule":
-        # self-supervised on every graph (node), as GraphCL and GRACE; the evaluation is
-        # cross-validated, each fold choosing its own C
+    elif not modality.holds_out_val:
         train, val = data.train, None
     else:
         train, val = split_validation(data.train, cfg.data.val_size, cfg.train.seed)
@@ -705,6 +709,12 @@ def run(cfg: RunConfig, resume: bool = False, overwrite: bool = False) -> dict[s
     return results
 
 
+def _metric_rows(lines: list[str]) -> dict[str, Any]:
+    """The report's metrics table from summary lines: ``"name: figures"`` → {name: figures}
+    (a line without ``": "`` is left out)."""
+    return dict(line.split(": ", 1) for line in lines if ": " in line)
+
+
 def _image_text_results(
     cfg: RunConfig,
     recipe: Any,
@@ -760,7 +770,7 @@ def _image_text_results(
     from contrastkit.evaluate.report import write_report
 
     grids = report_grids(test, image_emb, text_emb, seed=cfg.train.seed)
-    metrics: dict[str, Any] = dict(line.split(": ", 1) for line in lines if ": " in line)
+    metrics: dict[str, Any] = _metric_rows(lines)
     metrics.update(
         {
             "recipe": f"{cfg.recipe.name} ({cfg.recipe.loss})",
@@ -822,7 +832,7 @@ def _graph_results(
     results["summary"] = lines
     if not cfg.eval.report:
         return
-    metrics: dict[str, Any] = dict(line.split(": ", 1) for line in lines if ": " in line)
+    metrics: dict[str, Any] = _metric_rows(lines)
     metrics.update(
         {
             "recipe": cfg.recipe.name,
@@ -872,7 +882,7 @@ def _report(
     lines = result.format().splitlines()
     if moved is not None:
         lines[1:1] = [moved.summary_line()]
-    metrics: dict[str, Any] = dict(line.split(": ", 1) for line in lines)
+    metrics: dict[str, Any] = _metric_rows(lines)
     if moved is not None:
         seeds = moved.details.get("transform_seeds", {})
         metrics["test transform"] = (

@@ -765,8 +765,10 @@ def graph_cache_dir() -> Path:
     return Path(base) / "contrastkit" / "graphs"
 
 
-def _read_smiles_table(path: Path) -> tuple[list[str], list[list[str]]]:
+def _read_smiles_table(path: Path) -> tuple[list[str], list[list[str]], str]:
+    """(header, non-empty rows, the file's sha256: the cache key) of a CSV/TSV, read once."""
     raw = path.read_bytes()
+    digest = hashlib.sha256(raw).hexdigest()
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError:
@@ -786,7 +788,7 @@ def _read_smiles_table(path: Path) -> tuple[list[str], list[list[str]]]:
     header = [h.strip() for h in next(reader, [])]
     if not header or not any(header):
         raise ValueError(f"{path} is empty; a SMILES table needs a header line and rows.")
-    return header, [r for r in reader if any(c.strip() for c in r)]
+    return header, [r for r in reader if any(c.strip() for c in r)], digest
 
 
 def _resolve_column(header: list[str], col: str, path: Path, role: str) -> str:
@@ -883,7 +885,7 @@ def _convert_smiles(
 
 
 def _cached_conversion(
-    path: Path, header: list[str], rows: list[list[str]], smiles_col: str,
+    path: Path, header: list[str], rows: list[list[str]], digest: str, smiles_col: str,
     label_col: str | None, on_error: str,
 ) -> tuple[dict[str, Any], _Skips]:  # fmt: skip
     """The conversion of ``path``'s molecules, from the cache when a valid entry exists."""
@@ -893,10 +895,7 @@ def _cached_conversion(
     from contrastkit._io import atomic_write, atomic_write_bytes
 
     skips = _Skips(str(path), on_error)
-    key_src = json.dumps(
-        [hashlib.sha256(path.read_bytes()).hexdigest(), smiles_col, label_col, __version__,
-         _CACHE_FORMAT]
-    )  # fmt: skip
+    key_src = json.dumps([digest, smiles_col, label_col, __version__, _CACHE_FORMAT])
     key = hashlib.sha256(key_src.encode()).hexdigest()[:24]
     stem = re.sub(r"[^A-Za-z0-9_.-]", "_", path.stem)[:40]
     tpath = graph_cache_dir() / f"{stem}-{key}.safetensors"
@@ -968,7 +967,7 @@ def _load_smiles(
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"SMILES table {path} does not exist.")
-    header, rows = _read_smiles_table(path)
+    header, rows, digest = _read_smiles_table(path)
     if not rows:
         raise ValueError(f"{path} has no data rows (columns: {header}).")
     smiles_col = _resolve_column(header, smiles_column, path, "SMILES")
@@ -978,7 +977,7 @@ def _load_smiles(
         label_col = None
     else:
         label_col = _resolve_column(header, label_column, path, "label")
-    conv, skips = _cached_conversion(path, header, rows, smiles_col, label_col, on_error)
+    conv, skips = _cached_conversion(path, header, rows, digest, smiles_col, label_col, on_error)
     graphs = _molecules(conv)
     labels, classes = None, []
     if conv["labels"] is not None:

@@ -68,6 +68,8 @@ class CategoricalEncoder(nn.Module):
                 f"{cardinalities}; e.g. categorical=SMILES_CARDINALITIES for from_smiles atoms."
             )
         self.cardinalities = [int(c) for c in cardinalities]
+        # the bounds of the code check: one reduction per forward, not two per column
+        self.register_buffer("_cards", torch.tensor(self.cardinalities), persistent=False)
         self.embeddings = nn.ModuleList(nn.Embedding(c, dim) for c in self.cardinalities)
         for emb in self.embeddings:
             nn.init.xavier_uniform_(emb.weight)
@@ -84,7 +86,7 @@ class CategoricalEncoder(nn.Module):
                 f"x must be (num_nodes, {len(self.cardinalities)}) category codes, one column "
                 f"per entry of categorical={self.cardinalities}; got shape {tuple(x.shape)}."
             )
-        if x.numel():
+        if x.numel() and bool(((x < 0) | (x >= self._cards)).any()):
             hi = x.max(dim=0).values.tolist()
             lo = x.min(dim=0).values.tolist()
             for j, (c, mx, mn) in enumerate(zip(self.cardinalities, hi, lo, strict=True)):
@@ -121,6 +123,20 @@ def _unpack(data: Any) -> tuple[Tensor, Tensor, Tensor, int]:
 class _InputMixin:
     in_dim: int
     input_encoder: CategoricalEncoder | None
+
+    def _init_input(self, name: str, in_dim: int, hidden: int, categorical: Any) -> int:
+        """Check ``in_dim``/``categorical``, set ``in_dim`` and ``input_encoder``; returns the
+        first layer's input width (``hidden`` for category codes, else ``in_dim``)."""
+        if categorical is None and in_dim < 1:
+            raise ValueError(
+                f"{name} in_dim must be ≥ 1 for float node features, got {in_dim}; pass "
+                f"categorical=[...] for integer code columns instead."
+            )
+        self.in_dim = int(in_dim)
+        self.input_encoder = (
+            CategoricalEncoder(list(categorical), hidden) if categorical is not None else None
+        )
+        return hidden if categorical is not None else in_dim
 
     def _embed_input(self, x: Tensor, name: str) -> Tensor:
         if self.input_encoder is not None:
@@ -186,18 +202,9 @@ class GIN(_InputMixin, nn.Module):
         check_choice(readout, "readout", _READOUTS)
         if layers < 1 or hidden < 1:
             raise ValueError(f"GIN needs layers ≥ 1 and hidden ≥ 1, got {layers=}, {hidden=}.")
-        if categorical is None and in_dim < 1:
-            raise ValueError(
-                f"GIN in_dim must be ≥ 1 for float node features, got {in_dim}; pass "
-                f"categorical=[...] for integer code columns instead."
-            )
+        first = self._init_input("GIN", in_dim, hidden, categorical)
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must lie in [0, 1), got {dropout}.")
-        self.in_dim = int(in_dim)
-        self.input_encoder = (
-            CategoricalEncoder(list(categorical), hidden) if categorical is not None else None
-        )
-        first = hidden if categorical is not None else in_dim
         self.convs = nn.ModuleList()
         self.bns = nn.ModuleList()
         for i in range(layers):
@@ -294,17 +301,9 @@ class GCN(_InputMixin, nn.Module):
         check_choice(readout, "readout", _READOUTS)
         if layers < 1 or hidden < 1:
             raise ValueError(f"GCN needs layers ≥ 1 and hidden ≥ 1, got {layers=}, {hidden=}.")
-        if categorical is None and in_dim < 1:
-            raise ValueError(
-                f"GCN in_dim must be ≥ 1 for float node features, got {in_dim}; pass "
-                f"categorical=[...] for integer code columns instead."
-            )
+        first = self._init_input("GCN", in_dim, hidden, categorical)
         out = hidden if out_dim is None else int(out_dim)
-        self.in_dim = int(in_dim)
-        self.input_encoder = (
-            CategoricalEncoder(list(categorical), hidden) if categorical is not None else None
-        )
-        widths = [hidden if categorical is not None else in_dim] + [hidden] * (layers - 1) + [out]
+        widths = [first] + [hidden] * (layers - 1) + [out]
         self.convs = nn.ModuleList(
             _pyg_nn.GCNConv(a, b, cached=False) for a, b in zip(widths[:-1], widths[1:])
         )

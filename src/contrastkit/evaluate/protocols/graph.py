@@ -42,6 +42,18 @@ __all__ = ["GraphClassificationProtocol", "MoleculeProtocol"]
 _CS = (1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0, 1000.0)
 
 
+def _headline(
+    others: dict[str, dict[str, float]], chance: dict[str, float]
+) -> tuple[str, dict[str, float], dict[str, dict[str, float]]]:
+    """(headline baseline's name, its figures, the other baselines with chance last): the
+    first baseline measured is the headline one; without any, chance is."""
+    others = dict(others)
+    head = next(iter(others), "chance")
+    baseline = others.pop(head) if others else chance
+    others["chance"] = chance
+    return head, baseline, others
+
+
 class GraphClassificationProtocol(Protocol):
     """Frozen embeddings → SVM (RBF by default), 10-fold stratified CV × 5 seeds, C chosen
     inside each training fold. Metrics: ``svm_accuracy`` (mean over seeds of the 10-fold mean),
@@ -67,14 +79,14 @@ class GraphClassificationProtocol(Protocol):
         self.folds, self.Cs, self.inner_folds, self.kernel = folds, tuple(Cs), inner_folds, kernel
         self.seeds = tuple(int(s) + int(seed) for s in seeds)
 
-    def _cv(self, x: Any, labels: np.ndarray) -> dict[str, Any]:
+    def _cv(self, x: Any, labels: np.ndarray, folds: int) -> dict[str, Any]:
         from contrastkit.evaluate.graph import svm_cv
 
         kind = "precomputed" if isinstance(x, (list, tuple)) else self.kernel
         return svm_cv(
             x,
             labels,
-            folds=self._folds(labels),
+            folds=folds,
             seeds=self.seeds,
             Cs=self.Cs,
             kernel=kind,
@@ -122,11 +134,12 @@ class GraphClassificationProtocol(Protocol):
         y = torch.as_tensor(labels).cpu().numpy()
         if chance is None:
             chance = float(np.bincount(y).max() / len(y))
-        cv = self._cv(features.float().cpu().numpy(), y)
+        folds = self._folds(y)
+        cv = self._cv(features.float().cpu().numpy(), y, folds)
         others: dict[str, dict[str, float]] = {}
         details: dict[str, Any] = {
             "graphs": len(y),
-            "folds": self._folds(y),
+            "folds": folds,
             "seeds": list(self.seeds),
             "Cs": list(self.Cs),
             "kernel": self.kernel,
@@ -134,18 +147,13 @@ class GraphClassificationProtocol(Protocol):
             "Cs_chosen": cv.get("Cs_chosen", {}),
         }
         for name, k in (kernels or {}).items():
-            kcv = self._cv(list(k), y)
+            kcv = self._cv(list(k), y, folds)
             others[name] = self._figures(kcv)
-            if "params_chosen" in kcv or "kernels_chosen" in kcv:
-                details[f"{name} settings chosen"] = kcv.get("params_chosen") or kcv.get(
-                    "kernels_chosen"
-                )
+            if "kernels_chosen" in kcv:
+                details[f"{name} settings chosen"] = kcv["kernels_chosen"]
         for name, f in (baselines or {}).items():
-            others[name] = self._figures(self._cv(torch.as_tensor(f).float().numpy(), y))
-        names = list(others)
-        head = names[0] if names else "chance"
-        baseline = others.pop(head) if names else {"svm_accuracy": chance}
-        others["chance"] = {"svm_accuracy": chance}
+            others[name] = self._figures(self._cv(torch.as_tensor(f).float().numpy(), y, folds))
+        head, baseline, others = _headline(others, {"svm_accuracy": chance})
         return ProtocolResult(
             self.name,
             "cv",
@@ -212,11 +220,7 @@ class MoleculeProtocol(Protocol):
         y = (train_labels, val_labels, test_labels)
         metrics = self._scores((train, val, test), y, few)
         others = {name: self._scores(tuple(f), y, few) for name, f in (baselines or {}).items()}
-        names = list(others)
-        chance = {"roc_auc": 0.5, self._few_key: 0.5}
-        head = names[0] if names else "chance"
-        baseline = others.pop(head) if names else chance
-        others["chance"] = chance
+        head, baseline, others = _headline(others, {"roc_auc": 0.5, self._few_key: 0.5})
         info = {"label_fraction": self.fraction, "labelled_molecules": int(len(few))}
         info.update(details or {})
         return ProtocolResult(self.name, "test", metrics, baseline, head, "val", info, others)
