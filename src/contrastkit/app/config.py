@@ -105,19 +105,46 @@ class DataConfig:
         smiles_column: graph recipes on a CSV/TSV of molecules: the SMILES column.
         label_column: graph recipes on a CSV/TSV of molecules: the label column ("" guesses
             it when one other column can be it).
-        split: graph recipes on molecules: ``scaffold`` (Bemis–Murcko scaffolds, 80/10/10,
-            as MoleculeNet) or ``random`` (80/10/10, seeded by ``train.seed``).
+        split: "" takes the data's usual split. Graph recipes on molecules: ``scaffold``
+            (Bemis–Murcko scaffolds, 80/10/10, as MoleculeNet; the default) or ``random``
+            (80/10/10, seeded by ``train.seed``). Recommenders: ``random`` (each user's
+            interactions 80/10/10; the default) or ``leave_last_out`` (each user's latest
+            interaction is the test, the one before it the validation).
+        target: tabular recipes (``scarf``): the column to predict (the evaluation's labels;
+            training never sees it).
+        numeric_columns, categorical_columns: tabular recipes: columns to read as numbers or
+            as categories, overriding the inference; drop_columns: columns to leave out.
+        scaling: tabular recipes: ``quantile`` (to a normal, fitted on the training rows) or
+            ``standard``.
+        user_column, item_column, rating_column, timestamp_column: recommenders on an
+            interaction CSV/TSV or RecBole ``.inter`` file ("" takes ``user_id``/``user``,
+            ``item_id``/``item``, ``rating``, ``timestamp`` when present).
+        min_rating: recommenders: interactions rated below this are left out (0: every
+            interaction counts, implicit feedback).
 
     Graph recipes (``graphcl``, ``infograph``, ``grace``) take ``mutag``, ``b3db``,
     ``karate``, a TU-format folder, a CSV/TSV of SMILES, or an edge list (``edges.txt``, or a
-    folder holding it with ``features.txt`` and ``labels.txt``).
+    folder holding it with ``features.txt`` and ``labels.txt``). Tabular recipes take a
+    CSV/TSV/parquet table or a built-in one (``mlc_churn``, ``wa_churn``, ``biopsy``,
+    ``breast_cancer``, ``wine``, ``digits``). Recommenders (``two_tower``, ``bpr_mf``,
+    ``lightgcn``, ``sgl``, ``simgcl``, ``xsimgcl``) take ``ml-100k`` or an interaction file.
     """
 
     name: str = "digits"
     val_size: float = 0.1
     smiles_column: str = "smiles"
     label_column: str = ""
-    split: str = "scaffold"
+    split: str = ""
+    target: str = ""
+    numeric_columns: tuple[str, ...] = ()
+    categorical_columns: tuple[str, ...] = ()
+    drop_columns: tuple[str, ...] = ()
+    scaling: str = "quantile"
+    user_column: str = ""
+    item_column: str = ""
+    rating_column: str = ""
+    timestamp_column: str = ""
+    min_rating: float = 0.0
 
     def __post_init__(self) -> None:
         if not (
@@ -127,9 +154,16 @@ class DataConfig:
                 f"data.val_size must be a fraction in (0, 1) or a whole number of rows ≥ 1, "
                 f"got {self.val_size!r}; e.g. --val-size 0.1."
             )
-        if self.split not in ("scaffold", "random"):
+        if self.split not in ("", "scaffold", "random", "leave_last_out"):
             raise ConfigError(
-                f"data.split must be scaffold or random, got {self.split!r}; e.g. --split random."
+                f"data.split must be scaffold or random (molecules), random or leave_last_out "
+                f"(interactions), or empty for the data's usual one; got {self.split!r}; e.g. "
+                "--split random."
+            )
+        if self.scaling not in ("quantile", "standard"):
+            raise ConfigError(
+                f"data.scaling must be quantile or standard, got {self.scaling!r}; e.g. "
+                "--scaling standard."
             )
 
 

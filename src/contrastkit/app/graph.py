@@ -57,7 +57,7 @@ def load_graph_splits(name: str, cfg: Any = None) -> Any:
         name,
         smiles_column=d.smiles_column if d is not None else "smiles",
         label_column=(d.label_column or None) if d is not None else None,
-        split=d.split if d is not None else "scaffold",
+        split=(d.split or "scaffold") if d is not None else "scaffold",
         seed=cfg.train.seed if cfg is not None else 0,
     )
     if hasattr(data, "graph"):  # one graph: its nodes are the rows

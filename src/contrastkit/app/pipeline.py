@@ -49,6 +49,7 @@ from contrastkit.app.splits import split_validation
 from contrastkit.encoders import build_encoder
 from contrastkit.evaluate import classification_report, extract_features
 from contrastkit.evaluate.protocols import ProtocolResult, get_protocol
+from contrastkit.evaluate.report import metric_rows
 from contrastkit.train import Trainer
 from contrastkit.train.checkpoint import atomic_write_bytes
 from contrastkit.train.trainer import RESUME_MAY_CHANGE as TRAIN_MAY_CHANGE
@@ -84,6 +85,10 @@ class Modality:
         holds_out_val: hold a validation split out of the training rows when the loader made
             none; False trains on every row (graphs and nodes: self-supervised on everything,
             evaluated by cross-validation that chooses inside each training fold).
+        results: (config, recipe, frozen encoder, data, train, val, trainer, results) →
+            None: a modality that evaluates itself (graphs, tables, recommenders) fills
+            ``results`` (evaluation, summary, report) here; None uses the data's protocol on
+            embeddings of the rows.
     """
 
     name: str
@@ -94,6 +99,7 @@ class Modality:
     frozen_baseline: Callable[[RunConfig], bool] = lambda cfg: False
     rows_word: str = "rows"  # what a row is called in messages: "images", "texts"
     holds_out_val: bool = True
+    results: Callable[..., None] | None = None
 
 
 # ------------------------------------------------------------------------------- images
@@ -216,10 +222,51 @@ def _build_graph(cfg: RunConfig, train: Any, data: Any) -> tuple[RunConfig, Any,
     return build_graph_recipe(cfg, train, data)
 
 
+# -------------------------------------------------------------------------------- tables
+def _load_table(name: str, cfg: RunConfig | None = None) -> Any:
+    from contrastkit.app.tabular import load_table_data
+
+    return load_table_data(name, cfg)
+
+
+def _build_table(cfg: RunConfig, train: Any, data: Any) -> tuple[RunConfig, Any, str]:
+    from contrastkit.app.tabular import build_table_recipe
+
+    return build_table_recipe(cfg, train, data)
+
+
+def _table_results(*args: Any) -> None:
+    from contrastkit.app.tabular import table_results
+
+    table_results(*args)
+
+
+# -------------------------------------------------------------------------- interactions
+def _load_interactions(name: str, cfg: RunConfig | None = None) -> Any:
+    from contrastkit.app.interactions import load_interaction_splits
+
+    return load_interaction_splits(name, cfg)
+
+
+def _build_interactions(cfg: RunConfig, train: Any, data: Any) -> tuple[RunConfig, Any, str]:
+    from contrastkit.app.interactions import build_interaction_recipe
+
+    return build_interaction_recipe(cfg, train, data)
+
+
+def _interaction_results(*args: Any) -> None:
+    from contrastkit.app.interactions import interaction_results
+
+    interaction_results(*args)
+
+
 def _graph_rows(rows: Any) -> dict[str, Any]:
     smiles = getattr(rows, "smiles", None)
     return {"texts": list(smiles)} if smiles else {}
 
+
+#: protocols that evaluate rows without class labels (pairs, interactions)
+_UNLABELLED = ("retrieval", "ranking")
 
 MODALITIES: dict[str, Modality] = {
     "image": Modality(
@@ -257,6 +304,7 @@ MODALITIES: dict[str, Modality] = {
         frozen_baseline=lambda cfg: True,
         rows_word="graphs",
         holds_out_val=False,
+        results=lambda *args: _graph_results(*args),
     ),
     "node": Modality(
         "node",
@@ -267,6 +315,25 @@ MODALITIES: dict[str, Modality] = {
         frozen_baseline=lambda cfg: True,
         rows_word="nodes",
         holds_out_val=False,
+        results=lambda *args: _graph_results(*args),
+    ),
+    "table": Modality(
+        "table",
+        _load_table,
+        _build_table,
+        _no_baseline,
+        lambda rows: {},
+        rows_word="rows",
+        results=_table_results,
+    ),
+    "interactions": Modality(
+        "interactions",
+        _load_interactions,
+        _build_interactions,
+        _no_baseline,
+        lambda rows: {},
+        rows_word="interactions",
+        results=_interaction_results,
     ),
 }
 
@@ -604,7 +671,8 @@ def run(cfg: RunConfig, resume: bool = False, overwrite: bool = False) -> dict[s
         train, val = split_validation(data.train, cfg.data.val_size, cfg.train.seed)
     cfg = fit_batch_size(cfg, len(train), modality.rows_word)
     cfg, recipe, encoder_name = modality.build(cfg, train, data)
-    classes = int(torch.unique(train.labels).numel()) if train.labels is not None else 0
+    labels = getattr(train, "labels", None)
+    classes = int(torch.unique(labels).numel()) if labels is not None else 0
     if recipe.needs_labels and classes == 1:
         raise ValueError(
             f"the {cfg.recipe.name} recipe contrasts classes, but every training row of "
@@ -612,7 +680,8 @@ def run(cfg: RunConfig, resume: bool = False, overwrite: bool = False) -> dict[s
             "rows of other classes, or train a self-supervised recipe (e.g. --recipe simclr)."
         )
     _start_run_json(cfg, resume)
-    protocol = data.protocol if train.labels is not None or data.protocol == "retrieval" else None
+    labels = getattr(train, "labels", None)
+    protocol = data.protocol if labels is not None or data.protocol in _UNLABELLED else None
     if protocol == "classification" and classes == 1:
         protocol = None  # one class: every classifier is right, and the figures mean nothing
     frozen = None
@@ -654,8 +723,8 @@ def run(cfg: RunConfig, resume: bool = False, overwrite: bool = False) -> dict[s
         export_towers(recipe, cfg.train.out_dir, encoder_name)
     if modality.name == "image_text" and protocol is not None:
         _image_text_results(cfg, recipe, frozen, data, train, val, trainer, results)
-    elif modality.name in ("graph", "node") and protocol is not None:
-        _graph_results(cfg, recipe, frozen, data, train, val, trainer, results)
+    elif modality.results is not None and protocol is not None:
+        modality.results(cfg, recipe, frozen, data, train, val, trainer, results)
     elif protocol is None:
         why = "one class only" if classes == 1 else "no labels or pairs to evaluate with"
         results["summary"] = [
@@ -707,12 +776,6 @@ def run(cfg: RunConfig, resume: bool = False, overwrite: bool = False) -> dict[s
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(out / "results.json", json.dumps(results, indent=2).encode())
     return results
-
-
-def _metric_rows(lines: list[str]) -> dict[str, Any]:
-    """The report's metrics table from summary lines: ``"name: figures"`` → {name: figures}
-    (a line without ``": "`` is left out)."""
-    return dict(line.split(": ", 1) for line in lines if ": " in line)
 
 
 def _image_text_results(
@@ -770,7 +833,7 @@ def _image_text_results(
     from contrastkit.evaluate.report import write_report
 
     grids = report_grids(test, image_emb, text_emb, seed=cfg.train.seed)
-    metrics: dict[str, Any] = _metric_rows(lines)
+    metrics: dict[str, Any] = metric_rows(lines)
     metrics.update(
         {
             "recipe": f"{cfg.recipe.name} ({cfg.recipe.loss})",
@@ -832,7 +895,7 @@ def _graph_results(
     results["summary"] = lines
     if not cfg.eval.report:
         return
-    metrics: dict[str, Any] = _metric_rows(lines)
+    metrics: dict[str, Any] = metric_rows(lines)
     metrics.update(
         {
             "recipe": cfg.recipe.name,
@@ -882,7 +945,7 @@ def _report(
     lines = result.format().splitlines()
     if moved is not None:
         lines[1:1] = [moved.summary_line()]
-    metrics: dict[str, Any] = _metric_rows(lines)
+    metrics: dict[str, Any] = metric_rows(lines)
     if moved is not None:
         seeds = moved.details.get("transform_seeds", {})
         metrics["test transform"] = (

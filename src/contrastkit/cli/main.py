@@ -189,6 +189,21 @@ EXAMPLES: dict[str, list[tuple[str, str]]] = {
             "--templates 'a photo of a {}.'",
         ),
     ],
+    "recommend": [
+        (
+            "The 10 films a trained recommender ranks first for user 42 (films they rated "
+            "left out):",
+            "contrastkit recommend --encoder runs/xsimgcl --user 42 -k 10",
+        ),
+        (
+            "More like this item: the films whose embeddings are closest to film 50's:",
+            "contrastkit recommend --encoder runs/xsimgcl --item 50 -k 5",
+        ),
+        (
+            "Several users at once, as JSON:",
+            "contrastkit recommend --encoder runs/xsimgcl --user 1 --user 2 --json",
+        ),
+    ],
     "losses": [("Every loss and miner, with the paper it follows:", "contrastkit losses")],
     "recipes": [
         ("Every recipe's options, defaults and meanings:", "contrastkit recipes"),
@@ -851,6 +866,77 @@ def _load_any_search(index: str, load_search: Any) -> Any:
 
             return load_image_search(index)
     return load_search(index)
+
+
+_USER_OPTION = typer.Option(
+    None, "--user", metavar="ID", help="A user id as in the data; repeat for several."
+)
+_ITEM_OPTION = typer.Option(
+    None, "--item", metavar="ID", help="An item id: its most similar items; repeatable."
+)
+
+
+@app.command(cls=HelpCommand, epilog=_examples("recommend"))
+def recommend(
+    encoder: str = typer.Option(
+        ...,
+        metavar="RUN",
+        help="The --out folder of a recommender run (two_tower, bpr_mf, lightgcn, sgl, simgcl, "
+        "xsimgcl), or its recommender/ folder.",
+    ),
+    user: list[str] = _USER_OPTION,
+    item: list[str] = _ITEM_OPTION,
+    k: int = typer.Option(10, "-k", metavar="INT", help="Items per answer."),
+    include_seen: bool = typer.Option(
+        False, "--include-seen", help="Keep the user's training items among the answers."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+) -> None:
+    """Top-k items for a user (items they already met left out), or items like an item."""
+    import json
+    import time
+
+    from contrastkit.index.recommend import Recommender
+
+    if not user and not item:
+        raise _error(
+            ValueError("say whom to recommend for: --user ID, or --item ID for similar items.")
+        )
+    try:
+        rec = Recommender.load(encoder)
+        answers, times = [], []
+        for u in user or []:
+            t0 = time.perf_counter()
+            hits = rec.recommend(u, k=k, exclude_seen=not include_seen)
+            times.append(time.perf_counter() - t0)
+            answers.append(("user", u, hits))
+        for i in item or []:
+            t0 = time.perf_counter()
+            hits = rec.similar_items(i, k=k)
+            times.append(time.perf_counter() - t0)
+            answers.append(("item", i, hits))
+    except (KeyError, ValueError, OSError) as err:
+        raise _error(ValueError(err.args[0] if isinstance(err, KeyError) else err)) from None
+    if as_json:
+        rows = [
+            {
+                kind: who,
+                "items": [
+                    {"rank": h.rank, "id": h.item_id, "title": h.title, "score": h.score}
+                    for h in hits
+                ],
+            }
+            for kind, who, hits in answers
+        ]
+        typer.echo(json.dumps(rows, indent=2, ensure_ascii=False))
+        return
+    for kind, who, hits in answers:
+        typer.echo(f"{'user' if kind == 'user' else 'like item'} {who}:")
+        for h in hits:
+            title = f"  {h.title}" if h.title else ""
+            typer.echo(f"  {h.rank:>3}  {h.score:8.4f}  [{h.item_id}]{title}")
+    ms = 1e3 * sorted(times)[len(times) // 2]
+    typer.echo(f"({ms:.2f} ms per answer, median; {len(rec.item_ids)} items scored)")
 
 
 _TEMPLATES_OPTION = typer.Option(

@@ -37,8 +37,10 @@ from contrastkit.neighbours import topk_similar
 
 __all__ = [
     "embedding_map",
+    "metric_rows",
     "plot_confusion",
     "plot_embedding",
+    "plot_label_fraction_curves",
     "plot_neighbours",
     "plot_training_curves",
     "write_report",
@@ -319,6 +321,48 @@ def _retrieval_grids(grids: dict[str, Any]) -> str:
     return "".join(out) + "</table>"
 
 
+def metric_rows(lines: Sequence[str]) -> dict[str, Any]:
+    """The report's metrics table from summary lines: ``"name: figures"`` → {name: figures}
+    (a line without ``": "`` is left out).
+
+    Example:
+        >>> metric_rows(["kNN accuracy, test: 0.912 (chance 0.1)", "no colon here"])
+        {'kNN accuracy, test': '0.912 (chance 0.1)'}
+    """
+    return dict(line.split(": ", 1) for line in lines if ": " in line)
+
+
+def _table(heading: str, header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    """An HTML table with a heading; floats with 4 digits, everything escaped."""
+
+    def cell(v: Any) -> str:
+        return html.escape(f"{v:.4f}" if isinstance(v, float) else str(v))
+
+    head = "".join(f"<th>{cell(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{cell(v)}</td>" for v in r) + "</tr>" for r in rows)
+    return f"<h2>{html.escape(heading)}</h2><table><tr>{head}</tr>{body}</table>"
+
+
+def plot_label_fraction_curves(
+    curves: dict[str, dict[float, float]], *, title: str = "", ylabel: str = "test accuracy"
+) -> bytes:
+    """PNG of one line per method: figure against the fraction of training labels used
+    (log x axis), e.g. ``{"SCARF + probe": {0.01: 0.71, 0.1: 0.83, 1.0: 0.90}, ...}``."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6.4, 4.0))
+    for name, points in curves.items():
+        xs = sorted(points)
+        ax.plot([100 * x for x in xs], [points[x] for x in xs], marker="o", label=name)
+    ax.set_xscale("log")
+    ax.set_xlabel("training labels used (%)")
+    ax.set_ylabel(ylabel)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8)
+    if title:
+        ax.set_title(title)
+    return _png(fig)
+
+
 def write_report(
     path: str | os.PathLike,
     *,
@@ -337,6 +381,8 @@ def write_report(
     notes: str = "",
     seed: int = 0,
     retrieval_grids: dict[str, Any] | None = None,
+    figures: Sequence[tuple[str, bytes]] = (),
+    tables: Sequence[tuple[str, Sequence[str], Sequence[Sequence[Any]]]] = (),
 ) -> Path:
     """Write the HTML report; every section is optional except the metrics table.
 
@@ -355,6 +401,10 @@ def write_report(
         retrieval_grids: image–text runs: ``{"text_to_image": [{"caption", "images",
             "hits"}], "image_to_text": [{"image", "captions", "hits"}]}`` (top-5 each), shown
             as grids of thumbnails and captions.
+        figures: ``(title, PNG bytes)`` pictures shown after the metrics (e.g. label-fraction
+            curves from :func:`plot_label_fraction_curves`).
+        tables: ``(title, header, rows)`` tables shown after the figures (e.g. Recall@K and
+            NDCG@K per model, or a user's recommendations); floats print with 4 digits.
     """
     sections = [
         "<h2>Metrics</h2><table>"
@@ -365,6 +415,10 @@ def write_report(
     ]
     if notes:
         sections.append(f"<p>{html.escape(notes)}</p>")
+    for heading, png in figures:
+        sections.append(f"<h2>{html.escape(heading)}</h2>" + _img_tag(png, heading))
+    for heading, header, rows in tables:
+        sections.append(_table(heading, header, rows))
     if history:
         sections.append(
             "<h2>Training curves</h2>" + _img_tag(plot_training_curves(history), "curves")
