@@ -238,6 +238,10 @@ class EvalConfig:
         zero_shot_templates: image–text runs: the prompt templates (each with one ``{}``) of
             the zero-shot classification of the test categories (empty: the default
             ensemble, :data:`contrastkit.evaluate.zero_shot.DEFAULT_TEMPLATES`).
+        label_fractions: tabular runs: the fractions of the training labels the probe, the
+            fine-tune and the baselines are measured at.
+        finetune_steps: tabular runs: the cap on the steps of the fine-tune and of the same
+            network trained from scratch (both stop early on validation accuracy).
     """
 
     knn_select_k: tuple[int, ...] = DEFAULT_K_GRID
@@ -246,8 +250,20 @@ class EvalConfig:
     report_maps: tuple[str, ...] = ("tsne", "umap")
     transformed_test: bool = False
     zero_shot_templates: tuple[str, ...] = ()
+    label_fractions: tuple[float, ...] = (0.01, 0.1, 1.0)
+    finetune_steps: int = 2000
 
     def __post_init__(self) -> None:
+        if not self.label_fractions or not all(0 < f <= 1 for f in self.label_fractions):
+            raise ConfigError(
+                f"eval.label_fractions must hold fractions in (0, 1], got "
+                f"{self.label_fractions!r}; e.g. --label-fractions 0.01,0.1,1."
+            )
+        if self.finetune_steps < 1:
+            raise ConfigError(
+                f"eval.finetune_steps must be ≥ 1, got {self.finetune_steps!r}; e.g. "
+                "--finetune-steps 2000."
+            )
         bad = [k for k in self.knn_select_k if not isinstance(k, int) or k < 1]
         if bad:
             raise ConfigError(

@@ -41,8 +41,11 @@ __all__ = [
     "trained_recommender",
 ]
 
-#: the recommenders (recipe names) and the score their embeddings are trained with
+#: the recommenders (recipe names)
 RECOMMENDER_RECIPES = ("two_tower", "bpr_mf", "lightgcn", "sgl", "simgcl", "xsimgcl")
+#: built-in interaction data (names as given to --data)
+BUILTIN_INTERACTIONS = ("ml-100k", "ml100k", "movielens-100k")
+_COLUMNS = ("user_column", "item_column", "rating_column", "timestamp_column")
 
 
 @dataclasses.dataclass
@@ -75,7 +78,21 @@ def load_interaction_splits(name: str, cfg: Any = None) -> InteractionSplits:
             "rating_column": d.rating_column or None,
             "timestamp_column": d.timestamp_column or None,
         }
-    inter = load_interactions(name, seed=cfg.train.seed if cfg is not None else 0, **kw)
+    seed = cfg.train.seed if cfg is not None else 0
+    if name.lower().replace("_", "-") in BUILTIN_INTERACTIONS:
+        from contrastkit.data.interactions import load_movielens_100k
+
+        given = [f"data.{k}" for k in _COLUMNS if kw.get(k)]
+        if given:
+            raise ValueError(
+                f"{name} is a built-in data set with known columns; drop {', '.join(given)} "
+                "(they are for your own interaction files)."
+            )
+        inter = load_movielens_100k(
+            split=kw.get("split", "random"), seed=seed, min_rating=kw.get("min_rating")
+        )
+    else:
+        inter = load_interactions(name, seed=seed, **kw)
     return InteractionSplits(
         interactions=inter,
         train=InteractionPairs(inter),
@@ -97,7 +114,8 @@ def build_interaction_recipe(cfg: Any, train: Any, data: InteractionSplits) -> t
             "--data ml-100k or an interaction CSV/.inter file."
         )
     recipe = cfg.recipe_class.from_interactions(data.interactions, cfg.recipe_config())
-    return cfg, recipe, getattr(recipe, "encoder_name", cfg.recipe.name)
+    # the exported encoder: both towers, or the graph models' embedding tables
+    return cfg, recipe, "two_tower" if cfg.recipe.name == "two_tower" else "lightgcn"
 
 
 def _known_pairs(inter: Any) -> Tensor:

@@ -699,7 +699,7 @@ def run(cfg: RunConfig, resume: bool = False, overwrite: bool = False) -> dict[s
     train_seconds = time.time() - t_start
     if not trainer.is_main:  # evaluation, report and results.json belong to process 0
         return {"train_seconds": train_seconds, "history": history, "rank": trainer.rank}
-    test = data.test if data.test is not None and data.test.labels is not None else None
+    test = data.test if getattr(data.test, "labels", None) is not None else None
     counts = {"train": len(train)}
     if val is not None:
         counts["val"] = len(val)

@@ -120,10 +120,13 @@ def table_results(
         plot_label_fraction_curves,
         write_report,
     )
+    from contrastkit.evaluate.tabular import FinetuneConfig
 
-    result = TabularProtocol(seed=cfg.train.seed).evaluate_encoder(
-        recipe.encoder, data.train, data.val, data.test, device=trainer.device
-    )
+    result = TabularProtocol(
+        fractions=cfg.eval.label_fractions,
+        seed=cfg.train.seed,
+        finetune=FinetuneConfig(max_steps=cfg.eval.finetune_steps),
+    ).evaluate_encoder(recipe.encoder, data.train, data.val, data.test, device=trainer.device)
     results["evaluation"] = result.to_dict()
     lines = result.format().splitlines()
     if getattr(data, "note", ""):

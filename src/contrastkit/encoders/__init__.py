@@ -11,6 +11,7 @@ from torch import nn
 from contrastkit.encoders.efficientnet import EfficientNetLite0
 from contrastkit.encoders.resnet import ResNet, resnet18, resnet34, resnet50
 from contrastkit.encoders.small import MLP, SmallCNN
+from contrastkit.encoders.tabular import TabularMLP, TabularResNet, tabular_mlp, tabular_resnet
 from contrastkit.encoders.text import (
     HFTextEncoder,
     SmallTextEncoder,
@@ -47,6 +48,19 @@ def gcn(**config) -> nn.Module:
     return GCN(**config)
 
 
+def two_tower(**config) -> nn.Module:
+    """Build :class:`contrastkit.encoders.two_tower.TwoTowerEncoder` (a recommender's user and
+    item towers).
+
+    Example:
+        >>> two_tower(n_users=3, n_items=5, dim=8).out_dim
+        8
+    """
+    from contrastkit.encoders.two_tower import TwoTowerEncoder
+
+    return TwoTowerEncoder(**config)
+
+
 ENCODERS = {
     "resnet18": resnet18,
     "resnet34": resnet34,
@@ -59,6 +73,9 @@ ENCODERS = {
     "minilm": minilm,
     "gin": gin,
     "gcn": gcn,
+    "two_tower": two_tower,
+    "tabular_mlp": tabular_mlp,
+    "tabular_resnet": tabular_resnet,
 }
 
 
@@ -89,6 +106,8 @@ __all__ = [
     "ResNet",
     "SmallCNN",
     "SmallTextEncoder",
+    "TabularMLP",
+    "TabularResNet",
     "TextEncoder",
     "WordVocab",
     "build_encoder",
@@ -100,5 +119,8 @@ __all__ = [
     "resnet18",
     "resnet34",
     "resnet50",
+    "tabular_mlp",
+    "tabular_resnet",
+    "two_tower",
     "word_weights",
 ]

@@ -10,6 +10,7 @@ from contrastkit.recipes.infograph import InfoGraph, InfoGraphConfig
 from contrastkit.recipes.moco import MoCo, MoCoConfig
 from contrastkit.recipes.mocov3 import MoCoV3, MoCoV3Config
 from contrastkit.recipes.nnclr import NNCLR, NNCLRConfig
+from contrastkit.recipes.scarf import SCARF, SCARFConfig
 from contrastkit.recipes.simclr import SimCLR, SimCLRConfig
 from contrastkit.recipes.simcse import SimCSE, SimCSEConfig
 from contrastkit.recipes.simsiam import SimSiam, SimSiamConfig
@@ -17,6 +18,7 @@ from contrastkit.recipes.supcon import SupCon, SupConConfig
 from contrastkit.recipes.supervised import Supervised, SupervisedConfig
 from contrastkit.recipes.swav import SwAV, SwAVConfig
 from contrastkit.recipes.text_supcon import TextSupCon, TextSupConConfig
+from contrastkit.recipes.two_tower import TwoTower, TwoTowerConfig
 from contrastkit.recipes.vicreg import VICReg, VICRegConfig
 from contrastkit.train.recipe import LossOutput, Recipe
 
@@ -40,6 +42,8 @@ RECIPES = {
     "graphcl": (GraphCL, GraphCLConfig),
     "infograph": (InfoGraph, InfoGraphConfig),
     "grace": (GRACE, GRACEConfig),
+    "two_tower": (TwoTower, TwoTowerConfig),
+    "scarf": (SCARF, SCARFConfig),
 }
 
 __all__ = [
@@ -49,6 +53,7 @@ __all__ = [
     "GRACE",
     "NNCLR",
     "RECIPES",
+    "SCARF",
     "BYOLConfig",
     "BarlowTwins",
     "BarlowTwinsConfig",
@@ -66,6 +71,7 @@ __all__ = [
     "MoCoV3Config",
     "NNCLRConfig",
     "Recipe",
+    "SCARFConfig",
     "SimCLR",
     "SimCLRConfig",
     "SimCSE",
@@ -80,6 +86,8 @@ __all__ = [
     "SwAVConfig",
     "TextSupCon",
     "TextSupConConfig",
+    "TwoTower",
+    "TwoTowerConfig",
     "VICReg",
     "VICRegConfig",
 ]

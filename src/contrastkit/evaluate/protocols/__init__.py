@@ -58,6 +58,7 @@ from contrastkit.evaluate.protocols.graph import GraphClassificationProtocol, Mo
 from contrastkit.evaluate.protocols.ranking import RankingProtocol, interaction_pairs
 from contrastkit.evaluate.protocols.retrieval import RetrievalProtocol
 from contrastkit.evaluate.protocols.similarity import SimilarityProtocol
+from contrastkit.evaluate.protocols.tabular import TabularProtocol
 
 __all__ = [
     "PROTOCOLS",
@@ -72,6 +73,7 @@ __all__ = [
     "RankingProtocol",
     "RetrievalProtocol",
     "SimilarityProtocol",
+    "TabularProtocol",
     "default_protocol",
     "few_shot_episodes",
     "get_protocol",
@@ -91,6 +93,7 @@ PROTOCOLS: dict[str, type[Protocol]] = {
     "few_shot": FewShotProtocol,
     "graph_classification": GraphClassificationProtocol,
     "molecule": MoleculeProtocol,
+    "tabular": TabularProtocol,
 }
 assert all(PROTOCOL_CLASSES[name] is cls for name, cls in PROTOCOLS.items())
 
