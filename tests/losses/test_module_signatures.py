@@ -16,6 +16,7 @@ from torch import nn
 import contrastkit.losses as losses
 from contrastkit.losses import (
     BarlowTwinsLoss,
+    BPRLoss,
     ContrastiveMarginLoss,
     DebiasedInfoNCELoss,
     DINOLoss,
@@ -25,12 +26,14 @@ from contrastkit.losses import (
     NegativeCosineLoss,
     NPairLoss,
     NTXentLoss,
+    SampledSoftmaxLoss,
     SigmoidPairwiseLoss,
     SupConLoss,
     SwAVLoss,
     TripletMarginLoss,
     VICRegLoss,
     barlow_twins,
+    bpr,
     contrastive_margin,
     debiased_info_nce,
     dino,
@@ -40,6 +43,7 @@ from contrastkit.losses import (
     n_pair,
     negative_cosine,
     nt_xent,
+    sampled_softmax,
     sigmoid_pairwise,
     sup_con,
     swav,
@@ -54,6 +58,8 @@ IDS = ("query_ids", "key_ids", "negatives", "negative_ids")
 # to forward, every other keyword-only parameter is an option)
 PAIRS = [
     (InfoNCELoss, info_nce, IDS),
+    (BPRLoss, bpr, ()),
+    (SampledSoftmaxLoss, sampled_softmax, ("query_ids", "key_ids", "key_log_q")),
     (NTXentLoss, nt_xent, ()),
     (SupConLoss, sup_con, ()),
     (DebiasedInfoNCELoss, debiased_info_nce, IDS),
@@ -73,7 +79,7 @@ PAIRS = [
 # The only options a module has that its function lacks, and why. Keep this list short.
 EXCEPTIONS = [
     (
-        (InfoNCELoss, NTXentLoss, SupConLoss),
+        (InfoNCELoss, NTXentLoss, SupConLoss, SampledSoftmaxLoss),
         {"learn_temperature"},
         "the module keeps τ as log τ, a buffer or (learn_temperature=True) a learnable "
         "parameter; the function takes τ as a float or a tensor",

@@ -185,7 +185,7 @@ def interaction_results(
 ) -> None:
     """Evaluate a recommender run, save ``RUN/recommender/``, fill ``results`` and write
     the report (the Recall@K / NDCG@K table)."""
-    from contrastkit.evaluate.report import write_report
+    from contrastkit.evaluate.report import metric_rows, write_report
 
     test_result, val_result = evaluate_interaction_run(recipe, data)
     out = Path(cfg.train.out_dir)
@@ -215,13 +215,13 @@ def interaction_results(
         ["popularity, validation", *(val_result.baseline[k] for k in val_result.metrics)],
     ]
     metrics = {
+        **metric_rows(lines[:1]),
         "recipe": cfg.recipe.name,
         "data": f"{data.name} ({inter.n_users} users, {inter.n_items} items; "
         f"{len(inter.train)} / {len(inter.val)} / {len(inter.test)} train / val / test "
         f"interactions, {getattr(inter, 'split', '')} split)",
         "epochs": trainer.epoch,
         "precision": trainer.precision,
-        **{line.split(":")[0]: line.split(":", 1)[1].strip() for line in lines[:1]},
     }
     examples = _example_rows(rec, inter)
     results["report"] = str(

@@ -157,10 +157,7 @@ def table_results(
     ]
     fractions = sorted({float(f) for pts in curves.values() for f in pts})
     header = ["method", *(f"{100 * f:g}% labels" for f in fractions)]
-    rows = [
-        [name, *(pts.get(f, pts.get(str(f), "")) for f in fractions)]
-        for name, pts in curves.items()
-    ]
+    rows = [[name, *(pts.get(f"{f:g}", "") for f in fractions)] for name, pts in curves.items()]
     import torch
 
     from contrastkit.evaluate.features import extract_features

@@ -9,6 +9,7 @@ from __future__ import annotations
 from torch import nn
 
 from contrastkit.encoders.efficientnet import EfficientNetLite0
+from contrastkit.encoders.lightgcn import LightGCN
 from contrastkit.encoders.resnet import ResNet, resnet18, resnet34, resnet50
 from contrastkit.encoders.small import MLP, SmallCNN
 from contrastkit.encoders.tabular import TabularMLP, TabularResNet, tabular_mlp, tabular_resnet
@@ -74,6 +75,7 @@ ENCODERS = {
     "gin": gin,
     "gcn": gcn,
     "two_tower": two_tower,
+    "lightgcn": LightGCN,
     "tabular_mlp": tabular_mlp,
     "tabular_resnet": tabular_resnet,
 }
@@ -103,6 +105,7 @@ __all__ = [
     "MLP",
     "EfficientNetLite0",
     "HFTextEncoder",
+    "LightGCN",
     "ResNet",
     "SmallCNN",
     "SmallTextEncoder",

@@ -7,6 +7,7 @@ are positives), so one implementation serves SimCLR, SupCon, CLIP, SimCSE and qu
 
 from contrastkit._checks import DegenerateBatchWarning, reset_degenerate_warnings
 from contrastkit.losses.barlow_twins import BarlowTwinsLoss, barlow_twins
+from contrastkit.losses.bpr import BPRLoss, bpr
 from contrastkit.losses.contrastive_margin import ContrastiveMarginLoss, contrastive_margin
 from contrastkit.losses.debiased_info_nce import DebiasedInfoNCELoss, debiased_info_nce
 from contrastkit.losses.dino import DINOLoss, dino, update_center
@@ -25,12 +26,14 @@ from contrastkit.losses.info_nce import (
 from contrastkit.losses.local_global import LocalGlobalJSDLoss, local_global_jsd
 from contrastkit.losses.n_pair import NPairLoss, n_pair
 from contrastkit.losses.negative_cosine import NegativeCosineLoss, negative_cosine
+from contrastkit.losses.sampled_softmax import SampledSoftmaxLoss, sampled_softmax
 from contrastkit.losses.sigmoid_pairwise import SigmoidPairwiseLoss, sigmoid_pairwise
 from contrastkit.losses.swav import SwAVLoss, sinkhorn_knopp, swav
 from contrastkit.losses.triplet_margin import TripletMarginLoss, triplet_margin
 from contrastkit.losses.vicreg import VICRegLoss, vicreg, vicreg_terms
 
 __all__ = [
+    "BPRLoss",
     "BarlowTwinsLoss",
     "ContrastiveMarginLoss",
     "DINOLoss",
@@ -42,12 +45,14 @@ __all__ = [
     "NPairLoss",
     "NTXentLoss",
     "NegativeCosineLoss",
+    "SampledSoftmaxLoss",
     "SigmoidPairwiseLoss",
     "SupConLoss",
     "SwAVLoss",
     "TripletMarginLoss",
     "VICRegLoss",
     "barlow_twins",
+    "bpr",
     "contrastive_margin",
     "debiased_info_nce",
     "dino",
@@ -58,6 +63,7 @@ __all__ = [
     "negative_cosine",
     "nt_xent",
     "reset_degenerate_warnings",
+    "sampled_softmax",
     "sigmoid_pairwise",
     "sinkhorn_knopp",
     "sup_con",

@@ -1,18 +1,22 @@
 """Recipes: complete methods composed from the toolbox, each one short file."""
 
 from contrastkit.recipes.barlow_twins import BarlowTwins, BarlowTwinsConfig
+from contrastkit.recipes.bpr_mf import BPRMF, BPRMFConfig
 from contrastkit.recipes.byol import BYOL, BYOLConfig
 from contrastkit.recipes.clip import CLIP, CLIPConfig
 from contrastkit.recipes.dino import DINO, DINOConfig
 from contrastkit.recipes.grace import GRACE, GRACEConfig
 from contrastkit.recipes.graphcl import GraphCL, GraphCLConfig
 from contrastkit.recipes.infograph import InfoGraph, InfoGraphConfig
+from contrastkit.recipes.lightgcn import LightGCNConfig, LightGCNRecipe
 from contrastkit.recipes.moco import MoCo, MoCoConfig
 from contrastkit.recipes.mocov3 import MoCoV3, MoCoV3Config
 from contrastkit.recipes.nnclr import NNCLR, NNCLRConfig
 from contrastkit.recipes.scarf import SCARF, SCARFConfig
+from contrastkit.recipes.sgl import SGL, SGLConfig
 from contrastkit.recipes.simclr import SimCLR, SimCLRConfig
 from contrastkit.recipes.simcse import SimCSE, SimCSEConfig
+from contrastkit.recipes.simgcl import SimGCL, SimGCLConfig
 from contrastkit.recipes.simsiam import SimSiam, SimSiamConfig
 from contrastkit.recipes.supcon import SupCon, SupConConfig
 from contrastkit.recipes.supervised import Supervised, SupervisedConfig
@@ -20,6 +24,7 @@ from contrastkit.recipes.swav import SwAV, SwAVConfig
 from contrastkit.recipes.text_supcon import TextSupCon, TextSupConConfig
 from contrastkit.recipes.two_tower import TwoTower, TwoTowerConfig
 from contrastkit.recipes.vicreg import VICReg, VICRegConfig
+from contrastkit.recipes.xsimgcl import XSimGCL, XSimGCLConfig
 from contrastkit.train.recipe import LossOutput, Recipe
 
 #: CLI / config name → (recipe class, config dataclass)
@@ -44,9 +49,15 @@ RECIPES = {
     "grace": (GRACE, GRACEConfig),
     "two_tower": (TwoTower, TwoTowerConfig),
     "scarf": (SCARF, SCARFConfig),
+    "bpr_mf": (BPRMF, BPRMFConfig),
+    "lightgcn": (LightGCNRecipe, LightGCNConfig),
+    "sgl": (SGL, SGLConfig),
+    "simgcl": (SimGCL, SimGCLConfig),
+    "xsimgcl": (XSimGCL, XSimGCLConfig),
 }
 
 __all__ = [
+    "BPRMF",
     "BYOL",
     "CLIP",
     "DINO",
@@ -54,6 +65,8 @@ __all__ = [
     "NNCLR",
     "RECIPES",
     "SCARF",
+    "SGL",
+    "BPRMFConfig",
     "BYOLConfig",
     "BarlowTwins",
     "BarlowTwinsConfig",
@@ -64,6 +77,8 @@ __all__ = [
     "GraphCLConfig",
     "InfoGraph",
     "InfoGraphConfig",
+    "LightGCNConfig",
+    "LightGCNRecipe",
     "LossOutput",
     "MoCo",
     "MoCoConfig",
@@ -72,10 +87,13 @@ __all__ = [
     "NNCLRConfig",
     "Recipe",
     "SCARFConfig",
+    "SGLConfig",
     "SimCLR",
     "SimCLRConfig",
     "SimCSE",
     "SimCSEConfig",
+    "SimGCL",
+    "SimGCLConfig",
     "SimSiam",
     "SimSiamConfig",
     "SupCon",
@@ -90,4 +108,6 @@ __all__ = [
     "TwoTowerConfig",
     "VICReg",
     "VICRegConfig",
+    "XSimGCL",
+    "XSimGCLConfig",
 ]
