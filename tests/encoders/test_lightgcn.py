@@ -147,3 +147,21 @@ def test_export_round_trip(tmp_path, monkeypatch):
     adj = normalized_adjacency(PAIRS, U, I)
     for a, b in zip(model.propagate(adj), loaded.propagate(adj)):
         assert torch.equal(a, b)
+
+
+def test_propagation_under_bf16_autocast_runs_in_float32():
+    """Sparse CSR products have no bf16 kernel: under autocast (the trainer's bf16 path) the
+    propagation still runs, in float32, with the same result and gradients."""
+    torch.manual_seed(0)
+    model = LightGCN(U, I, dim=4, layers=2)
+    adj = normalized_adjacency(PAIRS, U, I)
+    users, items = model.propagate(adj)
+    (users.sum() + items.sum()).backward()
+    want = model.user_embedding.weight.grad.clone()
+    model.zero_grad()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        users_bf, items_bf = model.propagate(adj)
+    assert users_bf.dtype == torch.float32
+    torch.testing.assert_close(users_bf, users)
+    (users_bf.sum() + items_bf.sum()).backward()
+    torch.testing.assert_close(model.user_embedding.weight.grad, want)

@@ -155,16 +155,21 @@ def node_dropout_adjacency(
 
 
 class _SymmetricSpMM(torch.autograd.Function):
-    """``Â @ x`` for a symmetric sparse ``Â`` without gradient: the backward is ``Â @ g``."""
+    """``Â @ x`` for a symmetric sparse ``Â`` without gradient: the backward is ``Â @ g``.
+
+    The product runs in ``Â``'s dtype (float32) outside autocast: sparse CSR products have no
+    bf16 kernel, and propagation is cheap next to the rest of a step."""
 
     @staticmethod
     def forward(ctx: Any, adj: Tensor, x: Tensor) -> Tensor:
-        ctx.adj = adj
-        return torch.sparse.mm(adj, x)
+        ctx.adj, ctx.dtype = adj, x.dtype
+        with torch.autocast(x.device.type, enabled=False):
+            return torch.sparse.mm(adj, x.to(adj.dtype))
 
     @staticmethod
     def backward(ctx: Any, grad: Tensor) -> tuple[None, Tensor]:
-        return None, torch.sparse.mm(ctx.adj, grad)
+        with torch.autocast(grad.device.type, enabled=False):
+            return None, torch.sparse.mm(ctx.adj, grad.to(ctx.adj.dtype)).to(ctx.dtype)
 
 
 class LightGCN(nn.Module):
