@@ -105,6 +105,15 @@ EXAMPLES: dict[str, list[tuple[str, str]]] = {
             "--set recipe.lock_image=true --out runs/clip",
         ),
         (
+            "SCARF on your own table, evaluated at 1%, 10% and 100% of the labels:",
+            "contrastkit train --recipe scarf --data customers.csv --target churn --out runs/scarf",
+        ),
+        (
+            "XSimGCL on MovieLens-100K; then contrastkit recommend --encoder runs/xsimgcl:",
+            "contrastkit train --recipe xsimgcl --data ml-100k --epochs 40 --batch-size 2048 "
+            "--out runs/xsimgcl",
+        ),
+        (
             "Print the options a run would use (save them as run.json to edit):",
             "contrastkit train --recipe byol --epochs 100 --print-config",
         ),

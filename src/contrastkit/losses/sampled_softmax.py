@@ -8,6 +8,7 @@ Reference:
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from contrastkit import distributed as dist
@@ -166,19 +167,27 @@ def sampled_softmax(
     else:
         mine, k_all, qids_all, kids_all = slice(0, n), k, qids, kids
     positive = torch.arange(mine.start, mine.stop, device=device)
-    logits = q @ k_all.T / tau
-    if log_q is not None:
-        logits = logits - log_q[None, :]
+    if log_q is not None and not isinstance(tau, Tensor):  # one fused pass: −log q + (q·k)/τ
+        logits = torch.addmm(-log_q[None, :], q, k_all.T, alpha=1.0 / tau)
+    else:
+        logits = q @ k_all.T / tau
+        if log_q is not None:
+            logits = logits - log_q[None, :]
     rows = torch.arange(n, device=device)
-    masked = torch.zeros_like(logits, dtype=torch.bool)
-    if kids_all is not None:
-        masked |= kids_all[None, :] == kids_all[positive][:, None]
-    if qids_all is not None:
-        masked |= qids_all[None, :] == qids_all[positive][:, None]
+    masked = None
+    for ids in (kids_all, qids_all):
+        if ids is not None:
+            same = ids[None, :] == ids[positive][:, None]
+            masked = same if masked is None else masked.logical_or_(same)
+    if masked is None:
+        masked = torch.zeros_like(logits, dtype=torch.bool)
     masked[rows, positive] = False
-    logits_neg = logits.masked_fill(masked, float("-inf"))
-    per_row = torch.logsumexp(logits_neg, dim=1) - logits[rows, positive]
-    has_negative = (~masked).sum(dim=1) > 1
+    # one fused log-softmax: logsumexp over the unmasked keys − the positive's logit
+    # (logits is this call's own tensor, and no backward needs its values: fill in place)
+    per_row = F.cross_entropy(
+        logits.masked_fill_(masked, float("-inf")), positive, reduction="none"
+    )
+    has_negative = masked.sum(dim=1) < k_all.shape[0] - 1
     any_negative = has_negative.any()
     if gathered:
         any_negative = dist.all_reduce_sum(any_negative.long()) > 0
