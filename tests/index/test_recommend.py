@@ -144,3 +144,20 @@ def test_bad_inputs_are_named() -> None:
             user_ids=["a"],
             item_ids=["x", "y"],
         )
+
+
+def test_items_with_zero_embeddings_are_ranked_but_not_indexed(tmp_path) -> None:
+    """Graph models that average propagated layers give an item no training interaction
+    reaches a zero embedding: it scores 0 for every user, is never "similar", and asking
+    for items like it is a clear error."""
+    items = torch.tensor([[1.0, 0.0], [0.0, 0.0], [0.9, 0.1], [0.0, 1.0]])
+    rec = Recommender(
+        torch.tensor([[1.0, 0.2]]), items, seen=torch.zeros(0, 2, dtype=torch.long),
+        user_ids=["u"], item_ids=["a", "zero", "b", "c"],
+    )  # fmt: skip
+    assert [h.item_id for h in rec.recommend("u", k=4)] == ["a", "b", "c", "zero"]
+    assert [h.item_id for h in rec.similar_items("a", k=3)] == ["b", "c"]
+    with pytest.raises(ValueError, match="zero embedding"):
+        rec.similar_items("zero")
+    back = Recommender.load(rec.save(tmp_path / "r"))
+    assert [h.item_id for h in back.similar_items("a", k=3)] == ["b", "c"]

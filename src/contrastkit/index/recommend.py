@@ -200,8 +200,13 @@ class Recommender:
         if self._item_index is None:
             from contrastkit.index.embedding_index import EmbeddingIndex
 
+            # an item no training interaction reaches can embed to zero (graph models that
+            # average propagated layers only): it has no direction, so it is not indexed
+            keep = (self.items.norm(dim=1) > 0).nonzero().flatten().tolist()
+            titles = None if self.item_titles is None else [self.item_titles[i] for i in keep]
             index = EmbeddingIndex(self.items.shape[1], backend="auto", meta=self.meta)
-            index.add(self.items, ids=self.item_ids, texts=self.item_titles)
+            if keep:
+                index.add(self.items[keep], ids=[self.item_ids[i] for i in keep], texts=titles)
             self._item_index = index
         return self._item_index
 
@@ -211,11 +216,18 @@ class Recommender:
         if k < 1:
             raise ValueError(f"k must be at least 1, got {k}.")
         r = self.item_row(item)
-        hits = self.item_index().search(self.items[r], k=min(k + 1, len(self.item_ids)))[0]
-        hits = [h for h in hits if h.index != r][:k]
+        if not bool(self.items[r].norm() > 0):
+            raise ValueError(
+                f"item {item!r} has a zero embedding (no training interaction reaches it), so "
+                "nothing is similar to it; ask about an item users have interacted with."
+            )
+        index = self.item_index()
+        hits = index.search(self.items[r], k=min(k + 1, len(index)))[0]
+        rows = [self._item_row[h.id] for h in hits]
+        kept = [(row, h.score) for row, h in zip(rows, hits) if row != r][:k]
         return self._rows(
-            torch.tensor([h.index for h in hits], dtype=torch.long),
-            torch.tensor([h.score for h in hits]),
+            torch.tensor([row for row, _ in kept], dtype=torch.long),
+            torch.tensor([score for _, score in kept]),
         )
 
     # ------------------------------------------------------------------ files
