@@ -14,7 +14,7 @@ Issue 20's headline. One protocol for every model:
   a better figure and keeps the weights of its best evaluation;
 - hyper-parameters: a small grid (``GRID``) searched on the validation split of seed 0
   only, one hyper-parameter at a time (coordinate search: the first list at the defaults,
-  the next at the best so far): LightGCN's layers {2, 3}; the two-tower τ {0.05, 0.1, 0.2};
+  the next at the best so far): LightGCN's layers (``propagation_layers``) {2, 3}; the two-tower τ {0.05, 0.1, 0.2};
   for SGL, SimGCL and XSimGCL τ {0.2, 0.5}, then λ {0.01, 0.05, 0.1}, then (the noisy ones)
   eps {0.1, 0.2}. Every candidate's validation figure is printed, and the chosen settings are
   trained for every seed (seed 0's run is the grid's own run). The λ grid sits below the
@@ -100,7 +100,7 @@ CL_GRID = [
 GRID: dict[str, list[list[dict[str, Any]]]] = {
     "bpr_mf": [[{}]],
     "two_tower": [[{"temperature": t} for t in (0.05, 0.1, 0.2)]],
-    "lightgcn": [[{"layers": n} for n in (2, 3)]],
+    "lightgcn": [[{"propagation_layers": n} for n in (2, 3)]],
     "sgl": CL_GRID,
     "simgcl": [*CL_GRID, [{"eps": e} for e in (0.1, 0.2)]],
     "xsimgcl": [*CL_GRID, [{"eps": e} for e in (0.1, 0.2)]],

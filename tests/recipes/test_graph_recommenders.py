@@ -153,11 +153,18 @@ def test_step_is_reproducible_under_manual_seed():
 def test_clear_errors():
     train, _, n_users, n_items = planted()
     with pytest.raises(ValueError, match="contrast_layer"):
-        XSimGCL(n_users, n_items, XSimGCLConfig(layers=2, contrast_layer=3), train_pairs=train)
+        XSimGCL(
+            n_users,
+            n_items,
+            XSimGCLConfig(propagation_layers=2, contrast_layer=3),
+            train_pairs=train,
+        )
     with pytest.raises(ValueError, match="outside"):
         LightGCNRecipe(n_users, n_items - 10, train_pairs=train)
     with pytest.raises(ValueError, match="skip_input"):
-        SimGCL(n_users, n_items, SimGCLConfig(layers=0), train_pairs=train).step(batch_of(train))
+        SimGCL(n_users, n_items, SimGCLConfig(propagation_layers=0), train_pairs=train).step(
+            batch_of(train)
+        )
     recipe = LightGCNRecipe(n_users, n_items, train_pairs=train)
     with pytest.raises(NotImplementedError, match="gradient caching"):
         recipe.prepare(batch_of(train))

@@ -38,14 +38,14 @@ class GraphRecConfig:
 
     Attributes:
         dim: embedding width (64 in every paper).
-        layers: propagation layers (3, LightGCN's and SGL's choice).
+        propagation_layers: propagation layers L (3, LightGCN's and SGL's choice).
         reg: weight of the L2 term on the step's ego embeddings (1e-4, LightGCN's and SGL's
             code): ``reg · ½(‖u⁰‖² + ‖p⁰‖² + ‖n⁰‖²) / B``.
         init: ``"xavier"`` (SGL's and SimGCL's code) or ``"normal"`` (std 0.1, LightGCN's).
     """
 
     dim: int = 64
-    layers: int = 3
+    propagation_layers: int = 3
     reg: float = 1e-4
     init: str = "xavier"
 
@@ -93,7 +93,7 @@ class GraphRecommender(Recipe):
         config: the recipe's config (a :class:`GraphRecConfig`; None: its defaults).
         train_pairs: (M, 2) int64 (user, item) training interactions (``Interactions.train``):
             the graph that is propagated over and the items negatives avoid.
-        layers: overrides ``config.layers`` (BPR-MF: 0).
+        layers: overrides ``config.propagation_layers`` (BPR-MF: 0).
     """
 
     modality = "interactions"
@@ -121,7 +121,7 @@ class GraphRecommender(Recipe):
         super().__init__()
         self.config = c = config if config is not None else self.config_class()
         self.encoder = LightGCN(
-            n_users, n_items, c.dim, c.layers if layers is None else layers, c.init
+            n_users, n_items, c.dim, c.propagation_layers if layers is None else layers, c.init
         )
         pairs = unique_pairs(_check_pairs(train_pairs, n_users, n_items), n_items)
         if pairs.shape[0] == 0:

@@ -34,7 +34,7 @@ class LightGCNConfig(GraphRecConfig):
 
     Attributes:
         dim: embedding width (64).
-        layers: propagation layers (3); the output is the mean of layers 0..L.
+        propagation_layers: propagation layers L (3); the output is the mean of layers 0..L.
         reg: L2 weight on the step's ego embeddings (1e-4).
         init: ``"normal"`` (std 0.1, the authors' PyTorch code) or ``"xavier"``.
     """

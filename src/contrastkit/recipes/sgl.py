@@ -38,7 +38,7 @@ class SGLConfig(GraphRecConfig):
     """SGL hyper-parameters (defaults: the paper's, ρ = 0.1, τ = 0.2, λ = 0.1, 3 layers).
 
     Attributes:
-        dim, layers, reg, init: as :class:`~contrastkit.recipes._recsys.GraphRecConfig`
+        dim, propagation_layers, reg, init: as :class:`~contrastkit.recipes._recsys.GraphRecConfig`
             (64, 3, 1e-4, Xavier).
         drop: ``"edge"`` (SGL-ED, default) or ``"node"`` (SGL-ND) dropout.
         drop_ratio: ρ, the fraction of edges (or nodes) each view drops (0.1).

@@ -34,7 +34,7 @@ class SimGCLConfig(GraphRecConfig):
     """SimGCL hyper-parameters (the paper's eps = 0.1 and τ = 0.2).
 
     Attributes:
-        dim, layers, reg, init: as :class:`~contrastkit.recipes._recsys.GraphRecConfig`
+        dim, propagation_layers, reg, init: as :class:`~contrastkit.recipes._recsys.GraphRecConfig`
             (64, 3, 1e-4, Xavier).
         eps: the noise's norm per row and layer (0.1).
         temperature: τ of the InfoNCE terms (0.2).

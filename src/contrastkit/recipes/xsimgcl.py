@@ -34,7 +34,7 @@ class XSimGCLConfig(GraphRecConfig):
     """XSimGCL hyper-parameters (the paper's eps = 0.2, τ = 0.2, l* = 1).
 
     Attributes:
-        dim, layers, reg, init: as :class:`~contrastkit.recipes._recsys.GraphRecConfig`
+        dim, propagation_layers, reg, init: as :class:`~contrastkit.recipes._recsys.GraphRecConfig`
             (64, 3, 1e-4, Xavier).
         eps: the noise's norm per row and layer (0.2).
         temperature: τ of the InfoNCE terms (0.2).
