@@ -100,6 +100,7 @@ def test_registry_names_and_errors():
             "few_shot",
             "graph_classification",
             "molecule",
+            "tabular",
         ]
     )
     for name, cls in PROTOCOLS.items():
