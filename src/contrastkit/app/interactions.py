@@ -41,8 +41,6 @@ __all__ = [
     "trained_recommender",
 ]
 
-#: the recommenders (recipe names)
-RECOMMENDER_RECIPES = ("two_tower", "bpr_mf", "lightgcn", "sgl", "simgcl", "xsimgcl")
 #: built-in interaction data (names as given to --data)
 BUILTIN_INTERACTIONS = ("ml-100k", "ml100k", "movielens-100k")
 _COLUMNS = ("user_column", "item_column", "rating_column", "timestamp_column")
@@ -108,7 +106,7 @@ def build_interaction_recipe(cfg: Any, train: Any, data: InteractionSplits) -> t
     cfg = cfg.resolved()
     # whole-graph propagation and id lookups: nothing for torch.compile to gain
     cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, compile=False))
-    if not hasattr(train, "interactions") and not isinstance(data, InteractionSplits):
+    if not isinstance(data, InteractionSplits):
         raise ValueError(
             f"the {cfg.recipe.name} recipe trains on user–item interactions; give "
             "--data ml-100k or an interaction CSV/.inter file."
@@ -138,25 +136,25 @@ def final_embeddings(recipe: Any) -> tuple[Tensor, Tensor]:
 
 
 def evaluate_interaction_run(
-    recipe: Any, data: InteractionSplits, *, ks: tuple[int, ...] = (10, 20)
+    rec: Any, data: InteractionSplits, *, ks: tuple[int, ...] = (10, 20)
 ) -> tuple[ProtocolResult, ProtocolResult]:
-    """(test result, validation result) of a trained recommender: full ranking, Recall@K
-    and NDCG@K beside popularity and chance. On test, each user's training and validation
-    items are left out of its ranking; on validation, its training items."""
+    """(test result, validation result) of a trained recommender (its
+    :class:`~contrastkit.index.recommend.Recommender`): full ranking, Recall@K and NDCG@K
+    beside popularity and chance. On test, each user's training and validation items are left
+    out of its ranking; on validation, its training items."""
     from contrastkit.evaluate.protocols import RankingProtocol
 
     inter = data.interactions
-    users, items = final_embeddings(recipe)
     protocol = RankingProtocol(ks=ks, score="dot")
-    test = protocol.evaluate(users, items, _known_pairs(inter), inter.test, split="test")
-    val = protocol.evaluate(users, items, inter.train, inter.val, split="val")
+    test = protocol.evaluate(rec.users, rec.items, _known_pairs(inter), inter.test, split="test")
+    val = protocol.evaluate(rec.users, rec.items, inter.train, inter.val, split="val")
     return test, val
 
 
 def trained_recommender(recipe: Any, data: InteractionSplits, meta: dict[str, Any]) -> Any:
     """The :class:`~contrastkit.index.recommend.Recommender` of a trained model: its final
-    embeddings, raw ids, titles, and every known (training + validation) interaction left
-    out of the recommendations."""
+    embeddings (computed once, in eval mode), raw ids, titles, and every known (training +
+    validation) interaction left out of the recommendations."""
     from contrastkit.index.recommend import Recommender
 
     inter = data.interactions
@@ -187,11 +185,11 @@ def interaction_results(
     the report (the Recall@K / NDCG@K table)."""
     from contrastkit.evaluate.report import metric_rows, write_report
 
-    test_result, val_result = evaluate_interaction_run(recipe, data)
     out = Path(cfg.train.out_dir)
     rec = trained_recommender(
         recipe, data, {"recipe": cfg.recipe.name, "data": data.name, "run": str(out)}
     )
+    test_result, val_result = evaluate_interaction_run(rec, data)
     rec.save(out / "recommender")
     results["evaluation"] = test_result.to_dict()
     results["evaluation"].update({f"val.{k}": v for k, v in val_result.to_dict().items()})

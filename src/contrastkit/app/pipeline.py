@@ -323,7 +323,6 @@ MODALITIES: dict[str, Modality] = {
         _build_table,
         _no_baseline,
         lambda rows: {},
-        rows_word="rows",
         results=_table_results,
     ),
     "interactions": Modality(
@@ -680,7 +679,6 @@ def run(cfg: RunConfig, resume: bool = False, overwrite: bool = False) -> dict[s
             "rows of other classes, or train a self-supervised recipe (e.g. --recipe simclr)."
         )
     _start_run_json(cfg, resume)
-    labels = getattr(train, "labels", None)
     protocol = data.protocol if labels is not None or data.protocol in _UNLABELLED else None
     if protocol == "classification" and classes == 1:
         protocol = None  # one class: every classifier is right, and the figures mean nothing
