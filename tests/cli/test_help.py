@@ -222,7 +222,7 @@ def test_recipes_without_names_lists_every_recipe_briefly():
     result, out = _invoke("recipes")
     assert result.exit_code == 0, out
     heads = re.findall(
-        r"^(\w+) \((image|text|image_text|graph|node|table|interactions)\): ", out, re.M
+        r"^(\w+) \((image|text|image_text|graph|node|table|interactions|audio)\): ", out, re.M
     )
     assert [name for name, _ in heads] == list(RECIPES)
     assert "recipe.proj_bn=true" in out and "batch norm after the head's hidden layer." in out

@@ -101,6 +101,7 @@ def test_registry_names_and_errors():
             "graph_classification",
             "molecule",
             "tabular",
+            "audio",
         ]
     )
     for name, cls in PROTOCOLS.items():

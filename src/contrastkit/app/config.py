@@ -128,6 +128,9 @@ class DataConfig:
     CSV/TSV/parquet table or a built-in one (``mlc_churn``, ``wa_churn``, ``biopsy``,
     ``breast_cancer``, ``wine``, ``digits``). Recommenders (``two_tower``, ``bpr_mf``,
     ``lightgcn``, ``sgl``, ``simgcl``, ``xsimgcl``) take ``ml-100k`` or an interaction file.
+    Audio recipes (``cola``, ``byol_a``, ``clap``) take ``fsdd``, ``spoken_words``,
+    ``klettres``, a folder of audio files (root/<class>/*.wav|flac|ogg) or a CSV of clips and
+    captions.
     """
 
     name: str = "digits"
@@ -176,14 +179,16 @@ class ModelConfig:
             ``minilm``, ``small_text`` (a small Transformer), ``small_bag`` (SIF-weighted bag
             of word embeddings, for documents), or a local Hugging Face / exported encoder
             folder; for graph recipes ``gin`` (graphcl, infograph) or ``gcn`` (grace), which
-            they use when this is left at resnet18.
+            they use when this is left at resnet18; for audio recipes ``audio_cnn`` (BYOL-A's
+            CNN, used when this is left at resnet18) or ``audio_transformer``.
         width: channel multiplier (ResNet) or width (SmallCNN: width × 128 channels); text
             encoders from scratch: the model dimension when > 1.
         small_input: the ResNet stem for small images (None: images of ≤ 64 px).
         init_encoder: start from this exported encoder folder (fine-tuning) instead of a new
             encoder.
         max_length: text encoders: tokens per text.
-        text_encoder: image–text recipes (``clip``): the text tower, ``minilm``,
+        text_encoder: image–text recipes (``clip``) and audio–text (``clap``): the text
+            tower, ``char`` (audio–text only: characters, so unseen words embed), ``minilm``,
             ``small_text``, or a local Hugging Face / exported encoder folder (``encoder`` is
             the image tower: ``efficientnet_lite0`` with ImageNet weights, ``resnet18``,
             ``small_cnn``).

@@ -260,6 +260,25 @@ def _interaction_results(*args: Any) -> None:
     interaction_results(*args)
 
 
+# --------------------------------------------------------------------------------- audio
+def _load_audio(name: str, cfg: RunConfig | None = None) -> Any:
+    from contrastkit.app.audio import load_audio_splits
+
+    return load_audio_splits(name, cfg)
+
+
+def _build_audio(cfg: RunConfig, train: Any, data: Any) -> tuple[RunConfig, Any, str]:
+    from contrastkit.app.audio import build_audio_recipe
+
+    return build_audio_recipe(cfg, train, data)
+
+
+def _audio_results(*args: Any) -> None:
+    from contrastkit.app.audio import audio_results
+
+    audio_results(*args)
+
+
 def _graph_rows(rows: Any) -> dict[str, Any]:
     smiles = getattr(rows, "smiles", None)
     return {"texts": list(smiles)} if smiles else {}
@@ -333,6 +352,16 @@ MODALITIES: dict[str, Modality] = {
         lambda rows: {},
         rows_word="interactions",
         results=_interaction_results,
+    ),
+    "audio": Modality(
+        "audio",
+        _load_audio,
+        _build_audio,
+        _no_baseline,
+        lambda rows: {},
+        rows_word="clips",
+        holds_out_val=False,
+        results=_audio_results,
     ),
 }
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
@@ -210,8 +210,42 @@ class AudioSet:
     paths: list[str] | None = None
     skipped: dict[str, str] = field(default_factory=dict)
 
+    #: the kind of each field of :meth:`rows` (see :mod:`contrastkit.data.fields`)
+    fields: ClassVar[dict[str, str]] = {
+        "audio": "audio",
+        "indices": "ids",
+        "labels": "ids",
+        "texts": "text",
+        "caption_ids": "ids",
+    }
+
     def __len__(self) -> int:
         return len(self.audio)
+
+    def rows(self, index: Tensor) -> dict[str, Any]:
+        """The trainer's batch for clips ``index`` ((B,) LongTensor): ``{"audio":
+        AudioBatch, "indices": index}``, ``"labels"`` (B,) when labelled, and ``"texts"``
+        (B captions) with ``"caption_ids"`` (B,) (equal for equal captions) when captioned."""
+        index = torch.as_tensor(index, dtype=torch.long).cpu()
+        batch: dict[str, Any] = {"audio": self.audio.select(index), "indices": index}
+        if self.labels is not None:
+            batch["labels"] = self.labels[index]
+        if self.captions is not None:
+            rows = index.tolist()
+            batch["texts"] = [self.captions[i] for i in rows]
+            batch["caption_ids"] = self.caption_groups()[index]
+        return batch
+
+    def caption_groups(self) -> Tensor:
+        """(N,) int64: the index of each clip's caption among the distinct captions."""
+        if self.captions is None:
+            raise ValueError(f"{self.name} has no captions.")
+        first: dict[str, int] = {}
+        return torch.tensor([first.setdefault(c, len(first)) for c in self.captions])
+
+    def row_lengths(self) -> Tensor:
+        """(N,) valid samples/frames of each clip (the trainer's ``group_by_length``)."""
+        return self.audio.lengths
 
     def subset(self, index: Tensor | Sequence[int]) -> AudioSet:
         """The clips ``index`` (in that order), with their labels, captions and groups."""

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from torch import nn
 
+from contrastkit.encoders.audio import AudioCNN, AudioTransformer, audio_cnn, audio_transformer
+from contrastkit.encoders.char_text import CharTextEncoder, char_text
 from contrastkit.encoders.efficientnet import EfficientNetLite0
 from contrastkit.encoders.lightgcn import LightGCN
 from contrastkit.encoders.resnet import ResNet, resnet18, resnet34, resnet50
@@ -78,6 +80,9 @@ ENCODERS = {
     "lightgcn": LightGCN,
     "tabular_mlp": tabular_mlp,
     "tabular_resnet": tabular_resnet,
+    "audio_cnn": audio_cnn,
+    "audio_transformer": audio_transformer,
+    "char_text": char_text,
 }
 
 
@@ -103,6 +108,9 @@ def build_encoder(name: str, **config) -> nn.Module:
 __all__ = [
     "ENCODERS",
     "MLP",
+    "AudioCNN",
+    "AudioTransformer",
+    "CharTextEncoder",
     "EfficientNetLite0",
     "HFTextEncoder",
     "LightGCN",
@@ -113,8 +121,11 @@ __all__ = [
     "TabularResNet",
     "TextEncoder",
     "WordVocab",
+    "audio_cnn",
+    "audio_transformer",
     "build_encoder",
     "build_vocab",
+    "char_text",
     "gcn",
     "gin",
     "minilm",

@@ -3,7 +3,10 @@
 from contrastkit.recipes.barlow_twins import BarlowTwins, BarlowTwinsConfig
 from contrastkit.recipes.bpr_mf import BPRMF, BPRMFConfig
 from contrastkit.recipes.byol import BYOL, BYOLConfig
+from contrastkit.recipes.byol_a import BYOLA, BYOLAConfig
+from contrastkit.recipes.clap import CLAP, CLAPConfig
 from contrastkit.recipes.clip import CLIP, CLIPConfig
+from contrastkit.recipes.cola import COLA, COLAConfig
 from contrastkit.recipes.dino import DINO, DINOConfig
 from contrastkit.recipes.grace import GRACE, GRACEConfig
 from contrastkit.recipes.graphcl import GraphCL, GraphCLConfig
@@ -54,12 +57,18 @@ RECIPES = {
     "sgl": (SGL, SGLConfig),
     "simgcl": (SimGCL, SimGCLConfig),
     "xsimgcl": (XSimGCL, XSimGCLConfig),
+    "cola": (COLA, COLAConfig),
+    "byol_a": (BYOLA, BYOLAConfig),
+    "clap": (CLAP, CLAPConfig),
 }
 
 __all__ = [
     "BPRMF",
     "BYOL",
+    "BYOLA",
+    "CLAP",
     "CLIP",
+    "COLA",
     "DINO",
     "GRACE",
     "NNCLR",
@@ -67,10 +76,13 @@ __all__ = [
     "SCARF",
     "SGL",
     "BPRMFConfig",
+    "BYOLAConfig",
     "BYOLConfig",
     "BarlowTwins",
     "BarlowTwinsConfig",
+    "CLAPConfig",
     "CLIPConfig",
+    "COLAConfig",
     "DINOConfig",
     "GRACEConfig",
     "GraphCL",

@@ -22,6 +22,9 @@ graph_             SVM accuracy, 10-fold CV × 5 seeds (C chosen inside     feat
 classification     each training fold)                                     (WL); majority class
 molecule           probe ROC-AUC (C chosen on val), all and 10% labels     features (ECFP);
                                                                            chance (0.5)
+audio              probe, few-label probe, kNN accuracy (5-fold CV or      pooled MFCC; chance
+                   held-out rows; C, k chosen inside the training rows);
+                   audio→audio, text↔audio R@1
 =================  ======================================================  =====================
 
 Nothing is fitted or selected on the split the figures are on: kNN's k and the probe's
@@ -43,6 +46,7 @@ from __future__ import annotations
 from typing import Any
 
 from contrastkit.evaluate.protocols.anomaly import AnomalyProtocol, knn_anomaly_scores
+from contrastkit.evaluate.protocols.audio import AudioProtocol
 from contrastkit.evaluate.protocols.base import PROTOCOL_CLASSES, Protocol, ProtocolResult
 from contrastkit.evaluate.protocols.classification import (
     ClassificationProtocol,
@@ -63,6 +67,7 @@ from contrastkit.evaluate.protocols.tabular import TabularProtocol
 __all__ = [
     "PROTOCOLS",
     "AnomalyProtocol",
+    "AudioProtocol",
     "ClassificationProtocol",
     "Episode",
     "FewShotProtocol",
@@ -94,6 +99,7 @@ PROTOCOLS: dict[str, type[Protocol]] = {
     "graph_classification": GraphClassificationProtocol,
     "molecule": MoleculeProtocol,
     "tabular": TabularProtocol,
+    "audio": AudioProtocol,
 }
 assert all(PROTOCOL_CLASSES[name] is cls for name, cls in PROTOCOLS.items())
 

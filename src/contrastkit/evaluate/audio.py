@@ -1,0 +1,265 @@
+"""Audio evaluation: the pooled-MFCC baseline, cross-validated probes and label retrieval.
+
+- :func:`pooled_mfcc_features`: the classic baseline, mean and standard deviation of each
+  MFCC coefficient over a clip's valid frames (waveforms are turned into 13 MFCCs first,
+  :func:`~contrastkit.data.spectral.mfcc`; frame features are pooled as they are).
+- :func:`cv_probe`: a linear probe (multinomial logistic regression on standardised
+  features) scored by stratified K-fold cross-validation; in each outer fold the penalty C
+  is chosen by an inner cross-validation on that fold's training part only, so nothing is
+  chosen on the rows it is scored on. With ``shots`` it is the few-label probe: each outer
+  fold's classifier sees ``shots`` labelled clips per class (several random draws), C chosen
+  by an inner CV on those clips.
+- :func:`cv_knn`: cosine kNN accuracy with k chosen the same way.
+- :func:`label_recall_at_k`: retrieval where a hit is any key with the query's label
+  (audio→audio word retrieval, text→audio among one voice's clips), a query's own row
+  excluded when queries and keys are the same set.
+
+Example:
+    >>> import torch
+    >>> g = torch.Generator().manual_seed(0)
+    >>> x = torch.eye(3)[[0] * 20 + [1] * 20] + 0.1 * torch.randn(40, 3, generator=g)
+    >>> y = torch.tensor([0] * 20 + [1] * 20)
+    >>> cv_probe(x, y, folds=4, Cs=(1.0,))["accuracy"]
+    1.0
+    >>> label_recall_at_k(x, x, y, y, ks=(1,), exclude_self=True)["recall@1"]
+    1.0
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from contrastkit.data.audio import AudioBatch
+
+__all__ = [
+    "DEFAULT_CS",
+    "cv_knn",
+    "cv_probe",
+    "label_recall_at_k",
+    "pooled_mfcc_features",
+]
+
+#: the probe's C grid (inverse L2 strength of sklearn's LogisticRegression)
+DEFAULT_CS = (0.01, 0.1, 1.0, 10.0)
+
+
+def pooled_mfcc_features(audio: AudioBatch, n_mfcc: int = 13, chunk: int = 256) -> Tensor:
+    """(N, 2·F) mean and standard deviation over each clip's valid frames.
+
+    Args:
+        audio: waveforms (turned into ``n_mfcc`` MFCCs, librosa's defaults) or frame features
+            (pooled as they are, e.g. FSDD's MFCCs).
+        n_mfcc: MFCCs per frame for waveforms.
+        chunk: clips turned into MFCCs at a time.
+    """
+    if audio.is_wave:
+        from contrastkit.data.spectral import frame_lengths, mfcc
+
+        parts = []
+        for s in range(0, len(audio), chunk):
+            part = audio.select(torch.arange(s, min(s + chunk, len(audio))))
+            frames = mfcc(part.values.float(), int(part.sample_rate), n_mfcc=n_mfcc)
+            lengths = frame_lengths(part.lengths, 512).clamp(1, frames.shape[1])
+            parts.append(_pool(frames, lengths))
+        return torch.cat(parts)
+    return _pool(audio.values.float(), audio.lengths)
+
+
+def _pool(frames: Tensor, lengths: Tensor) -> Tensor:
+    t = torch.arange(frames.shape[1], device=frames.device)
+    mask = (t[None, :] < lengths.to(frames.device)[:, None]).to(frames.dtype)[..., None]
+    n = mask.sum(1).clamp_min(1)
+    mean = (frames * mask).sum(1) / n
+    var = (((frames - mean[:, None]) * mask) ** 2).sum(1) / n
+    return torch.cat([mean, var.sqrt()], dim=1)
+
+
+def _numpy(x: Any) -> np.ndarray:
+    return x.detach().cpu().double().numpy() if isinstance(x, Tensor) else np.asarray(x)
+
+
+def _few(y: np.ndarray, rows: np.ndarray, shots: int, rng: np.random.Generator) -> np.ndarray:
+    """``shots`` random rows of each class among ``rows``."""
+    picked = []
+    for c in np.unique(y[rows]):
+        of_c = rows[y[rows] == c]
+        picked.append(rng.choice(of_c, size=min(shots, len(of_c)), replace=False))
+    return np.concatenate(picked)
+
+
+def _logistic(c: float) -> Any:
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    return make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=2000))
+
+
+def _choose_c(x: np.ndarray, y: np.ndarray, cs: Sequence[float], inner: int, seed: int) -> float:
+    """The C of the best mean accuracy in a stratified ``inner``-fold CV on (x, y) (ties: the
+    smaller C)."""
+    from sklearn.model_selection import StratifiedKFold, cross_val_score
+
+    k = int(min(inner, np.bincount(np.unique(y, return_inverse=True)[1]).min()))
+    if len(cs) == 1 or k < 2:
+        return float(cs[0])
+    cv = StratifiedKFold(k, shuffle=True, random_state=seed)
+    scores = [cross_val_score(_logistic(c), x, y, cv=cv).mean() for c in cs]
+    return float(cs[int(np.argmax(scores))])
+
+
+def cv_probe(
+    features: Tensor | np.ndarray,
+    labels: Tensor | np.ndarray,
+    *,
+    folds: int = 5,
+    seed: int = 0,
+    shots: int | None = None,
+    draws: int = 5,
+    Cs: Sequence[float] = DEFAULT_CS,
+    inner_folds: int = 3,
+) -> dict[str, Any]:
+    """Cross-validated linear-probe accuracy (nested: C chosen inside each training fold).
+
+    Args:
+        features: (N, D) clip embeddings (or baseline features).
+        labels: (N,) integer classes.
+        folds: outer stratified folds (shuffled with ``seed``).
+        seed: the folds' and the few-label draws' seed.
+        shots: None: every training clip's label; k: k labelled clips per class of each
+            training fold (``draws`` random draws, averaged).
+        draws: few-label draws per fold.
+        Cs: the C grid; inner_folds: folds of the inner CV that chooses C.
+
+    Returns:
+        ``{"accuracy": mean over folds, "std": std over folds, "fold_accuracies",
+        "Cs_chosen": {C: count}, "folds", "shots", "time_s"}``.
+    """
+    from sklearn.model_selection import StratifiedKFold
+
+    t0 = time.perf_counter()
+    x, y = _numpy(features), _numpy(labels).astype(np.int64)
+    rng = np.random.default_rng(seed)
+    accs, chosen = [], {}
+    for fold, (tr, te) in enumerate(
+        StratifiedKFold(folds, shuffle=True, random_state=seed).split(x, y)
+    ):
+        runs = [tr] if shots is None else [_few(y, tr, shots, rng) for _ in range(draws)]
+        fold_accs = []
+        for rows in runs:
+            c = _choose_c(x[rows], y[rows], Cs, inner_folds, seed + fold)
+            chosen[c] = chosen.get(c, 0) + 1
+            model = _logistic(c).fit(x[rows], y[rows])
+            fold_accs.append(float((model.predict(x[te]) == y[te]).mean()))
+        accs.append(float(np.mean(fold_accs)))
+    return {
+        "accuracy": float(np.mean(accs)),
+        "std": float(np.std(accs)),
+        "fold_accuracies": accs,
+        "Cs_chosen": chosen,
+        "folds": folds,
+        "shots": shots,
+        "time_s": time.perf_counter() - t0,
+    }
+
+
+def _knn_predict(bank: Tensor, bank_y: Tensor, queries: Tensor, k: int) -> Tensor:
+    sim = F.normalize(queries, dim=1) @ F.normalize(bank, dim=1).T
+    top = sim.topk(min(k, bank.shape[0]), dim=1)
+    classes = int(bank_y.max()) + 1
+    votes = torch.zeros(queries.shape[0], classes, dtype=sim.dtype)
+    votes.scatter_add_(1, bank_y[top.indices], top.values.exp())
+    return votes.argmax(1)
+
+
+def cv_knn(
+    features: Tensor | np.ndarray,
+    labels: Tensor | np.ndarray,
+    *,
+    folds: int = 5,
+    seed: int = 0,
+    ks: Sequence[int] = (1, 5, 10, 20),
+    inner_folds: int = 3,
+) -> dict[str, Any]:
+    """Cross-validated cosine kNN accuracy (votes weighted by exp(similarity)); k chosen by an
+    inner CV in each training fold. Returns ``{"accuracy", "std", "fold_accuracies",
+    "ks_chosen"}``."""
+    from sklearn.model_selection import StratifiedKFold
+
+    x = torch.as_tensor(_numpy(features)).float()
+    y = torch.as_tensor(_numpy(labels).astype(np.int64))
+    accs, chosen = [], {}
+    outer = StratifiedKFold(folds, shuffle=True, random_state=seed)
+    for fold, (tr, te) in enumerate(outer.split(x.numpy(), y.numpy())):
+        inner = StratifiedKFold(inner_folds, shuffle=True, random_state=seed + fold)
+        scores = np.zeros(len(ks))
+        for itr, iva in inner.split(x[tr].numpy(), y[tr].numpy()):
+            a, b = torch.as_tensor(tr[itr]), torch.as_tensor(tr[iva])
+            for j, k in enumerate(ks):
+                scores[j] += float((_knn_predict(x[a], y[a], x[b], k) == y[b]).float().mean())
+        k = int(ks[int(np.argmax(scores))])
+        chosen[k] = chosen.get(k, 0) + 1
+        trt, tet = torch.as_tensor(tr), torch.as_tensor(te)
+        accs.append(float((_knn_predict(x[trt], y[trt], x[tet], k) == y[tet]).float().mean()))
+    return {
+        "accuracy": float(np.mean(accs)),
+        "std": float(np.std(accs)),
+        "fold_accuracies": accs,
+        "ks_chosen": chosen,
+    }
+
+
+def label_recall_at_k(
+    queries: Tensor,
+    keys: Tensor,
+    query_labels: Tensor,
+    key_labels: Tensor,
+    *,
+    ks: Sequence[int] = (1, 5),
+    exclude_self: bool = False,
+    chunk_size: int = 1024,
+) -> dict[str, float]:
+    """R@k where a hit is any key with the query's label (cosine ranking).
+
+    Args:
+        queries: (Q, D); keys: (K, D) (the same rows as ``queries`` with ``exclude_self``).
+        query_labels: (Q,); key_labels: (K,) integer labels.
+        ks: the cut-offs.
+        exclude_self: queries and keys are one set: a query never retrieves its own row.
+
+    Returns:
+        ``{"recall@k": fraction of queries with a hit in their top k, "mrr": mean reciprocal
+        rank of the first hit, "chance@1": the expected R@1 of a random ranking}``.
+    """
+    q = F.normalize(queries.double(), dim=1)
+    k_ = F.normalize(keys.double(), dim=1)
+    ql = torch.as_tensor(query_labels).reshape(-1).long()
+    kl = torch.as_tensor(key_labels).reshape(-1).long()
+    if exclude_self and q.shape[0] != k_.shape[0]:
+        raise ValueError("exclude_self needs queries and keys to be the same rows.")
+    ranks = []
+    for s in range(0, q.shape[0], chunk_size):
+        sim = q[s : s + chunk_size] @ k_.T
+        hit = ql[s : s + chunk_size, None] == kl[None, :]
+        if exclude_self:
+            rows = torch.arange(sim.shape[0])
+            sim[rows, rows + s] = float("-inf")
+            hit[rows, rows + s] = False
+        if not bool(hit.any(1).all()):
+            raise ValueError("a query has no key with its label, so it has no rank.")
+        best = sim.masked_fill(~hit, float("-inf")).amax(1, keepdim=True)
+        ranks.append((sim > best).sum(1).double() + 1.0)
+    r = torch.cat(ranks)
+    out = {f"recall@{k}": float((r <= k).double().mean()) for k in ks}
+    out["mrr"] = float(r.reciprocal().mean())
+    n_keys = k_.shape[0] - (1 if exclude_self else 0)
+    per_query = (ql[:, None] == kl[None, :]).sum(1).double() - (1.0 if exclude_self else 0.0)
+    out["chance@1"] = float((per_query / n_keys).mean())
+    return out
