@@ -89,17 +89,31 @@ def load_audio_splits(name: str, cfg: Any = None) -> AudioSplits:
         )
         return AudioSplits(train, test, "spoken_words", "audio", note=note)
     data = load_audio_data(name, sample_rate=SAMPLE_RATE)
+    skipped = _skipped_note(data)
     if data.captions is not None and name not in ("spoken_words",):
         data.labels = None  # clips and captions: judged by retrieval, not by caption "classes"
-        return _split_captions(data, seed)
+        splits = _split_captions(data, seed)
+        splits.note = " ".join(x for x in (splits.note, skipped) if x)
+        return splits
     protocol = "audio" if data.labels is not None else None
     if name == "fsdd":
         return AudioSplits(data, None, data.name, protocol)
     if protocol is None:
-        return AudioSplits(data, None, data.name, None)
+        return AudioSplits(data, None, data.name, None, note=skipped)
     train, test = _stratified_test(data, 0.2, seed)
     note = f"test: {len(test)} clips held out of {data.name} (20%, seed {seed})."
-    return AudioSplits(train, test, data.name, protocol, note=note)
+    return AudioSplits(train, test, data.name, protocol, note=" ".join([note, skipped]).strip())
+
+
+def _skipped_note(data: Any) -> str:
+    """The files a loader could not use, in words (empty when none)."""
+    if not data.skipped:
+        return ""
+    path, why = next(iter(data.skipped.items()))
+    return (
+        f"skipped {len(data.skipped)} unusable file(s) (e.g. {Path(path).name}: {why}); "
+        "they are listed in the log."
+    )
 
 
 def _split_captions(data: Any, seed: int) -> AudioSplits:

@@ -26,8 +26,8 @@ view                        input       what it does
 :class:`RandomResizeCrop`   features    BYOL-A's random resize crop
 ==========================  ==========  ====================================================
 
-:func:`audio_views` builds the presets ``"none"``, ``"cola"``, ``"byol_a"``, ``"speech"`` and
-``"spec"``.
+:func:`audio_views` builds the presets ``"none"``, ``"cola"``, ``"byol_a"``, ``"speech"``,
+``"speech_wide"``, ``"spec"`` and ``"mfcc"``.
 
 References:
     Saeed, Grangier & Zeghidour 2021, "Contrastive Learning of General-Purpose Audio
@@ -1116,18 +1116,31 @@ AUDIO_VIEW_PRESETS: dict[str, list[tuple[str, dict[str, Any]]]] = {
         ("gain", {"min_db": -6.0, "max_db": 6.0}),
         ("add_noise", {"snr_db": (10.0, 30.0), "noise": "white"}),
     ],
+    "speech_wide": [
+        ("pitch_shift", {"semitones": (-4.0, 4.0)}),
+        ("time_shift", {"max_fraction": 0.2}),
+        ("gain", {"min_db": -6.0, "max_db": 6.0}),
+        ("add_noise", {"snr_db": (10.0, 30.0), "noise": "white"}),
+    ],
     "spec": [
         ("time_stretch", {"rate": (0.8, 1.25)}),
         ("spec_augment", {}),
         ("gain", {"min_db": -6.0, "max_db": 6.0}),
+    ],
+    "mfcc": [
+        ("time_stretch", {"rate": (0.8, 1.25)}),
+        ("spec_augment", {"freq_masks": 1, "freq_width": 2}),
     ],
 }
 """Presets: view name → constructor arguments, in order. ``"cola"``: one 0.96 s segment
 (COLA: segments only; use :func:`random_segments` for the pair); ``"byol_a"``: Mixup(0.4,
 memory 2048) → RandomResizeCrop, on normalised log-mel (the random linear fader is omitted);
 ``"speech"`` (waveforms): PitchShift ±2 → TimeShift → Gain ±6 dB → white noise at 10–30 dB
-SNR (noise last, so the SNR is exact); ``"spec"`` (features): TimeStretch → SpecAugment →
-Gain."""
+SNR (noise last, so the SNR is exact); ``"speech_wide"``: the same with PitchShift ±4
+semitones (new voices: a pitch and speed range as wide as espeak-ng's voices span);
+``"spec"`` (features): TimeStretch → SpecAugment →
+Gain; ``"mfcc"`` (MFCC frames): TimeStretch → SpecAugment with one mask of at most 2
+coefficients (no gain: on MFCCs a level change moves c0 only)."""
 
 
 def _params(cls: type[AudioView]) -> set[str]:
@@ -1138,7 +1151,8 @@ def audio_views(preset: str = "none", **overrides: Any) -> Compose:
     """The views of ``preset`` (see :data:`AUDIO_VIEW_PRESETS`) as a :class:`Compose`.
 
     Args:
-        preset: ``"none"``, ``"cola"``, ``"byol_a"``, ``"speech"`` or ``"spec"``.
+        preset: ``"none"``, ``"cola"``, ``"byol_a"``, ``"speech"``, ``"speech_wide"``, ``"spec"`` or
+            ``"mfcc"``.
         **overrides: either a view's snake_case name (``gain``, ``add_noise``,
             ``pitch_shift``, ``time_shift``, ``time_stretch``, ``spec_augment``, ``mixup``,
             ``random_resize_crop``, ``random_crop``) with a dict of constructor arguments
