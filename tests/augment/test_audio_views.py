@@ -489,7 +489,11 @@ def test_every_view_is_seeded_keeps_dtype_padding_and_lengths(dtype):
 
 
 def test_presets_and_overrides():
-    assert set(AUDIO_VIEW_PRESETS) == {"none", "cola", "byol_a", "speech", "spec"}
+    assert set(AUDIO_VIEW_PRESETS) == {
+        "none", "cola", "byol_a", "speech", "speech_wide", "spec", "mfcc"
+    }  # fmt: skip
+    assert audio_views("speech_wide").views[0].semitones == (-4.0, 4.0)
+    assert [type(v).__name__ for v in audio_views("mfcc")] == ["TimeStretch", "SpecAugment"]
     b = waves()
     assert torch.equal(audio_views("none")(b).values, b.values)
     cola = audio_views("cola")
