@@ -46,7 +46,8 @@ class AudioProtocol(Protocol):
 
     Args:
         folds: outer folds of the cross-validated layout.
-        shots: labelled clips per class of the few-label probe (0: none).
+        shots: labelled clips per class of the few-label probe (0: none; left out too when a
+            class has no more training clips than that: it would be the full probe).
         draws: few-label draws per fold.
         seed: folds and draws.
         Cs: the probe's C grid (chosen by inner CV).
@@ -82,12 +83,14 @@ class AudioProtocol(Protocol):
     ) -> tuple[dict[str, float], dict[str, Any]]:
         kw = {"seed": self.seed, "Cs": self.Cs}
         details: dict[str, Any] = {}
+        # a few-label probe with at least as many labels as a class has is the full probe
+        few_label = 0 < self.shots < int(torch.bincount(train_y.long()).min())
         if test_x is None:  # cross-validation over every row
             probe = cv_probe(train_x, train_y, folds=self.folds, **kw)
             out = {"probe_accuracy": probe["accuracy"]}
             details["probe_std"] = probe["std"]
             details["probe_Cs"] = probe["Cs_chosen"]
-            if self.shots:
+            if few_label:
                 few = cv_probe(
                     train_x, train_y, folds=self.folds, shots=self.shots, draws=self.draws, **kw
                 )
@@ -107,7 +110,7 @@ class AudioProtocol(Protocol):
         c = _choose_c(x, y, self.Cs, 3, self.seed)
         out = {"probe_accuracy": float((_logistic(c).fit(x, y).predict(tx) == ty).mean())}
         details["probe_C"] = c
-        if self.shots:
+        if few_label:
             rng = np.random.default_rng(self.seed)
             accs = []
             for _ in range(self.draws):
