@@ -213,30 +213,35 @@ def _feature_stats(frames: Any) -> tuple[float, float]:
     return float(values.mean()), float(values.std().clamp_min(1e-6))
 
 
-def embed_audio(encoder: Any, audio: Any, batch_size: int = 256, device: Any = "cpu") -> Tensor:
-    """(N, D) float32 CPU embeddings of an AudioBatch by ``encoder`` in eval mode."""
+def embed_audio(
+    model: Any,
+    audio: Any,
+    batch_size: int = 256,
+    device: Any = "cpu",
+    forward: Any = None,
+) -> Tensor:
+    """(N, D) float32 CPU embeddings of an AudioBatch, ``batch_size`` clips at a time, with
+    ``model`` in eval mode and no gradient; ``forward`` (default: ``model`` itself) maps a
+    batch on ``device`` in the model's dtype to embeddings (a CLAP recipe's ``embed_audio``:
+    its shared-space embeddings)."""
     from contrastkit.recipes._audio import encoder_dtype
 
-    was = encoder.training
-    encoder.eval()
+    forward = model if forward is None else forward
+    was = model.training
+    model.eval()
     out = []
     with torch.no_grad():
         for s in range(0, len(audio), batch_size):
             part = audio.select(torch.arange(s, min(s + batch_size, len(audio))))
-            out.append(encoder(part.to(device, dtype=encoder_dtype(encoder))).float().cpu())
-    encoder.train(was)
+            out.append(forward(part.to(device, dtype=encoder_dtype(model))).float().cpu())
+    model.train(was)
     return torch.cat(out)
 
 
 def _clap_embed(recipe: Any, audio: Any, batch_size: int = 256) -> Tensor:
-    out = []
-    was = recipe.training
-    recipe.eval()
-    for s in range(0, len(audio), batch_size):
-        part = audio.select(torch.arange(s, min(s + batch_size, len(audio))))
-        out.append(recipe.embed_audio(part.to(recipe.audio_proj.weight.device)).float().cpu())
-    recipe.train(was)
-    return torch.cat(out)
+    """(N, D) shared-space audio embeddings of a CLAP recipe."""
+    device = recipe.audio_proj.weight.device
+    return embed_audio(recipe, audio, batch_size, device, forward=recipe.embed_audio)
 
 
 def audio_results(
@@ -289,7 +294,8 @@ def audio_results(
         if clap and test.captions is not None:
             kw["class_texts"] = recipe.embed_texts(list(test.classes)).float().cpu()
             kw["test_groups"] = test.groups
-    result = AudioProtocol(seed=cfg.train.seed).evaluate(embed(fit), fit.labels, **kw)
+    fit_features = embed(fit)
+    result = AudioProtocol(seed=cfg.train.seed).evaluate(fit_features, fit.labels, **kw)
     results["evaluation"] = result.to_dict()
     lines = result.format().splitlines()
     if getattr(data, "note", ""):
@@ -300,9 +306,7 @@ def audio_results(
     from contrastkit.evaluate.report import metric_rows, write_report
 
     rows = test if test is not None else fit
-    features = kw.get("test_features")
-    if features is None:
-        features = embed(fit)
+    features = kw.get("test_features", fit_features)
     metrics: dict[str, Any] = metric_rows(lines[:4])
     metrics.update(
         {

@@ -209,6 +209,7 @@ class AudioSet:
     name: str = "audio"
     paths: list[str] | None = None
     skipped: dict[str, str] = field(default_factory=dict)
+    _caption_groups: Tensor | None = field(default=None, init=False, repr=False, compare=False)
 
     #: the kind of each field of :meth:`rows` (see :mod:`contrastkit.data.fields`)
     fields: ClassVar[dict[str, str]] = {
@@ -237,11 +238,15 @@ class AudioSet:
         return batch
 
     def caption_groups(self) -> Tensor:
-        """(N,) int64: the index of each clip's caption among the distinct captions."""
+        """(N,) int64: the index of each clip's caption among the distinct captions (computed
+        once: the trainer asks for it every step)."""
         if self.captions is None:
             raise ValueError(f"{self.name} has no captions.")
-        first: dict[str, int] = {}
-        return torch.tensor([first.setdefault(c, len(first)) for c in self.captions])
+        if self._caption_groups is None or len(self._caption_groups) != len(self.captions):
+            first: dict[str, int] = {}
+            groups = [first.setdefault(c, len(first)) for c in self.captions]
+            self._caption_groups = torch.tensor(groups, dtype=torch.long)
+        return self._caption_groups
 
     def row_lengths(self) -> Tensor:
         """(N,) valid samples/frames of each clip (the trainer's ``group_by_length``)."""

@@ -37,6 +37,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from contrastkit.data.audio import AudioBatch
+from contrastkit.evaluate.knn import knn_predict
 
 __all__ = [
     "DEFAULT_CS",
@@ -44,6 +45,7 @@ __all__ = [
     "cv_probe",
     "label_recall_at_k",
     "pooled_mfcc_features",
+    "probe_accuracy",
 ]
 
 #: the probe's C grid (inverse L2 strength of sklearn's LogisticRegression)
@@ -144,6 +146,35 @@ def _choose_c(x: np.ndarray, y: np.ndarray, cs: Sequence[float], inner: int, see
     return float(cs[int(np.argmax(scores))])
 
 
+def probe_accuracy(
+    x: np.ndarray,
+    y: np.ndarray,
+    test_x: np.ndarray,
+    test_y: np.ndarray,
+    *,
+    shots: int | None = None,
+    draws: int = 5,
+    Cs: Sequence[float] = DEFAULT_CS,
+    inner_folds: int = 3,
+    seed: int = 0,
+    rng: np.random.Generator | None = None,
+) -> tuple[float, list[float]]:
+    """Test accuracy of the probe fitted on (x, y), C chosen by an ``inner_folds`` CV on
+    them (seeded by ``seed``); with ``shots``, the mean over ``draws`` fits on ``shots``
+    rows per class drawn from ``rng``. Returns (accuracy, the C of each fit)."""
+    if shots is None:
+        runs = [np.arange(len(y))]
+    else:
+        rng = rng if rng is not None else np.random.default_rng(seed)
+        runs = [_few(y, np.arange(len(y)), shots, rng) for _ in range(draws)]
+    accs, chosen = [], []
+    for rows in runs:
+        c = _choose_c(x[rows], y[rows], Cs, inner_folds, seed)
+        chosen.append(c)
+        accs.append(float((_logistic(c).fit(x[rows], y[rows]).predict(test_x) == test_y).mean()))
+    return float(np.mean(accs)), chosen
+
+
 def cv_probe(
     features: Tensor | np.ndarray,
     labels: Tensor | np.ndarray,
@@ -180,14 +211,13 @@ def cv_probe(
     for fold, (tr, te) in enumerate(
         StratifiedKFold(folds, shuffle=True, random_state=seed).split(x, y)
     ):
-        runs = [tr] if shots is None else [_few(y, tr, shots, rng) for _ in range(draws)]
-        fold_accs = []
-        for rows in runs:
-            c = _choose_c(x[rows], y[rows], Cs, inner_folds, seed + fold)
+        acc, cs = probe_accuracy(
+            x[tr], y[tr], x[te], y[te], shots=shots, draws=draws, Cs=Cs,
+            inner_folds=inner_folds, seed=seed + fold, rng=rng,
+        )  # fmt: skip
+        for c in cs:
             chosen[c] = chosen.get(c, 0) + 1
-            model = _logistic(c).fit(x[rows], y[rows])
-            fold_accs.append(float((model.predict(x[te]) == y[te]).mean()))
-        accs.append(float(np.mean(fold_accs)))
+        accs.append(acc)
     return {
         "accuracy": float(np.mean(accs)),
         "std": float(np.std(accs)),
@@ -199,13 +229,9 @@ def cv_probe(
     }
 
 
-def _knn_predict(bank: Tensor, bank_y: Tensor, queries: Tensor, k: int) -> Tensor:
-    sim = F.normalize(queries, dim=1) @ F.normalize(bank, dim=1).T
-    top = sim.topk(min(k, bank.shape[0]), dim=1)
-    classes = int(bank_y.max()) + 1
-    votes = torch.zeros(queries.shape[0], classes, dtype=sim.dtype)
-    votes.scatter_add_(1, bank_y[top.indices], top.values.exp())
-    return votes.argmax(1)
+def _knn(bank: Tensor, bank_y: Tensor, queries: Tensor, k: int) -> Tensor:
+    """Cosine kNN classes, votes weighted by exp(similarity)."""
+    return knn_predict(bank, bank_y, queries, k=k, temperature=1.0)
 
 
 def cv_knn(
@@ -232,11 +258,11 @@ def cv_knn(
         for itr, iva in inner.split(x[tr].numpy(), y[tr].numpy()):
             a, b = torch.as_tensor(tr[itr]), torch.as_tensor(tr[iva])
             for j, k in enumerate(ks):
-                scores[j] += float((_knn_predict(x[a], y[a], x[b], k) == y[b]).float().mean())
+                scores[j] += float((_knn(x[a], y[a], x[b], k) == y[b]).float().mean())
         k = int(ks[int(np.argmax(scores))])
         chosen[k] = chosen.get(k, 0) + 1
         trt, tet = torch.as_tensor(tr), torch.as_tensor(te)
-        accs.append(float((_knn_predict(x[trt], y[trt], x[tet], k) == y[tet]).float().mean()))
+        accs.append(float((_knn(x[trt], y[trt], x[tet], k) == y[tet]).float().mean()))
     return {
         "accuracy": float(np.mean(accs)),
         "std": float(np.std(accs)),

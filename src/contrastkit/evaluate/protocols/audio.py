@@ -35,7 +35,14 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor
 
-from contrastkit.evaluate.audio import DEFAULT_CS, cv_knn, cv_probe, label_recall_at_k
+from contrastkit.evaluate.audio import (
+    DEFAULT_CS,
+    cv_knn,
+    cv_probe,
+    label_recall_at_k,
+    probe_accuracy,
+)
+from contrastkit.evaluate.knn import knn_predict
 from contrastkit.evaluate.protocols.base import Protocol, ProtocolResult, check_features
 
 __all__ = ["AudioProtocol"]
@@ -101,26 +108,18 @@ class AudioProtocol(Protocol):
                     "accuracy"
                 ]
             return out, details
-        import numpy as np
-
-        from contrastkit.evaluate.audio import _choose_c, _few, _knn_predict, _logistic
-
         x, y = train_x.double().numpy(), train_y.long().numpy()
         tx, ty = test_x.double().numpy(), test_y.long().numpy()
-        c = _choose_c(x, y, self.Cs, 3, self.seed)
-        out = {"probe_accuracy": float((_logistic(c).fit(x, y).predict(tx) == ty).mean())}
+        acc, (c,) = probe_accuracy(x, y, tx, ty, Cs=self.Cs, seed=self.seed)
+        out = {"probe_accuracy": acc}
         details["probe_C"] = c
         if few_label:
-            rng = np.random.default_rng(self.seed)
-            accs = []
-            for _ in range(self.draws):
-                rows = _few(y, np.arange(len(y)), self.shots, rng)
-                ci = _choose_c(x[rows], y[rows], self.Cs, 3, self.seed)
-                accs.append(float((_logistic(ci).fit(x[rows], y[rows]).predict(tx) == ty).mean()))
-            out["few_label_accuracy"] = float(np.mean(accs))
+            out["few_label_accuracy"], _ = probe_accuracy(
+                x, y, tx, ty, shots=self.shots, draws=self.draws, Cs=self.Cs, seed=self.seed
+            )
         if self.knn:
             k = min(5, len(y))
-            pred = _knn_predict(train_x.float(), train_y.long(), test_x.float(), k)
+            pred = knn_predict(train_x, train_y.long(), test_x, k=k, temperature=1.0)
             out["knn_accuracy"] = float((pred == test_y.long()).float().mean())
         return out, details
 
@@ -162,18 +161,15 @@ class AudioProtocol(Protocol):
         split = split or ("test" if held_out else f"{self.folds}-fold CV")
         metrics, details = self._classify(x, y, tx, ty)
         rx, ry = (tx, ty) if held_out else (x, y)
-        metrics["audio2audio_recall@1"] = label_recall_at_k(
-            rx, rx, ry, ry, ks=(1,), exclude_self=True
-        )["recall@1"]
+        a2a = label_recall_at_k(rx, rx, ry, ry, ks=(1,), exclude_self=True)
+        metrics["audio2audio_recall@1"] = a2a["recall@1"]
         chance: dict[str, float] = {}
         counts = torch.bincount(y).double()
         majority = float(counts.max() / counts.sum())
         for key in ("probe_accuracy", "few_label_accuracy", "knn_accuracy"):
             if key in metrics:
                 chance[key] = majority if counts.min() != counts.max() else 1 / len(counts)
-        chance["audio2audio_recall@1"] = label_recall_at_k(
-            rx, rx, ry, ry, ks=(1,), exclude_self=True
-        )["chance@1"]
+        chance["audio2audio_recall@1"] = a2a["chance@1"]
         if class_texts is not None:
             t = check_features(class_texts, "class_texts").cpu()
             groups = torch.zeros_like(ry) if test_groups is None else torch.as_tensor(test_groups)
