@@ -133,7 +133,11 @@ def _parse(command: str, args: list[str]) -> None:
     """Parse ``args`` for ``command`` as the CLI would (types, required options, choices),
     without running it."""
     group = typer.main.get_command(app)
-    group.commands[command].make_context(command, list(args))
+    cmd = group.commands[command]
+    while hasattr(cmd, "commands"):  # a sub-group (contrastkit anomaly fit/score)
+        command, args = args[0], args[1:]
+        cmd = cmd.commands[command]
+    cmd.make_context(command, list(args))
 
 
 @pytest.mark.parametrize(

@@ -305,3 +305,37 @@ def test_char_encode_gradients_config_and_errors():
         enc(torch.tensor([[2, 500, 3]]))
     with pytest.raises(ValueError, match="kernel_size must be odd"):
         CharTextEncoder(kernel_size=4)
+
+
+@pytest.mark.parametrize("mode", ["mean", "meanvar"])
+@pytest.mark.parametrize("cls", [small_cnn, small_vit])
+def test_clip_norm(mode, cls):
+    """Per-clip normalisation: against a loop over each clip's valid frames, invariant to a
+    per-clip offset (and for "meanvar" a per-clip positive scale), padding-invariant, saved
+    in the config."""
+    from contrastkit.encoders.audio import _clip_normalise, _lengths_mask
+
+    lengths = [5, 17, 1, 40]
+    b = batch_of(lengths)
+    mask = _lengths_mask(b.lengths, b.values.shape[1])
+    got = _clip_normalise(b.values.double(), mask, mode)
+    for i, c in enumerate(b.clips()):
+        want = c.double() - c.double().mean(0)
+        if mode == "meanvar":
+            want = want / want.pow(2).mean(0).sqrt().clamp_min(1e-2)
+        torch.testing.assert_close(got[i, : lengths[i]], want)
+        assert (got[i, lengths[i] :] == 0).all()
+    enc = cls(clip_norm=mode).eval()
+    assert enc.config["clip_norm"] == mode
+    assert type(enc)(**enc.config).input.clip_norm == mode
+    g = torch.Generator().manual_seed(3)
+    offset = torch.randn(len(lengths), 1, F, generator=g)
+    scale = torch.rand(len(lengths), 1, F, generator=g) + 0.5 if mode == "meanvar" else 1.0
+    moved = AudioBatch(b.values * scale + offset, b.lengths, b.sample_rate)
+    with torch.no_grad():
+        base, shifted = enc(b), enc(moved)
+        alone = torch.cat([enc(c[None]) for c in b.clips()])
+    torch.testing.assert_close(shifted, base, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(alone, base, atol=1e-4, rtol=1e-4)
+    with pytest.raises(ValueError, match="clip_norm"):
+        cls(clip_norm="cmvn")

@@ -213,6 +213,34 @@ EXAMPLES: dict[str, list[tuple[str, str]]] = {
             "contrastkit recommend --encoder runs/xsimgcl --user 1 --user 2 --json",
         ),
     ],
+    "anomaly": [
+        (
+            "Fit a detector on a folder of normal images (a tenth held out sets the threshold "
+            "for a 5% false-positive rate):",
+            "contrastkit anomaly fit --data normal/ --out runs/detector",
+        ),
+        (
+            "Score new images: scores.csv, anomaly.json and report.html in the --out folder:",
+            "contrastkit anomaly score --encoder runs/detector --data new/ --out runs/scores",
+        ),
+        (
+            "Score a labelled folder and measure AUROC with 'ok' as the normal class:",
+            "contrastkit anomaly score --encoder runs/detector --data checked/ --normal ok "
+            "--out runs/checked",
+        ),
+    ],
+    "fewshot": [
+        (
+            "Label the images of query/ from a few labelled ones per class in support/<class>/:",
+            "contrastkit fewshot --encoder runs/simclr --support support/ --query query/",
+        ),
+        (
+            "Fine-tune a copy of the encoder on the support images first (SupCon), with a "
+            "logistic-regression head and a report:",
+            "contrastkit fewshot --encoder runs/simclr --support support/ --query query/ "
+            "--method logistic --finetune-steps 30 --out runs/fewshot",
+        ),
+    ],
     "losses": [("Every loss and miner, with the paper it follows:", "contrastkit losses")],
     "recipes": [
         ("Every recipe's options, defaults and meanings:", "contrastkit recipes"),
@@ -1043,6 +1071,201 @@ def _zero_shot_files(result: dict[str, Any], out: Path) -> None:
         confusion_title=f"zero-shot classification, {result['images']} images",
         maps=(),
     )
+
+
+@app.command("fewshot", cls=HelpCommand, epilog=_examples("fewshot"))
+def fewshot(
+    encoder: str = typer.Option(
+        ...,
+        metavar="RUN",
+        help="An exported encoder folder (the --out of contrastkit train or anomaly fit).",
+    ),
+    support: str = typer.Option(
+        ..., metavar="DIR", help="The labelled images: DIR/<class>/*.png, K a class."
+    ),
+    query: str = typer.Option(
+        ...,
+        metavar="DIR",
+        help="The images to label (flat); with class sub-folders, accuracy is measured.",
+    ),
+    method: str = typer.Option(
+        "prototype", metavar="prototype|logistic", help="Nearest class mean, or a logistic head."
+    ),
+    finetune_steps: int = typer.Option(
+        0, metavar="INT", help="Fine-tune a copy of the encoder on the support set first (SupCon)."
+    ),
+    out: str = typer.Option(
+        None,
+        "--out",
+        metavar="DIR",
+        help="Write predictions.csv, fewshot.json and report.html there.",
+        show_default=False,
+    ),
+    seed: int = typer.Option(0, metavar="INT", help="Fine-tuning and draws."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of lines."),
+) -> None:
+    """Classify images from K labelled examples per class with a trained encoder (prototypes
+    or a logistic head on its embeddings, optionally after fine-tuning on the support set)."""
+    import json
+
+    from contrastkit.app.fewshot import fewshot_folders, write_fewshot_files
+
+    try:
+        with _stages():
+            result = fewshot_folders(encoder, support, query, method, finetune_steps, seed)
+            if out:
+                write_fewshot_files(result, out)
+    except (ValueError, OSError, ImportError) as err:
+        raise _error(err) from None
+    if as_json:
+        typer.echo(json.dumps(result, indent=2))
+        return
+    if not out:
+        for row in result["predictions"]:
+            typer.echo(f"{row['class']}\t{row['score']:.4f}\t{row['path']}")
+    per = ", ".join(f"{k} {v}" for k, v in result["support_per_class"].items())
+    line = f"{len(result['predictions'])} query images, {len(result['classes'])} classes ({per})"
+    if "accuracy" in result:
+        line += f"; accuracy {result['accuracy']:.4f} (largest class {result['chance']:.4f})"
+    typer.echo(line)
+    if out:
+        typer.echo(f"wrote {Path(out).resolve()}")
+
+
+anomaly_app = typer.Typer(
+    cls=_Group,
+    help="One-class anomaly detection: fit on normal images only, then score new images.",
+    no_args_is_help=True,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+app.add_typer(anomaly_app, name="anomaly", epilog=_examples("anomaly"))
+
+
+@anomaly_app.command("fit", cls=HelpCommand, epilog=_examples("anomaly"))
+def anomaly_fit(
+    data: str = typer.Option(
+        ...,
+        metavar="DIR",
+        help="A folder of normal images (class sub-folders are allowed: all count as normal).",
+    ),
+    out: str = typer.Option(..., "--out", metavar="DIR", help="Where to write the detector."),
+    score: str = typer.Option(
+        "csi", metavar="csi|knn|mahalanobis", help="The anomaly score the detector uses."
+    ),
+    encoder: str = typer.Option("small_cnn", metavar="small_cnn|resnet18", help="The network."),
+    width: float = typer.Option(
+        32, metavar="NUM", help="small_cnn: first-stage channels; resnet18: width multiplier."
+    ),
+    epochs: int = typer.Option(30, metavar="INT", help="Training epochs (the cap with --minutes)."),
+    minutes: float = typer.Option(
+        None, metavar="NUM", help="A training budget in minutes.", show_default=False
+    ),
+    batch_size: int = typer.Option(64, metavar="INT", help="Normal images per step."),
+    lr: float = typer.Option(1e-3, metavar="NUM", help="Adam's learning rate."),
+    image_size: int = typer.Option(
+        None, metavar="INT", help="Resize to this square size.", show_default=False
+    ),
+    holdout: float = typer.Option(
+        0.1, metavar="NUM", help="Part of the normal images kept out of training for the threshold."
+    ),
+    fpr: float = typer.Option(
+        0.05, metavar="NUM", help="Target false-positive rate of the flag on normal images."
+    ),
+    seed: int = typer.Option(0, metavar="INT", help="Seed of training and the held-out draw."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="A progress bar."),
+) -> None:
+    """Train a CSI detector (SimCLR with rotations as extra negatives and a rotation head) on
+    normal images only; the threshold is set on held-out normal images, never on anomalies."""
+    from contrastkit.app.anomaly import AnomalyConfig, fit_detector
+    from contrastkit.data.datasets import load_image_folder
+
+    try:
+        with _stages():
+            cfg = AnomalyConfig(
+                score=score,
+                encoder=encoder,
+                width=width,
+                epochs=epochs,
+                minutes=minutes,
+                batch_size=batch_size,
+                lr=lr,
+                image_size=image_size,
+                holdout=holdout,
+                fpr=fpr,
+                seed=seed,
+                progress=progress,
+            )
+            normal = load_image_folder(data, image_size=image_size, test_fraction=0.0).train
+            det = fit_detector(normal, cfg, out_dir=out)
+    except (ValueError, OSError, ImportError) as err:
+        raise _error(err) from None
+    i = det.info
+    typer.echo(
+        f"trained on {i['trained_on']} normal images ({i['epochs']} epochs, "
+        f"{i['train_seconds']:.0f} s); threshold {det.threshold:.4g} flags "
+        f"{i['held_out_fpr']:.1%} of the {i['held_out']} held-out normal images (target "
+        f"{cfg.fpr:.1%})"
+    )
+    typer.echo(f"wrote {Path(out).resolve()}")
+
+
+@anomaly_app.command("score", cls=HelpCommand, epilog=_examples("anomaly"))
+def anomaly_score(
+    encoder: str = typer.Option(
+        ..., metavar="RUN", help="The --out folder of contrastkit anomaly fit."
+    ),
+    data: str = typer.Option(..., metavar="DIR", help="A folder of images to score."),
+    out: str = typer.Option(
+        None,
+        "--out",
+        metavar="DIR",
+        help="Write scores.csv, anomaly.json and report.html there.",
+        show_default=False,
+    ),
+    normal: str = typer.Option(
+        None,
+        metavar="A,B",
+        help="With class sub-folders: the normal classes (the rest are anomalies), for AUROC.",
+        show_default=False,
+    ),
+    threshold: float = typer.Option(
+        None, metavar="NUM", help="Another threshold than the detector's.", show_default=False
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of lines."),
+) -> None:
+    """Score images with a fitted detector (higher = more anomalous) and flag those above its
+    threshold; with --normal, AUROC against the folder's classes."""
+    import json
+
+    from contrastkit.app.anomaly import score_folder, write_anomaly_files
+
+    names = [c.strip() for c in normal.split(",") if c.strip()] if normal else None
+    try:
+        with _stages():
+            result = score_folder(encoder, data, names, threshold)
+            if out:
+                write_anomaly_files(result, out)
+    except (ValueError, OSError, ImportError) as err:
+        raise _error(err) from None
+    if as_json:
+        typer.echo(json.dumps({k: v for k, v in result.items() if not k.startswith("_")}, indent=2))
+        return
+    if not out:
+        for row in result["rows"]:
+            typer.echo(f"{row['score']:.6g}\t{'ANOMALY' if row['flag'] else 'ok'}\t{row['path']}")
+    line = (
+        f"{result['flagged']} of {result['images']} images flagged (threshold "
+        f"{result['threshold']:.4g})"
+    )
+    if "auroc" in result:
+        line += (
+            f"; AUROC {result['auroc']:.4f} with {', '.join(result['normal_classes'])} normal "
+            f"(flagged: {result['fpr_at_threshold']:.1%} of the normal, "
+            f"{result['tpr_at_threshold']:.1%} of the anomalous images)"
+        )
+    typer.echo(line)
+    if out:
+        typer.echo(f"wrote {Path(out).resolve()}")
 
 
 def main() -> None:

@@ -98,6 +98,26 @@ def _masked_max(h: Tensor, mask: Tensor) -> Tensor:
     return h.masked_fill(~mask.unsqueeze(-1), torch.finfo(h.dtype).min).amax(1)
 
 
+#: Per-clip input normalisations (``clip_norm``): none, mean (CMN), mean and variance (CMVN).
+CLIP_NORMS = ("none", "mean", "meanvar")
+
+
+def _clip_normalise(values: Tensor, mask: Tensor, mode: str, eps: float = 1e-2) -> Tensor:
+    """Per-clip, per-feature normalisation over each clip's valid frames: subtract the clip's
+    mean frame ("mean": cepstral mean normalisation, which removes a fixed channel or a
+    speaker's average spectral shape) and for "meanvar" divide by the clip's std (floored at
+    ``eps``: one-frame clips become zero). ``values`` (N, T, F) zero past each clip's end,
+    ``mask`` (N, T) bool → (N, T, F), zero past each clip's end."""
+    m = mask.unsqueeze(-1).to(values.dtype)
+    count = m.sum(1, keepdim=True).clamp_min(1.0)
+    mean = values.sum(1, keepdim=True) / count
+    out = (values - mean) * m
+    if mode == "meanvar":
+        std = ((out.float().pow(2).sum(1, keepdim=True) / count.float()).sqrt()).clamp_min(eps)
+        out = out / std.to(out.dtype)
+    return out
+
+
 class _AudioInput(nn.Module):
     """What both encoders share: the optional log-mel front-end, input checks, feature
     normalisation and re-zeroing of the padding."""
@@ -108,8 +128,16 @@ class _AudioInput(nn.Module):
         feature_mean: float | Sequence[float] | None,
         feature_std: float | Sequence[float] | None,
         frontend: dict[str, Any] | None,
+        clip_norm: str = "none",
     ) -> None:
         super().__init__()
+        if clip_norm not in CLIP_NORMS:
+            raise ValueError(
+                f"unknown clip_norm {clip_norm!r}; use one of {CLIP_NORMS} ('mean': subtract "
+                f"each clip's mean frame, cepstral mean normalisation; 'meanvar': also divide by "
+                f"each clip's per-feature std)."
+            )
+        self.clip_norm = clip_norm
         if int(n_features) < 1:
             raise ValueError(f"n_features must be ≥ 1, got {n_features}.")
         self.n_features = int(n_features)
@@ -144,6 +172,7 @@ class _AudioInput(nn.Module):
             "feature_mean": self.feature_mean,
             "feature_std": self.feature_std,
             "frontend": None if self.frontend_config is None else dict(self.frontend_config),
+            "clip_norm": self.clip_norm,
         }
 
     def forward(self, x: AudioInput, dtype: torch.dtype, owner: str) -> tuple[Tensor, Tensor]:
@@ -202,7 +231,10 @@ class _AudioInput(nn.Module):
         if self._std is not None:
             values = values / self._std.to(dtype)
         mask = _lengths_mask(lengths, t)
-        return values * mask.unsqueeze(-1).to(dtype), lengths
+        values = values * mask.unsqueeze(-1).to(dtype)
+        if self.clip_norm != "none":
+            values = _clip_normalise(values, mask, self.clip_norm)
+        return values, lengths
 
     def _rate(self) -> float:
         assert self.frontend_config is not None
@@ -262,6 +294,9 @@ class AudioCNN(nn.Module):
             None = none.
         frontend: None, or a :class:`contrastkit.data.spectral.LogMel` config dict: waveform
             batches are turned into log-mel features by ``LogMel(**frontend)`` first.
+        clip_norm: "none", "mean" (subtract each clip's mean frame over its valid frames:
+            cepstral mean normalisation, against fixed channel and speaker differences) or
+            "meanvar" (also divide by each clip's per-feature std), after ``feature_mean/std``.
 
     Shapes: AudioBatch of (N, T, F) frames (lengths (N,)), a (N, T, F) Tensor (full-length
     clips), or with a frontend an AudioBatch of (N, T) waveforms → (N, hidden) float (float32
@@ -289,6 +324,7 @@ class AudioCNN(nn.Module):
         feature_mean: float | Sequence[float] | None = None,
         feature_std: float | Sequence[float] | None = None,
         frontend: dict[str, Any] | None = None,
+        clip_norm: str = "none",
     ) -> None:
         super().__init__()
         channels = [int(c) for c in channels]
@@ -304,7 +340,7 @@ class AudioCNN(nn.Module):
                 f"{len(channels)} pooling blocks need n_features ≥ {2 ** len(channels)} mel bins, "
                 f"got {n_features}; use more mel bins or fewer channels."
             )
-        self.input = _AudioInput(n_features, feature_mean, feature_std, frontend)
+        self.input = _AudioInput(n_features, feature_mean, feature_std, frontend, clip_norm)
         self.n_features = self.input.n_features
         convs: list[nn.Module] = []
         norms: list[nn.Module] = []
@@ -399,6 +435,8 @@ class AudioTransformer(nn.Module):
         frontend: None, or a :class:`contrastkit.data.spectral.LogMel` config dict (then
             waveform batches are embedded too).
         out_dim: a final linear map to this width (default none: out_dim = dim).
+        clip_norm: "none", "mean" (per-clip mean normalisation over the valid frames) or
+            "meanvar" (mean and variance); see :class:`AudioCNN`.
 
     Shapes: AudioBatch of (N, T, F) frames (lengths (N,)), a (N, T, F) Tensor (full-length
     clips), or with a frontend an AudioBatch of (N, T) waveforms → (N, out_dim) float (float32
@@ -426,6 +464,7 @@ class AudioTransformer(nn.Module):
         feature_std: float | Sequence[float] | None = None,
         frontend: dict[str, Any] | None = None,
         out_dim: int | None = None,
+        clip_norm: str = "none",
     ) -> None:
         super().__init__()
         if pooling not in ("mean", "cls"):
@@ -442,7 +481,7 @@ class AudioTransformer(nn.Module):
             )
         if not 0.0 <= float(dropout) < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {dropout}.")
-        self.input = _AudioInput(n_features, feature_mean, feature_std, frontend)
+        self.input = _AudioInput(n_features, feature_mean, feature_std, frontend, clip_norm)
         self.n_features = self.input.n_features
         self.patch_frames = int(patch_frames)
         self.max_frames = int(max_frames)

@@ -7,6 +7,7 @@ from contrastkit.recipes.byol_a import BYOLA, BYOLAConfig
 from contrastkit.recipes.clap import CLAP, CLAPConfig
 from contrastkit.recipes.clip import CLIP, CLIPConfig
 from contrastkit.recipes.cola import COLA, COLAConfig
+from contrastkit.recipes.csi import CSI, CSIConfig
 from contrastkit.recipes.dino import DINO, DINOConfig
 from contrastkit.recipes.grace import GRACE, GRACEConfig
 from contrastkit.recipes.graphcl import GraphCL, GraphCLConfig
@@ -60,6 +61,7 @@ RECIPES = {
     "cola": (COLA, COLAConfig),
     "byol_a": (BYOLA, BYOLAConfig),
     "clap": (CLAP, CLAPConfig),
+    "csi": (CSI, CSIConfig),
 }
 
 __all__ = [
@@ -69,6 +71,7 @@ __all__ = [
     "CLAP",
     "CLIP",
     "COLA",
+    "CSI",
     "DINO",
     "GRACE",
     "NNCLR",
@@ -83,6 +86,7 @@ __all__ = [
     "CLAPConfig",
     "CLIPConfig",
     "COLAConfig",
+    "CSIConfig",
     "DINOConfig",
     "GRACEConfig",
     "GraphCL",
