@@ -16,10 +16,15 @@ is chosen on the test set):
   channels), Adam 1e-3, batch 64, bf16 autocast where supported, the schedule fitted to
   ``--minutes`` (3) of training; 10% of the class's training images are held out to set the
   detector's threshold (for a 5% false-positive rate) and are not trained on;
-- scores of the test images: CSI's (cosine to the nearest training image × norm, summed
-  over the four rotations with weights from the training images, plus the rotation head's
-  confidence) — the headline; kNN distance and Mahalanobis on the same network's features
-  printed beside it;
+- scores of the test images, all from the same trained network: CSI's (cosine to the
+  nearest training image × norm, summed over the four rotations with weights from the
+  training images, plus the rotation head's confidence: ``csi``), the same without the
+  rotation head's term (``csi_con``), on the unrotated images only (``csi_single``), and
+  kNN distance and Mahalanobis on the encoder's features (``csi_knn``,
+  ``csi_mahalanobis``);
+- the headline score: ``csi`` by default; with ``--dev RUN.json`` the score with the best
+  mean AUROC in that run on ANOTHER data set (MNIST is the development set of Fashion-MNIST:
+  the score is chosen there and applied unchanged here, never chosen on this test set);
 - baselines on raw pixels (in [0, 1]) of the same training images: kNN distance (k = 1,
   Euclidean), PCA reconstruction error (components keeping 90% of the variance) and a
   one-class SVM (RBF, γ = "scale", ν = 0.1, on standardised pixels, ≤ 5,000 training images);
@@ -28,8 +33,9 @@ is chosen on the test set):
 
 Usage::
 
-    python benchmarks/anomaly_oneclass.py --data fashion-mnist --out anomaly_fmnist.json
     python benchmarks/anomaly_oneclass.py --data mnist --out anomaly_mnist.json
+    python benchmarks/anomaly_oneclass.py --data fashion-mnist --dev anomaly_mnist.json \
+        --out anomaly_fmnist.json
     python benchmarks/anomaly_oneclass.py --classes 0 --minutes 0.2        # a smoke run
 """
 
@@ -47,6 +53,8 @@ from contrastkit.app.anomaly import AnomalyConfig, fit_detector
 from contrastkit.data.datasets import ImageSet, load_dataset
 from contrastkit.evaluate.anomaly import (
     auroc,
+    csi_ensemble_scores,
+    csi_scores,
     knn_distance_scores,
     mahalanobis_scores,
     ocsvm_scores,
@@ -54,6 +62,8 @@ from contrastkit.evaluate.anomaly import (
 )
 
 BUDGET_MIN = 3.0
+#: the scores of the trained network, any of which a development run (--dev) may choose
+SCORES = ("csi", "csi_con", "csi_single", "csi_knn", "csi_mahalanobis")
 TARGET = 0.935
 
 
@@ -66,6 +76,12 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--no-baselines", action="store_true")
+    ap.add_argument(
+        "--dev",
+        default="",
+        help="the JSON of a run on another data set: the headline score is the one with its "
+        "best mean AUROC (default: csi)",
+    )
     ap.add_argument("--out", default="")
     args = ap.parse_args()
     if args.threads:
@@ -89,9 +105,11 @@ def main() -> None:
         anomalous = test.labels != c
         feats = det.features(test.images)
         bank = det.features(normal.images[_fit_rows(det, len(normal))])
-        test_scores = det.scorer.score(feats["z"], query_logits=feats["logits"])
+        test_scores = det.score_features(feats)
         r = {
             "csi": auroc(test_scores, anomalous),
+            "csi_con": auroc(csi_ensemble_scores(bank["z"], feats["z"]), anomalous),
+            "csi_single": auroc(csi_scores(bank["z"][0], feats["z"][0]), anomalous),
             "csi_knn": auroc(knn_distance_scores(bank["embedding"], feats["embedding"]), anomalous),
             "csi_mahalanobis": auroc(
                 mahalanobis_scores(bank["embedding"], feats["embedding"]), anomalous
@@ -110,7 +128,8 @@ def main() -> None:
             f"  raw kNN {r['raw_knn']:.4f}  PCA {r['raw_pca']:.4f}  OC-SVM {r['raw_ocsvm']:.4f}"
         )  # fmt: skip
         print(
-            f"class {c} ({train.classes[c]}): CSI {r['csi']:.4f}  (kNN {r['csi_knn']:.4f}, "
+            f"class {c} ({train.classes[c]}): CSI {r['csi']:.4f} (without the rotation term "
+            f"{r['csi_con']:.4f}, unrotated only {r['csi_single']:.4f}; kNN {r['csi_knn']:.4f}, "
             f"Mahalanobis {r['csi_mahalanobis']:.4f}){base}  | {r['epochs']} epochs in "
             f"{r['train_s']:.0f} s, test-normal FPR at the threshold {r['test_normal_fpr']:.3f}"
             f"  [{time.perf_counter() - t0:.0f} s]",
@@ -120,10 +139,22 @@ def main() -> None:
     means = {k: statistics.mean(r[k] for r in rows.values()) for k in keys}
     print(f"mean over {len(rows)} classes: " + "  ".join(
         f"{k} {means[k]:.4f}" for k in keys if k not in ("train_s", "epochs")))  # fmt: skip
+    head = "csi"
+    if args.dev:
+        with open(args.dev) as f:
+            dev = json.load(f)
+        head = max(SCORES, key=lambda k: dev["mean"][k])
+        print(
+            f"headline score: {head}, the best mean AUROC on the development run {args.dev} "
+            f"({dev['args']['data']}: "
+            + ", ".join(f"{k} {dev['mean'][k]:.4f}" for k in SCORES)
+            + ")"
+        )
+    print(f"headline ({head}): mean AUROC {means[head]:.4f}")
     checks = {
-        f"mean AUROC ≥ {TARGET}": means["csi"] >= TARGET,
+        f"mean AUROC ≥ {TARGET}": means[head] >= TARGET,
         "beats every raw-pixel baseline": args.no_baselines
-        or all(means["csi"] > means[k] for k in ("raw_knn", "raw_pca", "raw_ocsvm")),
+        or all(means[head] > means[k] for k in ("raw_knn", "raw_pca", "raw_ocsvm")),
         f"training ≤ {BUDGET_MIN:g} min per class": max(r["train_s"] for r in rows.values())
         <= 60 * BUDGET_MIN,
     }
@@ -131,15 +162,15 @@ def main() -> None:
         print(f"acceptance ({args.data}): {line}: {'PASS' if ok else 'FAIL'}")
     if args.out:
         with open(args.out, "w") as f:
-            json.dump({"args": vars(args), "per_class": rows, "mean": means,
+            json.dump({"args": vars(args), "per_class": rows, "mean": means, "headline": head,
                        "checks": checks}, f, indent=2)  # fmt: skip
 
 
 def _fit_rows(det, n: int) -> torch.Tensor:
     """The rows the detector trained on (the held-out draw of fit_detector, re-made)."""
-    from contrastkit.app.anomaly import _split_holdout
+    from contrastkit.app.anomaly import holdout_split
 
-    return _split_holdout(n, det.config.holdout, det.config.seed)[0]
+    return holdout_split(n, det.config.holdout, det.config.seed)[0]
 
 
 if __name__ == "__main__":

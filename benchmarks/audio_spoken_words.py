@@ -87,6 +87,7 @@ def fit(args: argparse.Namespace, train) -> tuple[CLAP, float]:
         weight_decay=0.05,
         lr_scaling="none",
         warmup_epochs=2,
+        group_by_length=args.batches == "length",
         out_dir="/tmp/contrastkit-audio-words",
         progress=True,
         tensorboard=False,
@@ -117,7 +118,8 @@ def validate(args: argparse.Namespace, train, val) -> None:
         r = label_recall_at_k(zt, za[rows], words, val.labels[rows], ks=(1,))["recall@1"]
         t2a.append(r)
         print(f"    {'/'.join(map(str, VOICE_VARIANTS[v]))}: text→audio R@1 {r:.3f}")
-    print(f"validation ({args.views}, clip_norm {args.clip_norm}): text→audio R@1 "
+    print(f"validation ({args.views}, clip_norm {args.clip_norm}, {args.batches} batches): "
+          f"text→audio R@1 "
           f"{sum(t2a) / len(t2a):.4f}, audio→audio R@1 {a2a['recall@1']:.4f}")  # fmt: skip
 
 
@@ -129,6 +131,12 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--clip-norm", default="none", choices=["none", "mean", "meanvar"])
+    ap.add_argument(
+        "--batches",
+        default="length",
+        choices=["length", "random"],
+        help="batches of clips of similar length (less padding), or drawn at random",
+    )
     ap.add_argument(
         "--validate",
         action="store_true",

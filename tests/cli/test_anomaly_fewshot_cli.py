@@ -160,3 +160,43 @@ def test_fewshot_needs_a_labelled_support_folder(detector, folders):
         "--query", str(folders / "query"),
     )  # fmt: skip
     assert result.exit_code == 2 and "one sub-folder per class" in text
+
+
+def test_a_table_detector_from_the_cli(tmp_path):
+    """A CSV of normal rows (benign biopsies of scikit-learn's breast cancer table) trains a
+    table detector; a CSV with a label column is scored with AUROC, files and report."""
+    import pandas as pd
+    from sklearn.datasets import load_breast_cancer
+
+    frame = load_breast_cancer(as_frame=True).frame
+    frame["diagnosis"] = frame.pop("target").map({0: "malignant", 1: "benign"})
+    benign = frame[frame["diagnosis"] == "benign"]
+    fit_rows, rest = benign.iloc[:250], benign.iloc[250:]
+    fit_rows.drop(columns="diagnosis").to_csv(tmp_path / "normal.csv", index=False)
+    new = pd.concat([rest, frame[frame["diagnosis"] == "malignant"].iloc[:100]])
+    new.to_csv(tmp_path / "new.csv", index=False)
+    det = tmp_path / "det"
+    result, text = _invoke(
+        "anomaly", "fit", "--data", str(tmp_path / "normal.csv"), "--out", str(det),
+        "--epochs", "5", "--no-progress",
+    )  # fmt: skip
+    assert result.exit_code == 0, text
+    assert (
+        "normal rows" in text and json.loads((det / "detector.json").read_text())["kind"] == "table"
+    )
+    out = tmp_path / "scores"
+    result, text = _invoke(
+        "anomaly", "score", "--encoder", str(det), "--data", str(tmp_path / "new.csv"),
+        "--label-column", "diagnosis", "--normal", "benign", "--out", str(out),
+    )  # fmt: skip
+    assert result.exit_code == 0, text
+    summary = json.loads((out / "anomaly.json").read_text())
+    assert summary["images"] == len(new) and summary["auroc"] > 0.8, summary
+    rows = list(csv.DictReader((out / "scores.csv").open()))
+    assert len(rows) == len(new) and "row" in rows[0] and "label" in rows[0]
+    assert "ROC curve" in (out / "report.html").read_text()
+    result, text = _invoke(
+        "anomaly", "fit", "--data", str(tmp_path / "normal.csv"), "--out", str(tmp_path / "x"),
+        "--score", "csi",
+    )  # fmt: skip
+    assert result.exit_code == 2 and "knn" in text

@@ -35,6 +35,7 @@ import math
 import os
 import tempfile
 import time
+import warnings
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -44,16 +45,21 @@ import torch
 from torch import Tensor
 
 __all__ = [
+    "DEFAULT_IMAGE_SCORE",
     "SCORES",
     "AnomalyConfig",
     "Detector",
     "fit_detector",
+    "holdout_split",
     "load_detector",
     "score_folder",
 ]
 
 #: The anomaly scores a detector can use.
 SCORES = ("csi", "knn", "mahalanobis")
+#: ``contrastkit anomaly fit``'s score for images: chosen on one-class MNIST (the development
+#: set; benchmarks/anomaly_oneclass.py), where it had the best mean AUROC of the five scores
+DEFAULT_IMAGE_SCORE = "mahalanobis"
 
 
 @dataclass
@@ -188,7 +194,12 @@ class Detector:
     def score(self, images: Tensor) -> Tensor:
         """Anomaly scores (N,) float32 of uint8 images (N, C, H, W); higher = more anomalous."""
         images = _fit_shape(images, self.image_shape)
-        return self.scorer.score(**_scorer_inputs(self.config.score, self.features(images)))
+        return self.score_features(self.features(images))
+
+    def score_features(self, feats: dict[str, Tensor]) -> Tensor:
+        """Anomaly scores (N,) of the output of :meth:`features` (to score features computed
+        once for several scores)."""
+        return self.scorer.score(**_scorer_inputs(self.scorer, feats))
 
     def flag(self, scores: Tensor) -> Tensor:
         """(N,) bool: the scores above the threshold."""
@@ -221,9 +232,11 @@ class Detector:
         return out
 
 
-def _scorer_inputs(score: str, feats: dict[str, Tensor]) -> dict[str, Tensor]:
-    if score == "csi":
-        return {"query": feats["z"], "query_logits": feats["logits"]}
+def _scorer_inputs(scorer: Any, feats: dict[str, Tensor]) -> dict[str, Any]:
+    """The arguments of ``scorer.score`` from :meth:`Detector.features`' output."""
+    if scorer.method == "csi":
+        uses_logits = "mu" in scorer.tensors  # left out when the rotation head was untrained
+        return {"query": feats["z"], "query_logits": feats["logits"] if uses_logits else None}
     return {"query": feats["embedding"]}
 
 
@@ -246,7 +259,7 @@ def _fit_shape(images: Tensor, shape: tuple[int, int, int]) -> Tensor:
     return x
 
 
-def _split_holdout(n: int, fraction: float, seed: int) -> tuple[Tensor, Tensor]:
+def holdout_split(n: int, fraction: float, seed: int) -> tuple[Tensor, Tensor]:
     """(training rows, held-out rows) of ``n`` normal images, a seeded random ``fraction``."""
     held = max(1, int(round(n * fraction)))
     if n - held < 2:
@@ -289,7 +302,7 @@ def fit_detector(
             f"anomaly detection takes square images (rotations by 90°), got "
             f"{tuple(images.shape[1:])}; pass image_size (--image-size) to resize them."
         )
-    fit_rows, held_rows = _split_holdout(images.shape[0], cfg.holdout, cfg.seed)
+    fit_rows, held_rows = holdout_split(images.shape[0], cfg.holdout, cfg.seed)
     torch.manual_seed(cfg.seed)
     c, size = int(images.shape[1]), int(images.shape[2])
     recipe = _build_recipe(cfg, _build_encoder(cfg, c), size, c)
@@ -325,11 +338,19 @@ def fit_detector(
     bank = det.features(images[fit_rows])
     scorer = AnomalyScorer(cfg.score)
     if cfg.score == "csi":
-        scorer.fit(bank["z"], bank_logits=bank["logits"])
+        try:
+            scorer.fit(bank["z"], bank_logits=bank["logits"])
+        except ValueError as err:  # an untrained rotation head: its term has no weight
+            if "logit" not in str(err):
+                raise
+            warnings.warn(
+                f"the rotation head's term is left out of the CSI score: {err}", stacklevel=2
+            )
+            scorer = AnomalyScorer(cfg.score).fit(bank["z"])
     else:
         scorer.fit(bank["embedding"])
     det.scorer = scorer
-    held_scores = scorer.score(**_scorer_inputs(cfg.score, det.features(images[held_rows])))
+    held_scores = scorer.score(**_scorer_inputs(scorer, det.features(images[held_rows])))
     det.threshold = float(threshold_at_fpr(held_scores, cfg.fpr))
     det.info = {
         "normal_images": int(images.shape[0]),
@@ -366,6 +387,12 @@ def load_detector(path: str | os.PathLike) -> Detector:
             f"`contrastkit anomaly fit`."
         )
     meta = json.loads(meta_path.read_text())
+    if meta.get("kind") == "table":
+        raise ValueError(
+            f"{folder} holds a table detector; load it with "
+            f"contrastkit.app.anomaly_tables.load_table_detector (contrastkit anomaly score "
+            f"does so itself)."
+        )
     if meta.get("format") != "contrastkit-anomaly-detector/1":
         raise ValueError(
             f"{meta_path} is not a contrastkit anomaly detector (format "
@@ -462,9 +489,8 @@ def write_anomaly_files(result: dict[str, Any], out: str | os.PathLike) -> Path:
     folder = Path(out)
     folder.mkdir(parents=True, exist_ok=True)
     buf = io.StringIO()
-    keys = ["path", "score", "flag"] + (
-        ["class"] if result["rows"] and "class" in result["rows"][0] else []
-    )
+    first = result["rows"][0] if result["rows"] else {}
+    keys = [k for k in ("path", "row", "score", "flag", "class", "label") if k in first]
     writer = csv.DictWriter(buf, fieldnames=keys)
     writer.writeheader()
     for row in result["rows"]:

@@ -228,6 +228,15 @@ EXAMPLES: dict[str, list[tuple[str, str]]] = {
             "contrastkit anomaly score --encoder runs/detector --data checked/ --normal ok "
             "--out runs/checked",
         ),
+        (
+            "A table of normal rows (SCARF on the rows, kNN distance of the embeddings):",
+            "contrastkit anomaly fit --data normal.csv --out runs/table_detector",
+        ),
+        (
+            "Score new rows, and AUROC with the column 'status' saying which are normal:",
+            "contrastkit anomaly score --encoder runs/table_detector --data new.csv "
+            "--label-column status --normal ok --out runs/table_scores",
+        ),
     ],
     "fewshot": [
         (
@@ -1145,12 +1154,20 @@ app.add_typer(anomaly_app, name="anomaly", epilog=_examples("anomaly"))
 def anomaly_fit(
     data: str = typer.Option(
         ...,
-        metavar="DIR",
-        help="A folder of normal images (class sub-folders are allowed: all count as normal).",
+        metavar="DATA",
+        help="A folder of normal images (class sub-folders are allowed: all count as normal), "
+        "or a table of normal rows (.csv/.tsv/.parquet; no label column).",
     ),
     out: str = typer.Option(..., "--out", metavar="DIR", help="Where to write the detector."),
     score: str = typer.Option(
-        "csi", metavar="csi|knn|mahalanobis", help="The anomaly score the detector uses."
+        None,
+        metavar="csi|knn|mahalanobis",
+        help="The anomaly score (default: mahalanobis for images, knn for tables; csi is for "
+        "images only).",
+        show_default=False,
+    ),
+    drop: str = typer.Option(
+        None, metavar="A,B", help="Tables: columns that are not features.", show_default=False
     ),
     encoder: str = typer.Option("small_cnn", metavar="small_cnn|resnet18", help="The network."),
     width: float = typer.Option(
@@ -1176,13 +1193,15 @@ def anomaly_fit(
 ) -> None:
     """Train a CSI detector (SimCLR with rotations as extra negatives and a rotation head) on
     normal images only; the threshold is set on held-out normal images, never on anomalies."""
-    from contrastkit.app.anomaly import AnomalyConfig, fit_detector
+    from contrastkit.app.anomaly import DEFAULT_IMAGE_SCORE, AnomalyConfig, fit_detector
+    from contrastkit.app.anomaly_tables import fit_table_detector, is_table_source
     from contrastkit.data.datasets import load_image_folder
 
+    table = is_table_source(data)
     try:
         with _stages():
             cfg = AnomalyConfig(
-                score=score,
+                score=score or ("knn" if table else DEFAULT_IMAGE_SCORE),
                 encoder=encoder,
                 width=width,
                 epochs=epochs,
@@ -1195,15 +1214,20 @@ def anomaly_fit(
                 seed=seed,
                 progress=progress,
             )
-            normal = load_image_folder(data, image_size=image_size, test_fraction=0.0).train
-            det = fit_detector(normal, cfg, out_dir=out)
+            if table:
+                cols = [c.strip() for c in drop.split(",") if c.strip()] if drop else None
+                det = fit_table_detector(data, cfg, out_dir=out, drop=cols, score=score)
+            else:
+                normal = load_image_folder(data, image_size=image_size, test_fraction=0.0).train
+                det = fit_detector(normal, cfg, out_dir=out)
     except (ValueError, OSError, ImportError) as err:
         raise _error(err) from None
     i = det.info
+    what = "rows" if table else "images"
     typer.echo(
-        f"trained on {i['trained_on']} normal images ({i['epochs']} epochs, "
+        f"trained on {i['trained_on']} normal {what} ({i['epochs']} epochs, "
         f"{i['train_seconds']:.0f} s); threshold {det.threshold:.4g} flags "
-        f"{i['held_out_fpr']:.1%} of the {i['held_out']} held-out normal images (target "
+        f"{i['held_out_fpr']:.1%} of the {i['held_out']} held-out normal {what} (target "
         f"{cfg.fpr:.1%})"
     )
     typer.echo(f"wrote {Path(out).resolve()}")
@@ -1214,7 +1238,9 @@ def anomaly_score(
     encoder: str = typer.Option(
         ..., metavar="RUN", help="The --out folder of contrastkit anomaly fit."
     ),
-    data: str = typer.Option(..., metavar="DIR", help="A folder of images to score."),
+    data: str = typer.Option(
+        ..., metavar="DATA", help="A folder of images, or a table for a table detector."
+    ),
     out: str = typer.Option(
         None,
         "--out",
@@ -1225,7 +1251,14 @@ def anomaly_score(
     normal: str = typer.Option(
         None,
         metavar="A,B",
-        help="With class sub-folders: the normal classes (the rest are anomalies), for AUROC.",
+        help="With class sub-folders (or --label-column): the normal classes (the rest are "
+        "anomalies), for AUROC.",
+        show_default=False,
+    ),
+    label_column: str = typer.Option(
+        None,
+        metavar="NAME",
+        help="Tables: the column that says which rows are normal (never a feature).",
         show_default=False,
     ),
     threshold: float = typer.Option(
@@ -1238,11 +1271,15 @@ def anomaly_score(
     import json
 
     from contrastkit.app.anomaly import score_folder, write_anomaly_files
+    from contrastkit.app.anomaly_tables import detector_kind, score_table
 
     names = [c.strip() for c in normal.split(",") if c.strip()] if normal else None
     try:
         with _stages():
-            result = score_folder(encoder, data, names, threshold)
+            if detector_kind(encoder) == "table":
+                result = score_table(encoder, data, label_column, names, threshold)
+            else:
+                result = score_folder(encoder, data, names, threshold)
             if out:
                 write_anomaly_files(result, out)
     except (ValueError, OSError, ImportError) as err:
@@ -1252,9 +1289,10 @@ def anomaly_score(
         return
     if not out:
         for row in result["rows"]:
-            typer.echo(f"{row['score']:.6g}\t{'ANOMALY' if row['flag'] else 'ok'}\t{row['path']}")
+            where = row.get("path", row.get("row"))
+            typer.echo(f"{row['score']:.6g}\t{'ANOMALY' if row['flag'] else 'ok'}\t{where}")
     line = (
-        f"{result['flagged']} of {result['images']} images flagged (threshold "
+        f"{result['flagged']} of {result['images']} {'rows' if result.get('_images') is None else 'images'} flagged (threshold "
         f"{result['threshold']:.4g})"
     )
     if "auroc" in result:
