@@ -46,12 +46,14 @@ from torch import Tensor
 
 __all__ = [
     "DEFAULT_IMAGE_SCORE",
+    "DETECTOR_FORMAT",
     "SCORES",
     "AnomalyConfig",
     "Detector",
     "fit_detector",
     "holdout_split",
     "load_detector",
+    "read_detector_meta",
     "score_folder",
 ]
 
@@ -220,7 +222,7 @@ class Detector:
             {"recipe": self.recipe.state_dict(), "scorer": tensors},
         )
         meta = {
-            "format": "contrastkit-anomaly-detector/1",
+            "format": DETECTOR_FORMAT,
             "config": asdict(self.config),
             "encoder_config": getattr(self.recipe.encoder, "config", {}),
             "image_shape": list(self.image_shape),
@@ -368,6 +370,40 @@ def fit_detector(
     return det
 
 
+#: the ``format`` of every detector.json (image and table detectors)
+DETECTOR_FORMAT = "contrastkit-anomaly-detector/1"
+
+
+def read_detector_meta(path: str | os.PathLike) -> tuple[dict[str, Any], Path]:
+    """(detector.json as a dict, the path of detector.safetensors) of a detector folder.
+
+    Raises:
+        FileNotFoundError: the folder lacks either file.
+        ValueError: detector.json is not valid JSON or not a contrastkit detector's.
+    """
+    folder = Path(path)
+    meta_path, weights = folder / "detector.json", folder / "detector.safetensors"
+    if not meta_path.is_file() or not weights.is_file():
+        raise FileNotFoundError(
+            f"{folder} has no detector.json + detector.safetensors; pass the --out folder of "
+            f"`contrastkit anomaly fit`."
+        )
+    try:
+        meta = json.loads(meta_path.read_text())
+    except (UnicodeDecodeError, ValueError) as err:
+        raise ValueError(
+            f"{meta_path} is not valid JSON ({err}); the detector is damaged: refit it with "
+            f"`contrastkit anomaly fit`."
+        ) from None
+    if not isinstance(meta, dict) or meta.get("format") != DETECTOR_FORMAT:
+        got = meta.get("format") if isinstance(meta, dict) else None
+        raise ValueError(
+            f"{meta_path} is not a contrastkit anomaly detector (format {got!r}); refit it "
+            f"with `contrastkit anomaly fit`."
+        )
+    return meta, weights
+
+
 def load_detector(path: str | os.PathLike) -> Detector:
     """Load a detector written by :meth:`Detector.save` (``contrastkit anomaly fit --out``).
 
@@ -380,23 +416,12 @@ def load_detector(path: str | os.PathLike) -> Detector:
     from contrastkit.train.export import load_weights
 
     folder = Path(path)
-    meta_path, weights = folder / "detector.json", folder / "detector.safetensors"
-    if not meta_path.exists() or not weights.exists():
-        raise FileNotFoundError(
-            f"{folder} has no detector.json + detector.safetensors; pass the --out folder of "
-            f"`contrastkit anomaly fit`."
-        )
-    meta = json.loads(meta_path.read_text())
+    meta, weights = read_detector_meta(folder)
     if meta.get("kind") == "table":
         raise ValueError(
             f"{folder} holds a table detector; load it with "
             f"contrastkit.app.anomaly_tables.load_table_detector (contrastkit anomaly score "
             f"does so itself)."
-        )
-    if meta.get("format") != "contrastkit-anomaly-detector/1":
-        raise ValueError(
-            f"{meta_path} is not a contrastkit anomaly detector (format "
-            f"{meta.get('format')!r}); refit it with `contrastkit anomaly fit`."
         )
     known = {f.name for f in fields(AnomalyConfig)}
     cfg = AnomalyConfig(**{k: v for k, v in meta["config"].items() if k in known})

@@ -67,7 +67,12 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from contrastkit.app.anomaly import AnomalyConfig, holdout_split
+from contrastkit.app.anomaly import (
+    DETECTOR_FORMAT,
+    AnomalyConfig,
+    holdout_split,
+    read_detector_meta,
+)
 
 __all__ = [
     "FORMAT",
@@ -85,7 +90,7 @@ __all__ = [
 #: the anomaly scores of a table detector (``"csi"`` is for images: it rotates them)
 TABLE_SCORES = ("knn", "mahalanobis")
 #: the ``"format"`` of ``detector.json`` (shared with the image detector; ``"kind"`` differs)
-FORMAT = "contrastkit-anomaly-detector/1"
+FORMAT = DETECTOR_FORMAT
 #: the SCARF paper's settings (§4): encoder 4 × 256 ReLU, head 2 layers, c = 0.6, τ = 1,
 #: batch 128 (Adam; the learning rate is ``AnomalyConfig.lr``, 1e-3 by default as in the paper)
 SCARF_PAPER: dict[str, Any] = {
@@ -140,30 +145,8 @@ def detector_kind(path: str | os.PathLike) -> str:
         FileNotFoundError: no ``detector.json`` there.
         ValueError: not a contrastkit anomaly detector.
     """
-    meta_path = Path(path) / "detector.json"
-    if not meta_path.is_file():
-        raise FileNotFoundError(
-            f"{path} has no detector.json; pass the --out folder of `contrastkit anomaly fit`."
-        )
-    meta = _read_meta(meta_path)
+    meta, _ = read_detector_meta(path)
     return str(meta.get("kind", "image"))
-
-
-def _read_meta(meta_path: Path) -> dict[str, Any]:
-    try:
-        meta = json.loads(meta_path.read_text())
-    except (UnicodeDecodeError, ValueError) as err:
-        raise ValueError(
-            f"{meta_path} is not valid JSON ({err}); the detector is damaged: refit it with "
-            f"`contrastkit anomaly fit`."
-        ) from None
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        got = meta.get("format") if isinstance(meta, dict) else None
-        raise ValueError(
-            f"{meta_path} is not a contrastkit anomaly detector (format {got!r}); refit it with "
-            f"`contrastkit anomaly fit`."
-        )
-    return meta
 
 
 def _resolve_score(cfg: AnomalyConfig, score: str | None) -> str:
@@ -482,13 +465,7 @@ def load_table_detector(path: str | os.PathLike) -> TableDetector:
     from contrastkit.train.export import load_weights
 
     folder = Path(path)
-    meta_path, weights = folder / "detector.json", folder / "detector.safetensors"
-    if not meta_path.exists() or not weights.exists():
-        raise FileNotFoundError(
-            f"{folder} has no detector.json + detector.safetensors; pass the --out folder of "
-            f"`contrastkit anomaly fit`."
-        )
-    meta = _read_meta(meta_path)
+    meta, weights = read_detector_meta(folder)
     if meta.get("kind") != "table":
         raise ValueError(
             f"{folder} holds an image anomaly detector, not a table one; score images with it "
@@ -503,7 +480,8 @@ def load_table_detector(path: str | os.PathLike) -> TableDetector:
         scorer_config, threshold = meta["scorer"], float(meta["threshold"])
     except (KeyError, TypeError) as err:
         raise ValueError(
-            f"{meta_path} lacks or garbles {err}; the detector is damaged or from another "
+            f"{folder / 'detector.json'} lacks or garbles {err}; the detector is damaged or "
+            f"from another "
             f"version: refit it with `contrastkit anomaly fit`."
         ) from None
     state = load_state(weights)
