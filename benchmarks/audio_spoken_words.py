@@ -26,7 +26,9 @@ The protocol (fixed before the run; nothing is chosen on the held-out voices):
   that spans espeak-ng's voices, set from the data's design), time shift, gain ±6 dB, white
   noise at 10–30 dB SNR;
 - AdamW 1e-3 (weight decay 0.05), cosine schedule with 2 warm-up epochs, batch 64,
-  ``--epochs`` (80).
+  ``--epochs`` (80), batches drawn at random (``--batches random``; chosen on the
+  validation voices of ``--validate``: 0.9525 against 0.8775 with length-grouped batches;
+  the earlier protocol grouped by length).
 
 Development (disclosed in RESULTS.md): two earlier runs (20 epochs at batch 256, and 60 at
 batch 64 with ±2 semitones) were scored on the held-out voices before this protocol was
@@ -133,7 +135,7 @@ def main() -> None:
     ap.add_argument("--clip-norm", default="none", choices=["none", "mean", "meanvar"])
     ap.add_argument(
         "--batches",
-        default="length",
+        default="random",
         choices=["length", "random"],
         help="batches of clips of similar length (less padding), or drawn at random",
     )
