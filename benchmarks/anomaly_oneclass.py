@@ -104,7 +104,7 @@ def main() -> None:
         det = fit_detector(normal, cfg)
         anomalous = test.labels != c
         feats = det.features(test.images)
-        bank = det.features(normal.images[_fit_rows(det, len(normal))])
+        bank = det.bank  # the training images' features, as fit_detector computed them
         test_scores = det.score_features(feats)
         r = {
             "csi": auroc(test_scores, anomalous),
@@ -164,13 +164,6 @@ def main() -> None:
         with open(args.out, "w") as f:
             json.dump({"args": vars(args), "per_class": rows, "mean": means, "headline": head,
                        "checks": checks}, f, indent=2)  # fmt: skip
-
-
-def _fit_rows(det, n: int) -> torch.Tensor:
-    """The rows the detector trained on (the held-out draw of fit_detector, re-made)."""
-    from contrastkit.app.anomaly import holdout_split
-
-    return holdout_split(n, det.config.holdout, det.config.seed)[0]
 
 
 if __name__ == "__main__":

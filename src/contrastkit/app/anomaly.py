@@ -157,6 +157,9 @@ class Detector:
         config: the :class:`AnomalyConfig` it was fitted with.
         image_shape: (C, H, W) of the images it takes (others are resized to it).
         info: counts, the held-out false-positive rate, timings.
+        bank: :meth:`features` of the images it was trained on, as :func:`fit_detector`
+            computed them for the scorer (to score them otherwise without recomputing); not
+            saved (None after :func:`load_detector`).
     """
 
     recipe: Any
@@ -165,6 +168,7 @@ class Detector:
     config: AnomalyConfig
     image_shape: tuple[int, int, int]
     info: dict[str, Any] = field(default_factory=dict)
+    bank: dict[str, Tensor] | None = field(default=None, repr=False)
 
     @torch.no_grad()
     def features(self, images: Tensor, batch_size: int = 256) -> dict[str, Tensor]:
@@ -351,7 +355,7 @@ def fit_detector(
             scorer = AnomalyScorer(cfg.score).fit(bank["z"])
     else:
         scorer.fit(bank["embedding"])
-    det.scorer = scorer
+    det.scorer, det.bank = scorer, bank
     held_scores = scorer.score(**_scorer_inputs(scorer, det.features(images[held_rows])))
     det.threshold = float(threshold_at_fpr(held_scores, cfg.fpr))
     det.info = {

@@ -63,21 +63,14 @@ def accuracy_against_k(
     """
     from contrastkit.evaluate.protocols.few_shot import fit_predict_few_shot
 
-    classes = torch.unique(support_labels)
-    smallest = int(min(int((support_labels == c).sum()) for c in classes))
+    rows_of = [torch.nonzero(support_labels == c).flatten() for c in torch.unique(support_labels)]
+    smallest = min(len(r) for r in rows_of)
     g = torch.Generator().manual_seed(seed)
     out = []
     for k in [k for k in ks if k <= smallest] or [smallest]:
         accs = []
         for _ in range(draws if k < smallest else 1):
-            rows = torch.cat(
-                [
-                    torch.nonzero(support_labels == c).flatten()[
-                        torch.randperm(int((support_labels == c).sum()), generator=g)[:k]
-                    ]
-                    for c in classes
-                ]
-            )
+            rows = torch.cat([r[torch.randperm(len(r), generator=g)[:k]] for r in rows_of])
             pred, _, _ = fit_predict_few_shot(support[rows], support_labels[rows], query, method)
             accs.append(float((pred == query_labels).float().mean()))
         mean = sum(accs) / len(accs)

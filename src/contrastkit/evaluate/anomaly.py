@@ -518,6 +518,17 @@ def _numpy_rows(x: Tensor, name: str) -> np.ndarray:
     return x.detach().flatten(1).double().cpu().numpy()
 
 
+def _numpy_pair(train: Tensor, query: Tensor) -> tuple[np.ndarray, np.ndarray]:
+    """``train`` and ``query`` as float64 (N, F) arrays with the same F (the raw baselines)."""
+    x_tr, x_q = _numpy_rows(train, "train"), _numpy_rows(query, "query")
+    if x_tr.shape[1] != x_q.shape[1]:
+        raise ValueError(
+            f"train rows have {x_tr.shape[1]} values but query rows {x_q.shape[1]}; give both "
+            f"the same shape."
+        )
+    return x_tr, x_q
+
+
 def pca_reconstruction_scores(
     train: Tensor, query: Tensor, n_components: float | int = 0.9
 ) -> Tensor:
@@ -541,12 +552,7 @@ def pca_reconstruction_scores(
     """
     from sklearn.decomposition import PCA
 
-    x_tr, x_q = _numpy_rows(train, "train"), _numpy_rows(query, "query")
-    if x_tr.shape[1] != x_q.shape[1]:
-        raise ValueError(
-            f"train rows have {x_tr.shape[1]} values but query rows {x_q.shape[1]}; give both "
-            f"the same shape."
-        )
+    x_tr, x_q = _numpy_pair(train, query)
     limit = min(x_tr.shape)
     if isinstance(n_components, bool) or not isinstance(n_components, (int, float)):
         raise ValueError(f"n_components must be a float in (0, 1) or an int, got {n_components!r}.")
@@ -600,12 +606,7 @@ def ocsvm_scores(
     """
     from sklearn.svm import OneClassSVM
 
-    x_tr, x_q = _numpy_rows(train, "train"), _numpy_rows(query, "query")
-    if x_tr.shape[1] != x_q.shape[1]:
-        raise ValueError(
-            f"train rows have {x_tr.shape[1]} values but query rows {x_q.shape[1]}; give both "
-            f"the same shape."
-        )
+    x_tr, x_q = _numpy_pair(train, query)
     if not 0.0 < float(nu) <= 1.0:
         raise ValueError(f"nu must lie in (0, 1], got {nu!r}.")
     max_train = _check_int(max_train, "max_train", 1)

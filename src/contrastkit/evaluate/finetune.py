@@ -21,6 +21,7 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import Tensor, nn
 
+from contrastkit.evaluate.protocols.base import check_labels
 from contrastkit.losses import sup_con
 
 __all__ = ["supcon_finetune"]
@@ -69,17 +70,7 @@ def supcon_finetune(
     if not isinstance(images, Tensor) or images.dim() != 4:
         shape = tuple(images.shape) if isinstance(images, Tensor) else type(images).__name__
         raise ValueError(f"images must be a (N, C, H, W) tensor of support images, got {shape}.")
-    labels = torch.as_tensor(labels)
-    if (
-        labels.dim() != 1
-        or labels.shape[0] != images.shape[0]
-        or labels.is_floating_point()
-        or labels.is_complex()
-    ):
-        raise ValueError(
-            f"labels must be an integer tensor of shape ({images.shape[0]},), one class per "
-            f"image, got dtype {labels.dtype} shape {tuple(labels.shape)}."
-        )
+    labels = check_labels(labels, images.shape[0], "labels", "images", allow_negative=True)
     if torch.unique(labels).numel() < 2:
         raise ValueError(
             "labels hold a single class; the supervised contrastive loss needs at least two "

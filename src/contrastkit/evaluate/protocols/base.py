@@ -195,8 +195,11 @@ def check_features(x: Tensor, name: str) -> Tensor:
     return x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
 
 
-def check_labels(labels: Any, n: int, name: str, rows_name: str) -> Tensor:
-    """Check ``labels`` holds one integer ≥ 0 per row of ``rows_name``; return int64 (CPU)."""
+def check_labels(
+    labels: Any, n: int, name: str, rows_name: str, *, allow_negative: bool = False
+) -> Tensor:
+    """Check ``labels`` holds one integer (≥ 0 unless ``allow_negative``) per row of
+    ``rows_name``; return int64 (CPU)."""
     if labels is None:
         raise ValueError(f"{name} is required: one integer class per row of {rows_name}.")
     t = torch.as_tensor(labels)
@@ -206,7 +209,7 @@ def check_labels(labels: Any, n: int, name: str, rows_name: str) -> Tensor:
             f"{rows_name}, got dtype {t.dtype} shape {tuple(t.shape)}."
         )
     t = t.long().cpu()
-    if n and int(t.min()) < 0:
+    if n and not allow_negative and int(t.min()) < 0:
         raise ValueError(
             f"{name} holds negative classes; use class ids 0..C-1 (e.g. np.unique(..., "
             f"return_inverse=True) to renumber them)."

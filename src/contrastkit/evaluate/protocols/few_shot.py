@@ -234,18 +234,10 @@ def fit_predict_few_shot(
             f"support has D={support.shape[1]} but query D={query.shape[1]}; embed both with "
             f"the same encoder."
         )
-    labels = torch.as_tensor(support_labels)
-    if (
-        labels.dim() != 1
-        or labels.shape[0] != support.shape[0]
-        or labels.is_floating_point()
-        or labels.is_complex()
-    ):
-        raise ValueError(
-            f"support_labels must be an integer tensor of shape ({support.shape[0]},), one "
-            f"label per support row, got dtype {labels.dtype} shape {tuple(labels.shape)}."
-        )
-    classes, inverse = torch.unique(labels.long().cpu(), return_inverse=True)
+    labels = check_labels(
+        support_labels, support.shape[0], "support_labels", "support", allow_negative=True
+    )
+    classes, inverse = torch.unique(labels, return_inverse=True)
     if classes.numel() < 2:
         raise ValueError(
             f"support_labels hold {classes.numel()} distinct label(s); a classifier needs at "
