@@ -250,6 +250,21 @@ EXAMPLES: dict[str, list[tuple[str, str]]] = {
             "--method logistic --finetune-steps 30 --out runs/fewshot",
         ),
     ],
+    "rl": [
+        (
+            "Train a pixel DQN agent with CURL on MiniGrid DoorKey, three seeds, with a report:",
+            "contrastkit rl --env MiniGrid-DoorKey-5x5-v0 --curl --steps 100000 --seeds 0,1,2 "
+            "--out runs/doorkey-curl",
+        ),
+        (
+            "The same agent without the contrastive loss, and any other setting by key:",
+            "contrastkit rl --no-curl --steps 100000 --set n_step=5 --out runs/doorkey-dqn",
+        ),
+        (
+            "Continue an interrupted run exactly where its checkpoint left it:",
+            "contrastkit rl --curl --steps 100000 --out runs/doorkey-curl --resume",
+        ),
+    ],
     "losses": [("Every loss and miner, with the paper it follows:", "contrastkit losses")],
     "recipes": [
         ("Every recipe's options, defaults and meanings:", "contrastkit recipes"),
@@ -1304,6 +1319,93 @@ def anomaly_score(
     typer.echo(line)
     if out:
         typer.echo(f"wrote {Path(out).resolve()}")
+
+
+def _rl_config(env: str, curl: bool, steps: int, sets: list[str] | None, **fixed):
+    """An RLConfig from the command's options and ``--set key=value`` pairs (checked)."""
+    import dataclasses
+
+    from contrastkit.app.rl import RLConfig
+
+    fields = {f.name: f for f in dataclasses.fields(RLConfig)}
+    values: dict[str, object] = {"env": env, "curl": curl, "steps": steps, **fixed}
+    for item in sets or []:
+        key, eq, raw = item.partition("=")
+        key = key.strip().replace("-", "_")
+        if not eq or key not in fields:
+            raise ValueError(
+                f"--set {item!r}: expected KEY=VALUE with KEY one of {', '.join(sorted(fields))}."
+            )
+        kind = type(getattr(RLConfig(), key))
+        try:
+            if kind is bool:
+                if raw.lower() not in ("true", "false", "1", "0", "yes", "no"):
+                    raise ValueError(raw)
+                values[key] = raw.lower() in ("true", "1", "yes")
+            else:
+                values[key] = kind(raw)
+        except ValueError:
+            raise ValueError(f"--set {key}={raw}: expected a {kind.__name__}.") from None
+    config = RLConfig(**values)
+    config.validate()
+    return config
+
+
+_RL_SETS = typer.Option(
+    None,
+    "--set",
+    metavar="KEY=VALUE",
+    help="Any RLConfig field, e.g. n_step=5, lr=3e-4, eval_every=2500, device=cuda.",
+)
+
+
+@app.command("rl", cls=HelpCommand, epilog=_examples("rl"))
+def rl(
+    env: str = typer.Option(
+        "MiniGrid-DoorKey-5x5-v0", metavar="ENV", help="A gymnasium environment id (pixels)."
+    ),
+    curl: bool = typer.Option(
+        True, "--curl/--no-curl", help="Add CURL's contrastive loss to the agent's encoder."
+    ),
+    steps: int = typer.Option(100_000, metavar="INT", help="Environment steps per seed."),
+    seeds: str = typer.Option("0", metavar="LIST", help="Comma-separated seeds, e.g. 0,1,2."),
+    out: str = typer.Option(
+        ..., "--out", metavar="DIR", help="Run folder: seed-<s>/ checkpoints, report.html."
+    ),
+    resume: bool = typer.Option(False, "--resume", help="Continue from the checkpoints in --out."),
+    sets: list[str] | None = _RL_SETS,
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of lines."),
+) -> None:
+    """Train a pixel DQN agent (double, dueling, n-step) with or without CURL, evaluating on a
+    schedule; writes checkpoints, the encoder, results.json and a report with learning curves."""
+    import json
+
+    try:
+        seed_list = [int(s) for s in seeds.split(",") if s.strip()]
+        if not seed_list:
+            raise ValueError("--seeds: give at least one seed, e.g. --seeds 0,1,2.")
+        config = _rl_config(env, curl, steps, sets)
+        from contrastkit.app.rl import run_seeds, summarise
+
+        results = run_seeds(config, out, seed_list, resume=resume)
+    except (ValueError, OSError, ImportError, KeyError) as err:
+        raise _error(err) from None
+    summary = summarise(results)
+    if as_json:
+        typer.echo(json.dumps(summary, indent=2))
+        return
+    for r in results:
+        last = r["evals"][-1]
+        typer.echo(
+            f"seed {r['config']['seed']}: step {last['step']}, evaluation return "
+            f"{last['return']:.4f}, success {last['success']:.2f} ({r['steps_per_s']:.0f} env "
+            f"steps/s, {r['updates_per_s']:.0f} updates/s, {r['precision']})"
+        )
+    typer.echo(
+        f"mean over {len(results)} seeds: return {summary['return']:.4f}, success "
+        f"{summary['success']:.2f}"
+    )
+    typer.echo(f"wrote {Path(out).resolve()}")
 
 
 def main() -> None:

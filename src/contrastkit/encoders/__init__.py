@@ -12,6 +12,7 @@ from contrastkit.encoders.audio import AudioCNN, AudioTransformer, audio_cnn, au
 from contrastkit.encoders.char_text import CharTextEncoder, char_text
 from contrastkit.encoders.efficientnet import EfficientNetLite0
 from contrastkit.encoders.lightgcn import LightGCN
+from contrastkit.encoders.pixel import PixelEncoder
 from contrastkit.encoders.resnet import ResNet, resnet18, resnet34, resnet50
 from contrastkit.encoders.small import MLP, SmallCNN
 from contrastkit.encoders.tabular import TabularMLP, TabularResNet, tabular_mlp, tabular_resnet
@@ -83,6 +84,7 @@ ENCODERS = {
     "audio_cnn": audio_cnn,
     "audio_transformer": audio_transformer,
     "char_text": char_text,
+    "pixel": PixelEncoder,
 }
 
 
@@ -114,6 +116,7 @@ __all__ = [
     "EfficientNetLite0",
     "HFTextEncoder",
     "LightGCN",
+    "PixelEncoder",
     "ResNet",
     "SmallCNN",
     "SmallTextEncoder",
