@@ -14,11 +14,13 @@ Issue 23's acceptance lines, each printed as PASS/FAIL:
 The protocol (fixed before the measured runs):
 
 - the agent: :class:`contrastkit.app.rl.RLConfig`'s defaults (pixel encoder of CURL, dueling
-  double DQN, 3-step returns, Adam, batch 32, one update per step after 1,600 random steps,
-  ε from 1 to 0.05 over 30k steps, target copy every 1,000 updates, random 36-pixel crops of
-  3 stacked 40×40 frames for both agents), unless ``--set`` says otherwise (printed);
+  double DQN, 10-step returns, Adam 5e-4, batch 32, one update every 4 steps after 1,600
+  random steps, ε from 1 to 0.05 over 20k steps, target copy every 500 updates, random
+  36-pixel crops of 3 stacked 40×40 frames for both agents, bf16 autocast for the update
+  where supported), unless ``--set`` says otherwise (printed); those defaults were chosen
+  on the development seed 100 (RESULTS.md lists each development run);
 - the two agents differ only by CURL's loss (``curl``); seeds 0, 1, 2 for both;
-- evaluation every 5,000 steps: 20 greedy episodes from fixed layouts (the same for every
+- evaluation every 10,000 steps: 20 greedy episodes from fixed layouts (the same for every
   agent and seed);
 - the probe: 40 episodes of a uniformly random policy (other layouts than training's), the
   first 30 episodes fit a linear classifier per state variable (the agent's cell, its

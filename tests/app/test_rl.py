@@ -36,6 +36,8 @@ TINY = RLConfig(
     eval_episodes=2,
     checkpoint_every=0,
     lr=1e-3,
+    n_step=3,
+    update_every=1,
 )
 
 

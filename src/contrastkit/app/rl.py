@@ -96,6 +96,10 @@ class RLConfig:
         hidden: width of the dueling head's hidden layers.
         dueling, double: dueling head; double-DQN targets.
         n_step, gamma: n-step returns and discount.
+
+    The defaults for ``n_step``, ``lr``, ``target_update``, ``eps_decay_steps`` and
+    ``update_every`` were chosen on DoorKey-5x5 with a development seed (100) only; the
+    record is in ``benchmarks/RESULTS.md``.
         batch_size, lr, max_grad_norm: the update (Adam).
         buffer_size: replay capacity in frames.
         learning_starts: steps of random actions before the first update.
@@ -128,19 +132,19 @@ class RLConfig:
     hidden: int = 256
     dueling: bool = True
     double: bool = True
-    n_step: int = 3
+    n_step: int = 10
     gamma: float = 0.99
     batch_size: int = 32
-    lr: float = 1e-4
+    lr: float = 5e-4
     max_grad_norm: float = 10.0
     buffer_size: int = 100_000
     learning_starts: int = 1600
-    update_every: int = 1
-    target_update: int = 1000
+    update_every: int = 4
+    target_update: int = 500
     eps_start: float = 1.0
     eps_end: float = 0.05
-    eps_decay_steps: int = 30_000
-    eval_every: int = 5000
+    eps_decay_steps: int = 20_000
+    eval_every: int = 10_000
     eval_episodes: int = 20
     eval_epsilon: float = 0.0
     checkpoint_every: int = 10_000

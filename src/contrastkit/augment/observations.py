@@ -34,12 +34,10 @@ def _check(x: Tensor, size: int) -> None:
 def crop_at(x: Tensor, top: Tensor, left: Tensor, size: int) -> Tensor:
     """Crop row ``b`` of ``x`` (B, C, H, W) at ``(top[b], left[b])`` to ``size × size``."""
     _check(x, size)
-    r = torch.arange(size, device=x.device)
-    rows = (top.to(x.device)[:, None] + r)[:, None, :, None]  # (B, 1, S, 1)
-    cols = (left.to(x.device)[:, None] + r)[:, None, None, :]  # (B, 1, 1, S)
-    b = torch.arange(x.shape[0], device=x.device)[:, None, None, None]
-    c = torch.arange(x.shape[1], device=x.device)[None, :, None, None]
-    return x[b, c, rows, cols]
+    # every crop of every row is a view of x; picking one per row copies B contiguous blocks
+    windows = x.unfold(2, size, 1).unfold(3, size, 1)  # (B, C, H-S+1, W-S+1, S, S)
+    b = torch.arange(x.shape[0], device=x.device)
+    return windows[b, :, top.to(x.device), left.to(x.device)]
 
 
 def random_crop(x: Tensor, size: int, generator: torch.Generator | None = None) -> Tensor:

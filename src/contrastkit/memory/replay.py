@@ -22,9 +22,9 @@ Example:
     >>> for t in range(1, 4):
     ...     buf.add(action=t, reward=1.0, next_frame=torch.full((1, 2, 2), t, dtype=torch.uint8),
     ...             terminal=t == 3)
-    >>> b = buf.sample(4, generator=torch.Generator().manual_seed(0))
+    >>> b = buf.sample(32, generator=torch.Generator().manual_seed(0))
     >>> b["obs"].shape, sorted(set(b["returns"].tolist())), buf.frames_stored
-    (torch.Size([4, 2, 2, 2]), [1.0, 1.5], 4)
+    (torch.Size([32, 2, 2, 2]), [1.0, 1.5], 4)
 """
 
 from __future__ import annotations
