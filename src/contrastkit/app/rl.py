@@ -770,13 +770,15 @@ def write_rl_report(
     rows = []
     for label, results in runs.items():
         s = summarise(results)
-        metrics[f"{label}: final evaluation return (mean over {len(results)} seeds)"] = s["return"]
+        seeds = f"{len(results)} seed{'s' if len(results) != 1 else ''}"
+        metrics[f"{label}: final evaluation return (mean over {seeds})"] = s["return"]
         metrics[f"{label}: final evaluation success rate"] = s["success"]
         for r in results:
             last = r["evals"][-1]
             rows.append([
                 label, r["config"]["seed"], last["step"], last["return"], last["success"],
-                r.get("steps_per_s", float("nan")), r.get("updates_per_s", float("nan")),
+                f"{r.get('steps_per_s', float('nan')):.0f}",
+                f"{r.get('updates_per_s', float('nan')):.0f}",
             ])  # fmt: skip
     tables = [
         (
