@@ -34,9 +34,23 @@ __all__ = [
     "label_problems",
     "require_extra",
     "reset_degenerate_warnings",
+    "tracing",
     "warn_degenerate",
     "warn_label_problems",
 ]
+
+
+def tracing() -> bool:
+    """True while torch.compile or torch.export (the ONNX exporter) traces the code: checks
+    that read tensor values (a data-dependent branch) are skipped then, since the traced graph
+    cannot branch on data; they run in every eager call.
+
+    Example:
+        >>> tracing()
+        False
+    """
+    is_compiling = getattr(getattr(torch, "compiler", None), "is_compiling", None)
+    return bool(is_compiling()) if is_compiling is not None else False
 
 
 def compute_dtype(*tensors: Tensor | None) -> torch.dtype:

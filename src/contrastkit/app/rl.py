@@ -343,7 +343,8 @@ class DQNAgent(nn.Module):
     ) -> tuple[Tensor, Tensor, dict[str, float]]:
         """The Huber TD loss and CURL's loss (0 without CURL) of one replay batch."""
         c, dev = self.config, next(self.q.parameters()).device
-        obs, nxt = batch["obs"], batch["next_obs"]
+        # uint8 stacks cross to the device before the crops (CURL's key encoder runs there)
+        obs, nxt = batch["obs"].to(dev), batch["next_obs"].to(dev)
         curl_loss = torch.zeros((), device=dev)
         prepared: dict[str, Any] | None = None
         if self.curl is not None:

@@ -250,6 +250,19 @@ EXAMPLES: dict[str, list[tuple[str, str]]] = {
             "--method logistic --finetune-steps 30 --out runs/fewshot",
         ),
     ],
+    "export": [
+        (
+            "An ONNX graph of a trained encoder (image, text, audio or table), checked against "
+            "onnxruntime, with an int8 copy:",
+            "contrastkit export --encoder runs/simclr --format onnx --quantize --out runs/simclr-onnx",
+        ),
+        (
+            "A sentence-transformers folder of a Hugging Face text encoder "
+            "(SentenceTransformer(path) loads it):",
+            "contrastkit export --encoder runs/simcse --format sentence-transformers "
+            "--out runs/simcse-st",
+        ),
+    ],
     "rl": [
         (
             "Train a pixel DQN agent with CURL on MiniGrid DoorKey, three seeds, with a report:",
@@ -1406,6 +1419,62 @@ def rl(
         f"{summary['success']:.2f}"
     )
     typer.echo(f"wrote {Path(out).resolve()}")
+
+
+@app.command("export", cls=HelpCommand, epilog=_examples("export"))
+def export(
+    encoder: str = typer.Option(
+        ...,
+        metavar="DIR",
+        help="An encoder folder (encoder.json + encoder.safetensors), e.g. a contrastkit train "
+        "run; a CLIP run's towers are DIR/image and DIR/text.",
+    ),
+    fmt: str = typer.Option(
+        "onnx", "--format", metavar="onnx|sentence-transformers", help="What to write."
+    ),
+    out: str = typer.Option(..., "--out", metavar="DIR", help="The folder to write."),
+    quantize: bool = typer.Option(
+        False, "--quantize", help="ONNX: also write encoder.int8.onnx (dynamic int8)."
+    ),
+    image_size: int = typer.Option(
+        None,
+        metavar="INT",
+        help="ONNX, images: the side to check with (default: the run's).",
+        show_default=False,
+    ),
+    opset: int = typer.Option(18, metavar="INT", help="ONNX opset."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a line."),
+) -> None:
+    """Write a deployable copy of a trained encoder: an ONNX graph (dynamic batch and length,
+    checked against onnxruntime on two batch sizes and two lengths) or a sentence-transformers
+    folder (checked to give the same embeddings)."""
+    import json
+
+    try:
+        from contrastkit.app.deploy import (
+            export_onnx,
+            export_sentence_transformers,
+            onnx_export_dict,
+        )
+
+        if fmt == "onnx":
+            result = export_onnx(
+                encoder, out, quantize=quantize, image_size=image_size, opset=opset
+            )
+            summary, line = onnx_export_dict(result), result.summary()
+        elif fmt == "sentence-transformers":
+            if quantize:
+                raise ValueError("--quantize is for --format onnx.")
+            summary = export_sentence_transformers(encoder, out)
+            line = (
+                f"sentence-transformers folder → {out}; SentenceTransformer(path).encode vs the "
+                f"encoder on {summary['texts']} texts: max abs diff {summary['max_abs_diff']:.1e}"
+            )
+        else:
+            raise ValueError(f"unknown --format {fmt!r}; use onnx or sentence-transformers.")
+    except (ValueError, OSError, ImportError) as err:
+        raise _error(err) from None
+    typer.echo(json.dumps(summary, indent=2, default=str) if as_json else line)
 
 
 def main() -> None:

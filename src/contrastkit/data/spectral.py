@@ -285,7 +285,7 @@ def stft_power(
     if not 0 < win <= int(n_fft):
         raise ValueError(f"win_length must lie in [1, n_fft={n_fft}], got {win_length}.")
     shape = x.shape
-    flat = x.reshape(-1, int(shape[-1]))
+    flat = x.reshape(-1, shape[-1])
     if not center and flat.shape[-1] < int(n_fft):
         raise ValueError(
             f"the clips have {flat.shape[-1]} samples, fewer than n_fft={n_fft}; pad them or "
@@ -598,7 +598,7 @@ class _FrontEnd(nn.Module):
         if isinstance(x, AudioBatch):
             self._check_batch(x)
             lengths = frame_lengths(x.lengths, self.hop_length, center=True)
-            frames = 1 + int(x.values.shape[-1]) // self.hop_length
+            frames = 1 + x.values.shape[-1] // self.hop_length  # symbolic while exporting
             t = torch.arange(frames, device=x.values.device)
             valid = t[None, :] < lengths.to(x.values.device)[:, None]  # (N, frames)
             feats = self._features(x.values, valid[:, :, None])

@@ -43,6 +43,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from contrastkit._checks import tracing
 from contrastkit.data.audio import AudioBatch
 
 __all__ = ["AudioCNN", "AudioTransformer", "audio_cnn", "audio_transformer"]
@@ -217,14 +218,17 @@ class _AudioInput(nn.Module):
                 f"compute the features with n_mels={self.n_features}."
             )
         lengths = x.lengths.to(values.device)
-        if lengths.numel() and bool(((lengths < 1) | (lengths > values.shape[1])).any()):
+        if tracing():  # an exported graph takes batches already cut to their longest clip
+            t = values.shape[1]
+        elif lengths.numel() and bool(((lengths < 1) | (lengths > values.shape[1])).any()):
             bad = int(((lengths < 1) | (lengths > values.shape[1])).nonzero()[0])
             raise ValueError(
                 f"clip {bad} has length {int(lengths[bad])} but the batch has "
                 f"{values.shape[1]} frames; every clip needs 1..T valid frames (drop empty clips "
                 f"before encoding)."
             )
-        t = int(lengths.max()) if lengths.numel() else values.shape[1]
+        else:
+            t = int(lengths.max()) if lengths.numel() else values.shape[1]
         values = values[:, :t].to(dtype)
         if self._mean is not None:
             values = values - self._mean.to(dtype)
@@ -383,8 +387,7 @@ class AudioCNN(nn.Module):
             frames = _lengths_mask(lengths, h.shape[-1])
             h = torch.relu(norm(conv(h), frames))
             h = h * frames[:, None, None, :].to(h.dtype)  # padding back to zero
-            if h.shape[-1] % 2:  # ceil: the odd last frame pools with a zero
-                h = F.pad(h, (0, 1))
+            h = F.pad(h, (0, h.shape[-1] % 2))  # ceil: an odd last frame pools with a zero
             h = self.pool(h)  # frames past ceil(L/2) pool zeros only: they stay zero
             lengths = (lengths + 1) // 2
         n, c, f, t = h.shape

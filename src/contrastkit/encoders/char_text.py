@@ -28,6 +28,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from contrastkit._checks import tracing
 from contrastkit.encoders.text import TextEncoder, _check_texts
 
 __all__ = ["CHARS", "CharTextEncoder", "char_text"]
@@ -167,7 +168,7 @@ class CharTextEncoder(TextEncoder):
     def forward(self, ids: Tensor) -> Tensor:
         """LongTensor (N, L) of character ids → (N, out_dim) embeddings."""
         ids = self._check_ids(ids).to(self._device())
-        if ids.numel() and bool(((ids < 0) | (ids >= self.vocab_size)).any()):
+        if ids.numel() and not tracing() and bool(((ids < 0) | (ids >= self.vocab_size)).any()):
             raise ValueError(
                 f"character ids must be in 0..{self.vocab_size - 1}, got values from "
                 f"{int(ids.min())} to {int(ids.max())}; build them with this encoder's "

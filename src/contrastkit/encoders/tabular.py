@@ -33,6 +33,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from contrastkit._checks import tracing
+
 __all__ = [
     "TabularInput",
     "TabularMLP",
@@ -105,8 +107,10 @@ class TabularInput(nn.Module):
         num, codes = x[:, : self.n_numeric], x[:, self.n_numeric :]
         cards = self._cards.to(codes.dtype)
         # one reduction: negative, too large, fractional or NaN codes
-        if codes.numel() and bool(
-            ((codes < 0) | (codes >= cards) | (codes != codes.round())).any()
+        if (
+            codes.numel()
+            and not tracing()
+            and bool(((codes < 0) | (codes >= cards) | (codes != codes.round())).any())
         ):
             self._raise_bad_code(codes)
         idx = codes.long() + self._offsets
