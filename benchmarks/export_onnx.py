@@ -150,7 +150,7 @@ def table_case(out: Path) -> None:
     data = load_table_splits("breast_cancer")
     torch.manual_seed(0)
     enc = TabularMLP(n_numeric=data.train.n_numeric, cardinalities=data.train.cardinalities)
-    recipe = SCARF(enc, SCARFConfig())
+    recipe = SCARF(enc, SCARFConfig(), reference=data.train.x)
     cfg = TrainConfig(epochs=50, batch_size=128, out_dir=str(out / "table_run"))
     cfg.progress, cfg.monitor_every = False, 0
     Trainer(recipe, data.train, cfg).fit()

@@ -60,6 +60,7 @@ from contrastkit._io import atomic_write_bytes, file_sha256
 
 __all__ = [
     "EXPORTABLE",
+    "QUANTIZED_OPS",
     "OnnxEncoder",
     "OnnxExport",
     "encoder_modality",
@@ -69,6 +70,11 @@ __all__ = [
 
 #: the modalities :func:`export_onnx` handles
 EXPORTABLE = ("image", "text", "audio", "table")
+#: the ops ``quantize=True`` quantises: matrix products and embedding lookups. Convolutions
+#: stay float32: onnxruntime runs dynamically quantised convolutions (ConvInteger) on the CPU
+#: about 5× slower than float ones (benchmarks/export_onnx.py), for no gain in size that
+#: matters in a small CNN.
+QUANTIZED_OPS = ("MatMul", "Gemm", "Attention", "Gather")
 #: the texts the text parity check tokenises: short ones and long ones (two lengths)
 _SHORT_TEXTS = ["a cat", "rain today", "hello there", "blue sky", "a red apple", "it works"]
 _LONG_TEXTS = [
@@ -526,7 +532,12 @@ def _quantize(
     agreement with PyTorch's float32 embeddings on the parity inputs."""
     qmod = require_extra("onnxruntime.quantization", "deploy", "int8 quantisation")
     with _quiet():
-        qmod.quantize_dynamic(str(path), str(dest), weight_type=qmod.QuantType.QInt8)
+        qmod.quantize_dynamic(
+            str(path),
+            str(dest),
+            weight_type=qmod.QuantType.QInt8,
+            op_types_to_quantize=list(QUANTIZED_OPS),
+        )
     session = _session(dest)
     diffs, cosines = [], []
     with torch.no_grad():

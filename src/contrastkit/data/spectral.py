@@ -48,6 +48,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from contrastkit._checks import tracing
 from contrastkit.data.audio import AudioBatch
 
 __all__ = [
@@ -291,7 +292,11 @@ def stft_power(
             f"the clips have {flat.shape[-1]} samples, fewer than n_fft={n_fft}; pad them or "
             f"use center=True."
         )
-    window = torch.hann_window(win, periodic=True, dtype=x.dtype, device=x.device)
+    if tracing():  # older ONNX exporters have no hann_window: the same formula, spelled out
+        n = torch.arange(win, dtype=torch.float64, device=x.device)
+        window = (0.5 - 0.5 * torch.cos(2 * math.pi * n / win)).to(x.dtype)
+    else:
+        window = torch.hann_window(win, periodic=True, dtype=x.dtype, device=x.device)
     spec = torch.stft(
         flat,
         n_fft=int(n_fft),
