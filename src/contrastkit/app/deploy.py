@@ -531,13 +531,23 @@ def _quantize(
     """Dynamic int8 quantisation (weights int8, activations quantised on the fly) and its
     agreement with PyTorch's float32 embeddings on the parity inputs."""
     qmod = require_extra("onnxruntime.quantization", "deploy", "int8 quantisation")
-    with _quiet():
-        qmod.quantize_dynamic(
-            str(path),
-            str(dest),
-            weight_type=qmod.QuantType.QInt8,
-            op_types_to_quantize=list(QUANTIZED_OPS),
-        )
+    onnx = require_extra("onnx", "deploy", "int8 quantisation")
+    # the quantiser re-runs shape inference; intermediate shapes some exporter versions
+    # annotate wrongly (seen: torch 2.11) make it fail, so it starts from the graph without them
+    bare = onnx.load(str(path))
+    bare.graph.ClearField("value_info")
+    source = dest.with_suffix(".source.onnx")
+    onnx.save(bare, str(source))
+    try:
+        with _quiet():
+            qmod.quantize_dynamic(
+                str(source),
+                str(dest),
+                weight_type=qmod.QuantType.QInt8,
+                op_types_to_quantize=list(QUANTIZED_OPS),
+            )
+    finally:
+        source.unlink(missing_ok=True)
     session = _session(dest)
     diffs, cosines = [], []
     with torch.no_grad():

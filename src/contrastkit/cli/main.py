@@ -263,6 +263,16 @@ EXAMPLES: dict[str, list[tuple[str, str]]] = {
             "--out runs/simcse-st",
         ),
     ],
+    "serve": [
+        (
+            "Search and explore a text index in the browser (http://127.0.0.1:8765):",
+            "contrastkit serve --index runs/movies_index",
+        ),
+        (
+            "An image index of a CLIP run, on another port, with a PCA map instead of UMAP:",
+            "contrastkit serve --index runs/tux_index --port 8800 --map pca",
+        ),
+    ],
     "rl": [
         (
             "Train a pixel DQN agent with CURL on MiniGrid DoorKey, three seeds, with a report:",
@@ -902,10 +912,10 @@ def search(
     import json
     import time
 
-    from contrastkit.app.text import load_search
+    from contrastkit.app.serve import load_any_search
 
     try:
-        engine = _load_any_search(index, load_search)
+        engine = load_any_search(index)
         t0 = time.perf_counter()
         hits = engine.search(list(query), k=k)
         ms = (time.perf_counter() - t0) * 1e3 / len(query)
@@ -923,23 +933,6 @@ def search(
         for h in hs:
             typer.echo(f"  {h.rank:>3}  {h.score:.4f}  [{h.id}]  {h.text}")
     typer.echo(f"({ms:.1f} ms per query, encoder and index loaded)")
-
-
-def _load_any_search(index: str, load_search: Any) -> Any:
-    """A text index's SemanticSearch, or an image index's ImageSearch (meta kind image_text)."""
-    meta = Path(index) / "index.json"
-    if meta.is_file():
-        import json
-
-        try:
-            kind = json.loads(meta.read_text()).get("meta", {}).get("kind")
-        except ValueError:
-            kind = None
-        if kind == "image_text":
-            from contrastkit.app.image_text import load_image_search
-
-            return load_image_search(index)
-    return load_search(index)
 
 
 _USER_OPTION = typer.Option(
@@ -1475,6 +1468,29 @@ def export(
     except (ValueError, OSError, ImportError) as err:
         raise _error(err) from None
     typer.echo(json.dumps(summary, indent=2, default=str) if as_json else line)
+
+
+@app.command("serve", cls=HelpCommand, epilog=_examples("serve"))
+def serve(
+    index: str = typer.Option(
+        ..., "--index", metavar="DIR", help="A folder written by contrastkit index."
+    ),
+    host: str = typer.Option(
+        "127.0.0.1", metavar="HOST", help="Address to bind (0.0.0.0 opens it to the network)."
+    ),
+    port: int = typer.Option(8765, metavar="INT", help="Port."),
+    map_method: str = typer.Option(
+        "auto", "--map", metavar="auto|umap|pca", help="How the embedding map is drawn."
+    ),
+) -> None:
+    """Serve a page to search an index (text → texts, text → images, image → images) and
+    explore its embedding map, with a JSON API beside it (/search, /neighbors, /embed, /map)."""
+    from contrastkit.app.serve import serve as run_server
+
+    try:
+        run_server(index, host, port, map_method, say=lambda line: typer.echo(line, err=True))
+    except (ValueError, OSError, ImportError) as err:
+        raise _error(err) from None
 
 
 def main() -> None:
