@@ -169,3 +169,25 @@ def test_an_image_index_searches_by_text_and_by_image_and_serves_thumbnails(imag
     assert {p["label"] for p in m["points"]} == set(m["labels"])
     bad = client.post("/search", content=b"not an image")
     assert bad.status_code == 400
+
+
+def test_concurrent_queries_are_embedded_in_batches_with_the_same_answers(text_index):
+    import asyncio
+
+    from contrastkit.app.serve import QueryBatcher
+
+    explorer = Explorer(text_index, map_method="pca")
+    batcher = QueryBatcher(explorer)
+    queries = [f"good film number {i}" for i in range(8)]
+
+    async def many():
+        return await asyncio.gather(*(batcher.search(q, 3 + i % 2) for i, q in enumerate(queries)))
+
+    got = asyncio.run(many())
+    assert sum(batcher.batches) == 8 and max(batcher.batches) > 1  # concurrent: batched
+    for i, (q, hits) in enumerate(zip(queries, got)):
+        alone = explorer.search(q, 3 + i % 2)
+        assert [h["row"] for h in hits] == [h["row"] for h in alone]
+        assert [h["score"] for h in hits] == pytest.approx([h["score"] for h in alone], abs=1e-5)
+    with pytest.raises(ValueError, match="query"):
+        asyncio.run(batcher.search("   ", 3))
