@@ -81,11 +81,10 @@ def test_the_linear_map_recovers_a_linear_relation_and_chooses_its_strength_on_v
     assert lam == 1.0  # noise-free: the weakest ridge retrieves best
 
 
-@pytest.fixture(scope="module")
-def clip_run(tmp_path_factory):
-    """One small CLIP run on a caption folder (small CNN + small text tower, 2 epochs)."""
-    tmp = tmp_path_factory.mktemp("clip")
-    root = caption_folder(tmp / "pairs", copies=6)
+def train_small_clip(tmp, copies: int = 6, epochs: int = 2):
+    """One small CLIP run on a caption folder in ``tmp`` (small CNN + small text tower):
+    (caption folder, run folder, results)."""
+    root = caption_folder(tmp / "pairs", copies=copies)
     out = tmp / "run"
     cfg = RunConfig.from_dict(
         {
@@ -98,7 +97,7 @@ def clip_run(tmp_path_factory):
             },
             "recipe": {"name": "clip", "image_size": 16, "embed_dim": 16},
             "train": {
-                "epochs": 2,
+                "epochs": epochs,
                 "batch_size": 16,
                 "out_dir": str(out),
                 "progress": False,
@@ -111,6 +110,12 @@ def clip_run(tmp_path_factory):
         warnings.simplefilter("ignore")
         results = run(cfg)
     return root, out, results
+
+
+@pytest.fixture(scope="module")
+def clip_run(tmp_path_factory):
+    """One small CLIP run on a caption folder (small CNN + small text tower, 2 epochs)."""
+    return train_small_clip(tmp_path_factory.mktemp("clip"))
 
 
 def test_a_clip_run_on_a_caption_folder_evaluates_with_its_baselines(clip_run):

@@ -114,37 +114,12 @@ def test_bad_requests_get_a_json_error_that_says_what_to_send(
 # ---- an image index from a small CLIP run --------------------------------------------------------
 @pytest.fixture(scope="module")
 def image_client(tmp_path_factory):
-    from contrastkit.app.config import RunConfig
     from contrastkit.app.image_text import build_image_index
-    from contrastkit.app.pipeline import run
 
-    from .test_image_text import caption_folder
+    from .test_image_text import train_small_clip
 
     tmp = tmp_path_factory.mktemp("serve_images")
-    root = caption_folder(tmp / "pairs", copies=3)
-    cfg = RunConfig.from_dict(
-        {
-            "data": {"name": str(root), "val_size": 0.2},
-            "model": {
-                "encoder": "small_cnn",
-                "width": 0.125,
-                "text_encoder": "small_text",
-                "text_width": 32,
-            },
-            "recipe": {"name": "clip", "image_size": 16, "embed_dim": 16},
-            "train": {
-                "epochs": 1,
-                "batch_size": 16,
-                "out_dir": str(tmp / "run"),
-                "progress": False,
-                "compile": False,
-            },
-            "eval": {"report_maps": []},
-        }
-    )
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        run(cfg)
+    root, _, _ = train_small_clip(tmp, copies=3, epochs=1)
     build_image_index(str(tmp / "run"), str(root), str(tmp / "index"))
     return TestClient(build_app(Explorer(tmp / "index", map_method="pca"))), root
 

@@ -453,10 +453,10 @@ def export_onnx(
     inputs = [
         {
             "name": n,
-            "dtype": str(c).removeprefix("torch."),
+            "dtype": str(t.dtype).removeprefix("torch."),
             "shape": [axes[n].get(i, int(s)) for i, s in enumerate(t.shape)],
         }
-        for n, t, c in zip(names, cases[0], [t.dtype for t in cases[0]])
+        for n, t in zip(names, cases[0])
     ]
     result = OnnxExport(path, modality, inputs, parity, worst)
     if quantize:
