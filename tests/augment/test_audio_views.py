@@ -25,6 +25,7 @@ from contrastkit.augment.audio import (
     RandomResizeCrop,
     SpecAugment,
     TimeShift,
+    TempoStretch,
     TimeStretch,
     add_noise,
     audio_views,
@@ -34,6 +35,7 @@ from contrastkit.augment.audio import (
     spec_augment_masks,
     speed_perturb,
     time_shift,
+    tempo_stretch,
     time_stretch,
 )
 from contrastkit.data.audio import AudioBatch
@@ -45,9 +47,11 @@ def gen(seed: int = 0) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
-def tones(freq: float = 440.0, lengths=(16000, 12000, 9000), dtype=torch.float64) -> AudioBatch:
+def tones(
+    freq: float = 440.0, lengths=(16000, 12000, 9000), dtype=torch.float64, total=None
+) -> AudioBatch:
     clips = [torch.sin(2 * math.pi * freq * torch.arange(n, dtype=dtype) / SR) for n in lengths]
-    return AudioBatch.from_clips(clips, sample_rate=SR)
+    return AudioBatch.from_clips(clips, sample_rate=SR, length=total)
 
 
 def waves(lengths=(800, 500, 300), seed: int = 0, dtype=torch.float32) -> AudioBatch:
@@ -274,6 +278,70 @@ def test_pitch_shift_antialias_removes_what_would_alias():
     assert aliased.square().mean() > 0.1 and clean.square().mean() < 1e-3
 
 
+# ---------------------------------------------------------------- tempo stretch (phase vocoder)
+
+
+@pytest.mark.parametrize("rate", [0.8, 1.25, 2.0])
+def test_tempo_stretch_keeps_the_pitch_and_scales_the_length(rate):
+    b = tones(440.0, lengths=(16000, 12000), total=20000)
+    out = tempo_stretch(b, torch.tensor([rate, rate]))
+    for i, n0 in enumerate((16000, 12000)):
+        n = int(out.lengths[i])
+        assert n == min(20000, round(n0 / rate))
+        assert abs(peak_hz(out.values[i, :n]) / 440.0 - 1) < 0.01  # pitch unchanged
+        x = out.values[i, 1024 : n - 1024]  # the level, away from the ends: a phase
+        # vocoder's phasiness costs a pure tone up to ~10% at rates below 1 (librosa too)
+        assert abs(float(x.square().mean().sqrt()) / math.sqrt(0.5) - 1) < 0.12
+    assert padding_is_zero(out)
+
+
+@pytest.mark.parametrize("rate", [0.8, 0.999, 1.25, 1.7])
+def test_tempo_stretch_equals_librosa_away_from_the_clip_end(rate):
+    import librosa  # a test dependency (the front end is checked against it too)
+
+    t = torch.arange(16000, dtype=torch.float64) / SR
+    noise = torch.randn(16000, generator=gen(0), dtype=torch.float64)
+    x = torch.sin(2 * math.pi * (200 * t + 400 * t**2)) + 0.3 * noise
+    out = tempo_stretch(AudioBatch.from_clips([x], SR, length=22000), torch.tensor([rate]))
+    ref = torch.from_numpy(
+        librosa.effects.time_stretch(x.numpy(), rate=rate, n_fft=512, hop_length=128)
+    )
+    n = int(out.lengths[0])
+    assert n == len(ref)
+    # the same algorithm; only the last frames differ (librosa reads zero frames past the end)
+    assert (out.values[0, : n - 384] - ref[: n - 384]).abs().max() < 1e-5
+
+
+def test_tempo_stretch_rate_one_reconstructs_and_a_chirp_runs_faster():
+    t = torch.arange(16000) / SR
+    chirp = torch.sin(2 * math.pi * (200 * t + 400 * t**2))  # 200 → 1000 Hz over 1 s
+    b = AudioBatch.from_clips([chirp], SR)
+    same = tempo_stretch(b, torch.tensor([1.0]))
+    assert same.lengths.tolist() == [16000]
+    assert (same.values[0, 512:-512] - chirp[512:-512]).abs().max() < 1e-3
+    fast = tempo_stretch(b, torch.tensor([2.0]))
+    assert fast.lengths.tolist() == [8000]
+    # at half the time the instantaneous frequency is where the original had it at the end
+    assert abs(peak_hz(fast.values[0, 7000:8000]) / peak_hz(chirp[15000:16000]) - 1) < 0.05
+    with pytest.raises(ValueError, match="TimeStretch"):
+        tempo_stretch(frames(), torch.ones(4))
+    with pytest.raises(ValueError, match="> 0"):
+        tempo_stretch(b, torch.tensor([0.0]))
+    with pytest.raises(ValueError, match="one rate per clip"):
+        tempo_stretch(b, torch.ones(3))
+
+
+def test_tempo_stretch_view_draws_log_uniform_rates():
+    b = tones(440.0, lengths=(16000,) * 64)
+    view = TempoStretch((0.8, 1.25))
+    rates = view.sample(b, gen(0))
+    assert bool(((rates >= 0.8) & (rates <= 1.25)).all())
+    out = view(b, gen(0))
+    assert torch.equal(out.lengths, torch.round(16000 / rates).long().clamp_max(16000))
+    with pytest.raises(ValueError, match="TimeStretch"):
+        view(frames())
+
+
 # ---------------------------------------------------------------- time stretch
 
 
@@ -456,6 +524,7 @@ def all_views():
         ("wave", AddNoise(noise="pink")),
         ("wave", AddNoise(noise=bank)),
         ("wave", PitchShift()),
+        ("wave", TempoStretch()),
         ("wave", Mixup(0.4)),
         ("frames", RandomCrop(20)),
         ("frames", TimeShift(0.3)),
@@ -466,6 +535,7 @@ def all_views():
         ("frames", Mixup(0.4)),
         ("frames", RandomResizeCrop()),
         ("wave", audio_views("speech")),
+        ("wave", audio_views("speech_voices")),
         ("frames", audio_views("spec")),
         ("frames", audio_views("byol_a", mixup={"memory": 0})),
         ("wave", audio_views("cola", random_crop={"length": 200})),
@@ -490,8 +560,11 @@ def test_every_view_is_seeded_keeps_dtype_padding_and_lengths(dtype):
 
 def test_presets_and_overrides():
     assert set(AUDIO_VIEW_PRESETS) == {
-        "none", "cola", "byol_a", "speech", "speech_wide", "spec", "mfcc"
+        "none", "cola", "byol_a", "speech", "speech_wide", "speech_voices", "spec", "mfcc"
     }  # fmt: skip
+    assert [type(v).__name__ for v in audio_views("speech_voices")] == [
+        "PitchShift", "TempoStretch", "TimeShift", "Gain", "AddNoise"
+    ]  # fmt: skip
     assert audio_views("speech_wide").views[0].semitones == (-4.0, 4.0)
     assert [type(v).__name__ for v in audio_views("mfcc")] == ["TimeStretch", "SpecAugment"]
     b = waves()

@@ -20,6 +20,7 @@ view                        input       what it does
 :class:`Gain`               both        a random level change in dB
 :class:`AddNoise`           waveforms   white, pink or recorded noise at an exact SNR
 :class:`PitchShift`         waveforms   resampling (speed perturbation: pitch and tempo)
+:class:`TempoStretch`       waveforms   phase vocoder: tempo changes, pitch stays
 :class:`TimeStretch`        features    frame sequence resampled in time, spectra unchanged
 :class:`SpecAugment`        features    time and frequency masks
 :class:`Mixup`              both        BYOL-A's log-mixup-exp with a batch or FIFO partner
@@ -75,6 +76,7 @@ __all__ = [
     "RandomResizeCrop",
     "SpecAugment",
     "TimeShift",
+    "TempoStretch",
     "TimeStretch",
     "add_noise",
     "audio_views",
@@ -87,6 +89,7 @@ __all__ = [
     "spec_augment",
     "spec_augment_masks",
     "speed_perturb",
+    "tempo_stretch",
     "time_shift",
     "time_stretch",
 ]
@@ -714,6 +717,116 @@ class TimeStretch(AudioView):
         return time_stretch(batch, self.sample(batch, generator))
 
 
+def tempo_stretch(
+    batch: AudioBatch, rate: Tensor, n_fft: int = 512, hop_length: int | None = None
+) -> AudioBatch:
+    """Change each waveform's tempo by ``rate`` (N,) > 0 and keep its pitch: a phase vocoder
+    (rate > 1: faster, shorter). Output STFT frame k reads the clip's STFT at frame
+    ``k·rate``: magnitudes interpolated linearly between frames, phases advanced by each
+    bin's measured instantaneous frequency, then inverted (Flanagan & Golden 1966; the
+    algorithm of ``librosa.effects.time_stretch``). Frequencies stay where they are, so a tone
+    keeps its pitch while the clip lasts about ``len/rate``.
+
+    The new valid length is ``min(T, round(len/rate))`` (0 for an empty clip): slowing the
+    longest clips of a batch down cuts their end at T, as :func:`speed_perturb` does.
+    Combined with :func:`speed_perturb` (pitch and tempo together) it moves pitch and tempo
+    independently.
+
+    Args:
+        batch: waveforms (N, T); frame features raise (use :func:`time_stretch`).
+        rate: (N,) tempo ratios > 0.
+        n_fft: STFT size (512: 32 ms at 16 kHz); ``hop_length`` defaults to ``n_fft // 4``.
+
+    Example:
+        >>> t = torch.arange(16000) / 16000
+        >>> b = AudioBatch.from_clips([torch.sin(2 * torch.pi * 440 * t)], sample_rate=16000)
+        >>> out = tempo_stretch(b, torch.tensor([2.0]))
+        >>> out.lengths.tolist()
+        [8000]
+        >>> spec = torch.fft.rfft(out.values[0, :8000]).abs()
+        >>> round(float(spec.argmax()) * 16000 / 8000)  # still 440 Hz
+        440
+    """
+    _need_wave(
+        batch,
+        "tempo_stretch / TempoStretch",
+        "stretch frame features in time with TimeStretch (their spectra are already fixed).",
+    )
+    x = batch.values
+    n, t = int(x.shape[0]), int(x.shape[1])
+    lengths = _lengths(batch)
+    rate = torch.as_tensor(rate, device=x.device).to(_wide(x.device)).reshape(-1)
+    if rate.numel() != n:
+        raise ValueError(f"tempo_stretch needs one rate per clip ({n}), got {rate.numel()}.")
+    if bool((rate <= 0).any()):
+        raise ValueError("tempo-stretch rates must be > 0.")
+    hop = int(hop_length or n_fft // 4)
+    new_len = torch.round(lengths.to(rate.dtype) / rate).long().clamp_max(t)
+    new_len = torch.where(lengths > 0, new_len, torch.zeros_like(new_len))
+    if n == 0 or t == 0:
+        return batch.with_values(x.clone(), new_len)
+    work = x if x.dtype in (torch.float32, torch.float64) else x.float()
+    window = torch.hann_window(n_fft, periodic=True, device=x.device, dtype=work.dtype)
+    pad = max(0, n_fft - t)  # stft needs at least n_fft // 2 + 1 samples of reflect padding
+    src = F.pad(_zero_pad(work, lengths), (0, pad)) if pad else _zero_pad(work, lengths)
+    spec = torch.stft(
+        src, n_fft, hop, window=window, center=True, pad_mode="constant", return_complex=True
+    )
+    frames = spec.shape[-1]  # (N, F, M)
+    last = (lengths.div(hop, rounding_mode="floor")).clamp(0, frames - 1)[:, None]
+    out_frames = t // hop + 1
+    pos = torch.arange(out_frames, device=x.device, dtype=rate.dtype)[None, :] * rate[:, None]
+    pos = torch.minimum(pos, last.to(pos.dtype))
+    i0 = pos.long()
+    i1 = torch.minimum(i0 + 1, last)
+    w = (pos - i0.to(pos.dtype)).to(work.dtype)[:, None, :]
+    bins = spec.shape[1]
+    mags, angles = spec.abs(), spec.angle()
+    j0, j1 = i0[:, None, :].expand(-1, bins, -1), i1[:, None, :].expand(-1, bins, -1)
+    mag = torch.lerp(mags.gather(2, j0), mags.gather(2, j1), w)
+    omega = 2 * math.pi * hop * torch.arange(bins, device=x.device, dtype=work.dtype) / n_fft
+    dphi = angles.gather(2, j1) - angles.gather(2, j0) - omega[None, :, None]
+    dphi = dphi - 2 * math.pi * torch.round(dphi / (2 * math.pi))
+    advance = dphi + omega[None, :, None]
+    phase = angles[:, :, :1] + torch.cumsum(advance, dim=2) - advance
+    out = torch.istft(
+        torch.polar(mag, phase), n_fft, hop, window=window, center=True, length=t + pad
+    )[:, :t]
+    return batch.with_values(_zero_pad(out.to(x.dtype), new_len), new_len)
+
+
+class TempoStretch(AudioView):
+    """Change each waveform's tempo by a random rate, log-uniform in ``rate``, and keep its
+    pitch (a phase vocoder, :func:`tempo_stretch`): a faster or slower speaker. With
+    :class:`PitchShift` (pitch and tempo together, by resampling) pitch and speaking rate
+    vary independently.
+
+    Waveforms (N, T) only (frame features raise: use :class:`TimeStretch`).
+
+    Example:
+        >>> b = AudioBatch.from_clips([torch.randn(16000)], sample_rate=16000)
+        >>> TempoStretch((1.25, 1.25))(b).lengths.tolist()
+        [12800]
+    """
+
+    def __init__(self, rate: float | tuple[float, float] = (0.8, 1.25), n_fft: int = 512) -> None:
+        self.rate = _pair(rate, "rate")
+        if self.rate[0] <= 0:
+            raise ValueError(f"tempo-stretch rates must be > 0, got {rate}.")
+        self.n_fft = int(n_fft)
+
+    def sample(self, batch: AudioBatch, generator: torch.Generator | None = None) -> Tensor:
+        """(N,) rates (float64; float32 on MPS), log-uniform in ``rate``."""
+        wide = _wide(batch.device)
+        u = torch.rand(len(batch), generator=generator, device=batch.device, dtype=wide)
+        lo, hi = math.log(self.rate[0]), math.log(self.rate[1])
+        return torch.exp(lo + (hi - lo) * u)
+
+    def __call__(self, batch: AudioBatch, generator: torch.Generator | None = None) -> AudioBatch:
+        _need_wave(batch, "TempoStretch", "use TimeStretch on frame features.")
+        return tempo_stretch(batch, self.sample(batch, generator), self.n_fft)
+
+
 # --------------------------------------------------------------------------- SpecAugment
 
 
@@ -1098,6 +1211,7 @@ _VIEW_CLASSES: dict[str, type[AudioView]] = {
     "add_noise": AddNoise,
     "pitch_shift": PitchShift,
     "time_stretch": TimeStretch,
+    "tempo_stretch": TempoStretch,
     "spec_augment": SpecAugment,
     "mixup": Mixup,
     "random_resize_crop": RandomResizeCrop,
@@ -1122,6 +1236,13 @@ AUDIO_VIEW_PRESETS: dict[str, list[tuple[str, dict[str, Any]]]] = {
         ("gain", {"min_db": -6.0, "max_db": 6.0}),
         ("add_noise", {"snr_db": (10.0, 30.0), "noise": "white"}),
     ],
+    "speech_voices": [
+        ("pitch_shift", {"semitones": (-4.0, 4.0)}),
+        ("tempo_stretch", {"rate": (0.8, 1.25)}),
+        ("time_shift", {"max_fraction": 0.2}),
+        ("gain", {"min_db": -6.0, "max_db": 6.0}),
+        ("add_noise", {"snr_db": (10.0, 30.0), "noise": "white"}),
+    ],
     "spec": [
         ("time_stretch", {"rate": (0.8, 1.25)}),
         ("spec_augment", {}),
@@ -1138,6 +1259,8 @@ memory 2048) → RandomResizeCrop, on normalised log-mel (the random linear fade
 ``"speech"`` (waveforms): PitchShift ±2 → TimeShift → Gain ±6 dB → white noise at 10–30 dB
 SNR (noise last, so the SNR is exact); ``"speech_wide"``: the same with PitchShift ±4
 semitones (new voices: a pitch and speed range as wide as espeak-ng's voices span);
+``"speech_voices"``: ``"speech_wide"`` with a TempoStretch 0.8–1.25 after the pitch shift, so
+pitch and speaking rate vary independently;
 ``"spec"`` (features): TimeStretch → SpecAugment →
 Gain; ``"mfcc"`` (MFCC frames): TimeStretch → SpecAugment with one mask of at most 2
 coefficients (no gain: on MFCCs a level change moves c0 only)."""
@@ -1151,10 +1274,10 @@ def audio_views(preset: str = "none", **overrides: Any) -> Compose:
     """The views of ``preset`` (see :data:`AUDIO_VIEW_PRESETS`) as a :class:`Compose`.
 
     Args:
-        preset: ``"none"``, ``"cola"``, ``"byol_a"``, ``"speech"``, ``"speech_wide"``, ``"spec"`` or
-            ``"mfcc"``.
+        preset: ``"none"``, ``"cola"``, ``"byol_a"``, ``"speech"``, ``"speech_wide"``,
+            ``"speech_voices"``, ``"spec"`` or ``"mfcc"``.
         **overrides: either a view's snake_case name (``gain``, ``add_noise``,
-            ``pitch_shift``, ``time_shift``, ``time_stretch``, ``spec_augment``, ``mixup``,
+            ``pitch_shift``, ``time_shift``, ``time_stretch``, ``tempo_stretch``, ``spec_augment``, ``mixup``,
             ``random_resize_crop``, ``random_crop``) with a dict of constructor arguments
             merged over the preset's, or None/False to drop the view (a view the preset lacks
             is added: a ``random_crop`` at the front, any other at the end); or a constructor

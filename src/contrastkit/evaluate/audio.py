@@ -293,10 +293,11 @@ def label_recall_at_k(
         ``{"recall@k": fraction of queries with a hit in their top k, "mrr": mean reciprocal
         rank of the first hit, "chance@1": the expected R@1 of a random ranking}``.
     """
-    q = F.normalize(queries.double(), dim=1)
-    k_ = F.normalize(keys.double(), dim=1)
-    ql = torch.as_tensor(query_labels).reshape(-1).long()
-    kl = torch.as_tensor(key_labels).reshape(-1).long()
+    # float64 on the CPU: queries and keys may come from different devices (a GPU text tower)
+    q = F.normalize(queries.detach().cpu().double(), dim=1)
+    k_ = F.normalize(keys.detach().cpu().double(), dim=1)
+    ql = torch.as_tensor(query_labels).reshape(-1).long().cpu()
+    kl = torch.as_tensor(key_labels).reshape(-1).long().cpu()
     if exclude_self and q.shape[0] != k_.shape[0]:
         raise ValueError("exclude_self needs queries and keys to be the same rows.")
     ranks = []
