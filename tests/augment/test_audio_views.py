@@ -24,8 +24,8 @@ from contrastkit.augment.audio import (
     RandomCrop,
     RandomResizeCrop,
     SpecAugment,
-    TimeShift,
     TempoStretch,
+    TimeShift,
     TimeStretch,
     add_noise,
     audio_views,
@@ -34,8 +34,8 @@ from contrastkit.augment.audio import (
     random_segments,
     spec_augment_masks,
     speed_perturb,
-    time_shift,
     tempo_stretch,
+    time_shift,
     time_stretch,
 )
 from contrastkit.data.audio import AudioBatch
