@@ -608,6 +608,15 @@ def test_views_run_on_the_batch_device():
     g = torch.Generator(device=device).manual_seed(0)
     out = audio_views("speech")(b, g)
     assert out.values.device.type == device and out.lengths.device.type == device
+    out = audio_views("speech_voices")(b, g)
+    assert out.values.device.type == device and padding_is_zero(out)
+    # the phase vocoder on the device = on the CPU (on tones: in white noise every bin's
+    # accumulated phase follows rounding noise, on any device)
+    rates = torch.tensor([0.8, 1.25, 1.6])
+    here = tempo_stretch(tones().to(device), rates.to(device))
+    cpu = tempo_stretch(tones(), rates)
+    assert torch.equal(here.lengths.cpu(), cpu.lengths)
+    assert (here.values.cpu() - cpu.values).abs().max() < 1e-4
     f = frames().to(device)
     out = Compose([TimeStretch(), SpecAugment(), Mixup(0.4), RandomResizeCrop()])(f, g)
     assert out.values.device.type == device

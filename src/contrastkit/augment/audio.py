@@ -703,7 +703,7 @@ class TimeStretch(AudioView):
     def __init__(self, rate: float | tuple[float, float] = (0.8, 1.25)) -> None:
         self.rate = _pair(rate, "rate")
         if self.rate[0] <= 0:
-            raise ValueError(f"time-stretch rates must be > 0, got {rate}.")
+            raise ValueError(f"stretch rates must be > 0, got {rate}.")
 
     def sample(self, batch: AudioBatch, generator: torch.Generator | None = None) -> Tensor:
         """(N,) rates (float64; float32 on MPS), log-uniform in ``rate``."""
@@ -787,15 +787,18 @@ def tempo_stretch(
     omega = 2 * math.pi * hop * torch.arange(bins, device=x.device, dtype=work.dtype) / n_fft
     dphi = angles.gather(2, j1) - angles.gather(2, j0) - omega[None, :, None]
     dphi = dphi - 2 * math.pi * torch.round(dphi / (2 * math.pi))
-    advance = dphi + omega[None, :, None]
-    phase = angles[:, :, :1] + torch.cumsum(advance, dim=2) - advance
+    # the phase is a running sum over frames (hundreds of radians): accumulate in float64
+    # (float32 on MPS) and wrap, so float32 inputs lose nothing to it
+    advance = (dphi + omega[None, :, None]).to(rate.dtype)
+    phase = angles[:, :, :1].to(rate.dtype) + torch.cumsum(advance, dim=2) - advance
+    phase = torch.remainder(phase, 2 * math.pi).to(work.dtype)
     out = torch.istft(
         torch.polar(mag, phase), n_fft, hop, window=window, center=True, length=t + pad
     )[:, :t]
     return batch.with_values(_zero_pad(out.to(x.dtype), new_len), new_len)
 
 
-class TempoStretch(AudioView):
+class TempoStretch(TimeStretch):
     """Change each waveform's tempo by a random rate, log-uniform in ``rate``, and keep its
     pitch (a phase vocoder, :func:`tempo_stretch`): a faster or slower speaker. With
     :class:`PitchShift` (pitch and tempo together, by resampling) pitch and speaking rate
@@ -810,17 +813,8 @@ class TempoStretch(AudioView):
     """
 
     def __init__(self, rate: float | tuple[float, float] = (0.8, 1.25), n_fft: int = 512) -> None:
-        self.rate = _pair(rate, "rate")
-        if self.rate[0] <= 0:
-            raise ValueError(f"tempo-stretch rates must be > 0, got {rate}.")
+        super().__init__(rate)  # the rates and their log-uniform draw are TimeStretch's
         self.n_fft = int(n_fft)
-
-    def sample(self, batch: AudioBatch, generator: torch.Generator | None = None) -> Tensor:
-        """(N,) rates (float64; float32 on MPS), log-uniform in ``rate``."""
-        wide = _wide(batch.device)
-        u = torch.rand(len(batch), generator=generator, device=batch.device, dtype=wide)
-        lo, hi = math.log(self.rate[0]), math.log(self.rate[1])
-        return torch.exp(lo + (hi - lo) * u)
 
     def __call__(self, batch: AudioBatch, generator: torch.Generator | None = None) -> AudioBatch:
         _need_wave(batch, "TempoStretch", "use TimeStretch on frame features.")
