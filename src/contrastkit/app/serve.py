@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import importlib.util
 import io
 import json
 import os
@@ -343,25 +344,18 @@ def _check_k(k: Any) -> int:
 
 
 def _project(x: np.ndarray, method: str, seed: int) -> tuple[np.ndarray, str]:
-    """(N, D) → (N, 2) in [0, 1]², by UMAP (cosine) or PCA."""
+    """(N, D) → (N, 2) in [0, 1]², by UMAP (cosine; :func:`~contrastkit.evaluate.report.
+    embedding_map`) or PCA. ``auto`` uses UMAP from 16 rows when umap-learn is installed."""
     n = len(x)
-    use_umap = method == "umap" or (method == "auto" and n >= 16)
-    if use_umap and n >= 16:
-        try:
-            import umap
-        except ImportError:
-            if method == "umap":
-                raise
-            use_umap = False
-    else:
-        use_umap = False
     if n == 0:
         return np.zeros((0, 2), np.float32), "none"
+    use_umap = method != "pca" and n >= 16
+    if use_umap and method == "auto":
+        use_umap = importlib.util.find_spec("umap") is not None
     if use_umap:
-        reducer = umap.UMAP(
-            n_neighbors=min(15, n - 1), metric="cosine", random_state=seed, n_jobs=1
-        )
-        xy, name = reducer.fit_transform(x), "umap"
+        from contrastkit.evaluate.report import embedding_map
+
+        xy, name = embedding_map(torch.from_numpy(x), "umap", seed), "umap"
     else:
         centred = x - x.mean(0, keepdims=True)
         if n > 1:
@@ -409,7 +403,9 @@ def build_app(explorer: Explorer) -> Any:
                 data = await request.body()
                 if not data:
                     raise ValueError("POST /search takes an image file as the request body.")
-                hits, query = explorer.search_image(data, q.get("k", 10)), "(image)"
+                # off the event loop, as the batched text queries are
+                hits = await asyncio.to_thread(explorer.search_image, data, q.get("k", 10))
+                query = "(image)"
             else:
                 query = q.get("q", "")
                 hits = await batcher.search(query, q.get("k", 10))
