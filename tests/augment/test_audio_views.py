@@ -560,8 +560,11 @@ def test_every_view_is_seeded_keeps_dtype_padding_and_lengths(dtype):
 
 def test_presets_and_overrides():
     assert set(AUDIO_VIEW_PRESETS) == {
-        "none", "cola", "byol_a", "speech", "speech_wide", "speech_voices", "spec", "mfcc"
+        "none", "cola", "byol_a", "speech", "speech_wide", "speech_voices", "spec", "mfcc",
+        "masks",
     }  # fmt: skip
+    (masks,) = audio_views("masks").views
+    assert isinstance(masks, SpecAugment) and masks.fill == "mean"
     assert [type(v).__name__ for v in audio_views("speech_voices")] == [
         "PitchShift", "TempoStretch", "TimeShift", "Gain", "AddNoise"
     ]  # fmt: skip

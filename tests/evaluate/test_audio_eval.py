@@ -112,3 +112,51 @@ def test_protocol_layouts_and_the_few_label_rule():
     )
     assert {"text2audio_recall@1", "audio2text_recall@1"} <= set(with_text.metrics)
     assert with_text.other_baselines["chance"]["audio2text_recall@1"] == pytest.approx(0.25)
+
+
+def test_pitch_averaged_embeddings_is_the_mean_over_resampled_clips():
+    from contrastkit.augment.audio import speed_perturb
+    from contrastkit.evaluate.audio import pitch_averaged_embeddings
+
+    g = torch.Generator().manual_seed(0)
+    audio = AudioBatch.from_clips([torch.randn(n, generator=g) for n in (900, 600, 1000)], 8000)
+    proj = torch.randn(6, 5, generator=g, dtype=torch.float64)
+    seen = []
+
+    def embed(b):  # a deterministic "encoder": mean of 6 strided sums of the valid samples
+        seen.append(b)
+        x = (b.values * b.mask()).double()
+        return (x[:, : 6 * (x.shape[1] // 6)].reshape(len(b), 6, -1).sum(2) @ proj).float()
+
+    plain = pitch_averaged_embeddings(embed, audio, (0.0,))
+    assert torch.allclose(plain, torch.nn.functional.normalize(embed(audio), dim=1))
+    seen.clear()
+    z = pitch_averaged_embeddings(embed, audio, (-3.0, 0.0, 3.0))
+    assert torch.allclose(z.norm(dim=1), torch.ones(3))
+    # lowering the pitch lengthens each clip: the batch was padded, no clip was cut
+    low = seen[0]
+    r = 2 ** (-3 / 12)
+    expected = torch.floor((audio.lengths - 1) / r).long() + 1
+    assert torch.equal(low.lengths, expected)
+    manual = 0
+    for s in (-3.0, 0.0, 3.0):
+        b = audio
+        if s < 0:
+            b = b.with_values(
+                torch.nn.functional.pad(b.values, (0, int(expected.max()) - 1000)), b.lengths
+            )
+        if s:
+            b = speed_perturb(b, torch.full((3,), 2 ** (s / 12), dtype=torch.float64))
+        manual = manual + torch.nn.functional.normalize(embed(b), dim=1)
+    assert torch.allclose(z, torch.nn.functional.normalize(manual, dim=1), atol=1e-6)
+
+
+def test_pitch_averaged_embeddings_rejects_frames_and_no_shifts():
+    from contrastkit.evaluate.audio import pitch_averaged_embeddings
+
+    frames = AudioBatch.from_clips([torch.randn(10, 4)], 100)
+    with pytest.raises(ValueError, match="waveforms"):
+        pitch_averaged_embeddings(lambda b: b.values.mean(1), frames)
+    wave = AudioBatch.from_clips([torch.randn(100)], 100)
+    with pytest.raises(ValueError, match="at least one shift"):
+        pitch_averaged_embeddings(lambda b: b.values, wave, ())

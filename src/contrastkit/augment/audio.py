@@ -28,7 +28,7 @@ view                        input       what it does
 ==========================  ==========  ====================================================
 
 :func:`audio_views` builds the presets ``"none"``, ``"cola"``, ``"byol_a"``, ``"speech"``,
-``"speech_wide"``, ``"spec"`` and ``"mfcc"``.
+``"speech_wide"``, ``"speech_voices"``, ``"spec"``, ``"mfcc"`` and ``"masks"``.
 
 References:
     Saeed, Grangier & Zeghidour 2021, "Contrastive Learning of General-Purpose Audio
@@ -1246,6 +1246,7 @@ AUDIO_VIEW_PRESETS: dict[str, list[tuple[str, dict[str, Any]]]] = {
         ("time_stretch", {"rate": (0.8, 1.25)}),
         ("spec_augment", {"freq_masks": 1, "freq_width": 2}),
     ],
+    "masks": [("spec_augment", {"fill": "mean"})],
 }
 """Presets: view name → constructor arguments, in order. ``"cola"``: one 0.96 s segment
 (COLA: segments only; use :func:`random_segments` for the pair); ``"byol_a"``: Mixup(0.4,
@@ -1257,7 +1258,10 @@ semitones (new voices: a pitch and speed range as wide as espeak-ng's voices spa
 pitch and speaking rate vary independently;
 ``"spec"`` (features): TimeStretch → SpecAugment →
 Gain; ``"mfcc"`` (MFCC frames): TimeStretch → SpecAugment with one mask of at most 2
-coefficients (no gain: on MFCCs a level change moves c0 only)."""
+coefficients (no gain: on MFCCs a level change moves c0 only); ``"masks"`` (features):
+SpecAugment alone (2 time masks of ≤ 10% of the clip, 2 frequency masks of ≤ 8 bins, filled
+with the clip's mean: log-mel frames before normalisation), e.g. a CLAP recipe's
+``feature_views`` after waveform views."""
 
 
 def _params(cls: type[AudioView]) -> set[str]:
@@ -1269,7 +1273,7 @@ def audio_views(preset: str = "none", **overrides: Any) -> Compose:
 
     Args:
         preset: ``"none"``, ``"cola"``, ``"byol_a"``, ``"speech"``, ``"speech_wide"``,
-            ``"speech_voices"``, ``"spec"`` or ``"mfcc"``.
+            ``"speech_voices"``, ``"spec"``, ``"mfcc"`` or ``"masks"``.
         **overrides: either a view's snake_case name (``gain``, ``add_noise``,
             ``pitch_shift``, ``time_shift``, ``time_stretch``, ``tempo_stretch``, ``spec_augment``, ``mixup``,
             ``random_resize_crop``, ``random_crop``) with a dict of constructor arguments

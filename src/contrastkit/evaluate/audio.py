@@ -27,8 +27,9 @@ Example:
 
 from __future__ import annotations
 
+import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -44,6 +45,7 @@ __all__ = [
     "cv_knn",
     "cv_probe",
     "label_recall_at_k",
+    "pitch_averaged_embeddings",
     "pooled_mfcc_features",
     "probe_accuracy",
 ]
@@ -319,3 +321,53 @@ def label_recall_at_k(
     per_query = (ql[:, None] == kl[None, :]).sum(1).double() - (1.0 if exclude_self else 0.0)
     out["chance@1"] = float((per_query / n_keys).mean())
     return out
+
+
+def pitch_averaged_embeddings(
+    embed: Callable[[AudioBatch], Tensor],
+    audio: AudioBatch,
+    semitones: Sequence[float] = (-2.0, 0.0, 2.0),
+) -> Tensor:
+    """Test-time augmentation over pitch: the mean of a clip's unit-length embeddings with its
+    waveform shifted by each of ``semitones`` (resampling by ``2^(s/12)``, the training view
+    :class:`~contrastkit.augment.audio.PitchShift`), normalised again.
+
+    Args:
+        embed: AudioBatch of waveforms → (N, D) embeddings (e.g. a CLAP recipe's
+            ``embed_audio``, batched).
+        audio: (N, T) waveforms. Clips that a shift lengthens are never cut: the batch is
+            padded first.
+        semitones: the shifts; ``(0,)`` is plain embedding (normalised).
+
+    Returns:
+        (N, D) float32 unit-length embeddings on the CPU.
+
+    Example:
+        >>> b = AudioBatch.from_clips([torch.randn(800), torch.randn(500)], 16000)
+        >>> z = pitch_averaged_embeddings(lambda a: a.values[:, :4], b, (-1.0, 1.0))
+        >>> tuple(z.shape)
+        (2, 4)
+    """
+    from contrastkit.augment.audio import speed_perturb
+
+    if not audio.is_wave:
+        raise ValueError(
+            "pitch_averaged_embeddings shifts waveforms (N, T); these clips hold frame "
+            "features, so pass the waveforms (the encoder's front end makes the features)."
+        )
+    if not len(semitones):
+        raise ValueError("semitones needs at least one shift (0 for the clip as it is).")
+    total: Tensor | None = None
+    for s in semitones:
+        r = 2.0 ** (float(s) / 12.0)
+        b = audio
+        if r != 1.0:
+            t = int(audio.values.shape[1])
+            need = int(math.floor((t - 1) / r)) + 1
+            if need > t:
+                b = b.with_values(F.pad(b.values, (0, need - t)), b.lengths)
+            b = speed_perturb(b, torch.full((len(b),), r, dtype=torch.float64))
+        z = F.normalize(embed(b).detach().float().cpu(), dim=1)
+        total = z if total is None else total + z
+    assert total is not None
+    return F.normalize(total, dim=1)

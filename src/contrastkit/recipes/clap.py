@@ -42,7 +42,7 @@ from torch import Tensor, nn
 
 from contrastkit.augment.audio import RandomCrop, audio_views
 from contrastkit.losses import info_nce
-from contrastkit.recipes._audio import audio_input, encoder_dtype
+from contrastkit.recipes._audio import audio_input, encoder_dtype, features_of
 from contrastkit.train.recipe import LossOutput, Recipe
 
 __all__ = ["CLAP", "CLAPConfig"]
@@ -61,6 +61,9 @@ class CLAPConfig:
             (seconds of the batch's rate); 0: the whole clip.
         views: an audio view preset applied while training (``"none"``, ``"speech"`` on
             waveforms, ``"spec"`` on frames; :func:`~contrastkit.augment.audio.audio_views`).
+        feature_views: a second preset applied while training after ``views``, on the frame
+            features: waveforms first go through the audio encoder's own front end (e.g.
+            ``"masks"``, SpecAugment's time and frequency masks, after ``views="speech"``).
     """
 
     embed_dim: int = 256
@@ -69,6 +72,7 @@ class CLAPConfig:
     max_scale: float = 100.0
     segment_seconds: float = 0.0
     views: str = "none"
+    feature_views: str = "none"
 
 
 class CLAP(Recipe):
@@ -119,6 +123,7 @@ class CLAP(Recipe):
             torch.tensor(math.log(1 / c.temperature)), requires_grad=c.learn_temperature
         )
         self.views = audio_views(c.views) if c.views != "none" else None
+        self.feature_views = audio_views(c.feature_views) if c.feature_views != "none" else None
         if getattr(text_encoder, "pretrained", False):
             for p in text_encoder.parameters():
                 p.lr_scale = 0.1  # read by contrastkit.train.optim.param_groups
@@ -142,6 +147,8 @@ class CLAP(Recipe):
                 audio = RandomCrop(max(1, round(c.segment_seconds * audio.sample_rate)))(audio)
             if self.training and self.views is not None:
                 audio = self.views(audio)
+            if self.training and self.feature_views is not None:
+                audio = self.feature_views(features_of(self.encoder, audio))
             audio = audio.to(audio.device, dtype=encoder_dtype(self.encoder))
         ids = self.text_encoder.tokenize(list(texts)).to(audio.device)
         return {**batch, "inputs": {"audio": audio, "text": ids}}
