@@ -59,7 +59,7 @@ from contrastkit.app.rl import (
     write_rl_report,
 )
 from contrastkit.encoders.pixel import PixelEncoder
-from contrastkit.memory.replay import FrameReplayBuffer, FrameStack
+from contrastkit.memory.replay import FrameReplayBuffer, FrameStack, PrioritizedFrameReplayBuffer
 from contrastkit.train.precision import autocast, resolve_precision
 
 LABELS = {"curl": "CURL", "no-curl": "no CURL"}
@@ -83,8 +83,9 @@ def speed(config: RLConfig, updates: int = 300) -> None:
     env = make_env(config)
     g = torch.Generator().manual_seed(0)
     frame = env.reset(0)
-    buf = FrameReplayBuffer(20_000, tuple(frame.shape), stack=config.frame_stack,
-                            n_step=config.n_step, gamma=config.gamma)  # fmt: skip
+    kind = PrioritizedFrameReplayBuffer if config.prioritized else FrameReplayBuffer
+    buf = kind(20_000, tuple(frame.shape), stack=config.frame_stack, n_step=config.n_step,
+               gamma=config.gamma)  # fmt: skip
     stack = FrameStack(config.frame_stack)
     stack.reset(frame)
     buf.start_episode(frame)
@@ -116,11 +117,13 @@ def speed(config: RLConfig, updates: int = 300) -> None:
             def update(agent=agent, opt=opt, precision=precision) -> None:
                 batch = buf.sample(config.batch_size, g)
                 with autocast(precision, dev):
-                    td, cl, _ = agent.td_and_curl(batch, g)
+                    td, cl, _, td_error = agent.td_and_curl(batch, g)
                     loss = td + cl
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
+                if isinstance(buf, PrioritizedFrameReplayBuffer):
+                    buf.update_priorities(batch["indices"], td_error.float())
                 if agent.curl is not None:
                     agent.curl.on_step_end(0, 0)
 

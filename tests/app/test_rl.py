@@ -45,9 +45,13 @@ def _weights(result) -> dict[str, torch.Tensor]:
     return {k: v.clone() for k, v in result["agent"].state_dict().items()}
 
 
-@pytest.mark.parametrize("curl", [True, False], ids=["curl", "no-curl"])
-def test_resume_equals_an_uninterrupted_run(tmp_path, curl):
-    config = dataclasses.replace(TINY, curl=curl)
+@pytest.mark.parametrize(
+    "curl, prioritized",
+    [(True, False), (False, False), (True, True)],
+    ids=["curl", "no-curl", "curl-prioritized"],
+)
+def test_resume_equals_an_uninterrupted_run(tmp_path, curl, prioritized):
+    config = dataclasses.replace(TINY, curl=curl, prioritized=prioritized)
     whole = train_agent(config, tmp_path / "whole", progress=False)
     first = train_agent(config, tmp_path / "parts", stop_at=97, progress=False)  # mid-episode
     assert first["steps"] == 97 and (tmp_path / "parts" / "buffer.safetensors").exists()
@@ -122,11 +126,36 @@ def test_probe_and_report(tmp_path):
     assert "Learning curves" in page and "State decoding" in page and "<img" in page
 
 
+def test_prioritized_td_loss_is_the_weighted_mean_and_errors_are_returned():
+    from contrastkit.app.rl import DQNAgent
+    from contrastkit.memory.replay import PrioritizedFrameReplayBuffer
+
+    config = dataclasses.replace(TINY, curl=False, augment=False, prioritized=True)
+    env = PixelEnv(config.env, config.tile_size)
+    buf = PrioritizedFrameReplayBuffer(200, (3, 40, 40), stack=3, n_step=3)
+    buf.start_episode(env.reset(0))
+    for a in [0, 1, 2, 2, 1, 0, 2, 2, 2, 1]:
+        frame, r, term, trunc = env.step(a)
+        buf.add(a, r, frame, terminal=term, truncated=trunc)
+    torch.manual_seed(0)
+    agent = DQNAgent(config, (3, 40, 40), env.n_actions)
+    g = torch.Generator().manual_seed(0)
+    batch = buf.sample(8, g, beta=0.5)
+    batch["weights"] = torch.linspace(0.1, 1.0, 8)
+    td, _, _, err = agent.td_and_curl(batch, g)
+    huber = torch.where(err.abs() < 1, 0.5 * err**2, err.abs() - 0.5)
+    assert td.item() == pytest.approx(float((batch["weights"] * huber).mean()), rel=1e-5)
+    plain = agent.td_and_curl({k: v for k, v in batch.items() if k != "weights"}, g)[0]
+    assert plain.item() == pytest.approx(float(huber.mean()), rel=1e-5)
+
+
 def test_config_errors_name_the_option():
     with pytest.raises(ValueError, match="learning_starts"):
         dataclasses.replace(TINY, learning_starts=4).validate()
     with pytest.raises(ValueError, match="gamma"):
         dataclasses.replace(TINY, gamma=1.5).validate()
+    with pytest.raises(ValueError, match="priority_beta"):
+        dataclasses.replace(TINY, priority_beta=1.5).validate()
     with pytest.raises(ValueError, match="crop_size 48"):
         train_agent(dataclasses.replace(TINY, crop_size=48), "/tmp/never", progress=False)
 

@@ -50,7 +50,7 @@ from contrastkit._checks import require_extra
 from contrastkit.augment.observations import center_crop, random_crop
 from contrastkit.encoders.pixel import PixelEncoder
 from contrastkit.evaluate.state_probe import state_decoding_probe
-from contrastkit.memory.replay import FrameReplayBuffer, FrameStack
+from contrastkit.memory.replay import FrameReplayBuffer, FrameStack, PrioritizedFrameReplayBuffer
 from contrastkit.recipes.curl import CURL, CURLConfig
 from contrastkit.train.checkpoint import load_state, save_state
 from contrastkit.train.precision import autocast, resolve_precision
@@ -96,6 +96,11 @@ class RLConfig:
         hidden: width of the dueling head's hidden layers.
         dueling, double: dueling head; double-DQN targets.
         n_step, gamma: n-step returns and discount.
+        prioritized: prioritized replay (Schaul et al. 2016, as data-efficient Rainbow):
+            transitions drawn in proportion to ``|TD error|^priority_alpha``, their loss
+            weighted by importance weights whose exponent rises from ``priority_beta`` to 1
+            over ``steps`` (:class:`~contrastkit.memory.replay.PrioritizedFrameReplayBuffer`).
+        priority_alpha, priority_beta: those exponents (data-efficient Rainbow: 0.5, 0.4).
 
     The defaults for ``n_step``, ``lr``, ``target_update``, ``eps_decay_steps`` and
     ``update_every`` were chosen on DoorKey-5x5 with a development seed (100) only; the
@@ -134,6 +139,9 @@ class RLConfig:
     double: bool = True
     n_step: int = 10
     gamma: float = 0.99
+    prioritized: bool = False
+    priority_alpha: float = 0.5
+    priority_beta: float = 0.4
     batch_size: int = 32
     lr: float = 5e-4
     max_grad_norm: float = 10.0
@@ -168,6 +176,11 @@ class RLConfig:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}.")
         if self.lr <= 0:
             raise ValueError(f"lr must be > 0, got {self.lr}.")
+        if self.priority_alpha < 0 or not 0.0 <= self.priority_beta <= 1.0:
+            raise ValueError(
+                f"priority_alpha must be ≥ 0 and priority_beta in [0, 1], got "
+                f"{self.priority_alpha} and {self.priority_beta}."
+            )
         if self.learning_starts < self.batch_size:
             raise ValueError(
                 f"learning_starts ({self.learning_starts}) must be ≥ batch_size "
@@ -340,8 +353,10 @@ class DQNAgent(nn.Module):
 
     def td_and_curl(
         self, batch: dict[str, Tensor], generator: torch.Generator
-    ) -> tuple[Tensor, Tensor, dict[str, float]]:
-        """The Huber TD loss and CURL's loss (0 without CURL) of one replay batch."""
+    ) -> tuple[Tensor, Tensor, dict[str, float], Tensor]:
+        """The Huber TD loss and CURL's loss (0 without CURL) of one replay batch, a few
+        statistics and the TD errors (B,) (for priorities). With ``batch["weights"]`` (B,)
+        (prioritized replay's importance weights) the TD loss is their weighted mean."""
         c, dev = self.config, next(self.q.parameters()).device
         # uint8 stacks cross to the device before the crops (CURL's key encoder runs there)
         obs, nxt = batch["obs"].to(dev), batch["next_obs"].to(dev)
@@ -369,11 +384,13 @@ class DQNAgent(nn.Module):
                 batch["returns"].to(dev)
                 + batch["discounts"].to(dev) * q_next_target.gather(1, a_star)[:, 0]
             )
-        td = F.smooth_l1_loss(q_taken, y)
+        per = F.smooth_l1_loss(q_taken, y, reduction="none")
+        weights = batch.get("weights")
+        td = per.mean() if weights is None else (weights.to(dev) * per).mean()
         if prepared is not None:
             z_curl = z if c.augment else self.q.encoder(prepared["inputs"])
             curl_loss = self.curl.loss({"views": z_curl}, prepared).loss
-        return td, curl_loss, {"q": float(q_taken.detach().mean())}
+        return td, curl_loss, {"q": float(q_taken.detach().mean())}, (y - q_taken).detach()
 
 
 # ---- training ------------------------------------------------------------------------------
@@ -381,6 +398,13 @@ def epsilon_at(step: int, c: RLConfig) -> float:
     """Linear ε from ``eps_start`` to ``eps_end`` over ``eps_decay_steps`` steps."""
     t = min(1.0, step / max(1, c.eps_decay_steps))
     return c.eps_start + t * (c.eps_end - c.eps_start)
+
+
+def beta_at(step: int, c: RLConfig) -> float:
+    """Prioritized replay's importance exponent: linear from ``priority_beta`` to 1 over
+    ``steps``."""
+    t = min(1.0, step / max(1, c.steps))
+    return c.priority_beta + t * (1.0 - c.priority_beta)
 
 
 def evaluate_agent(agent: DQNAgent, config: RLConfig, episodes: int | None = None) -> dict:
@@ -478,9 +502,19 @@ def train_agent(
     agent = DQNAgent(c, tuple(first.shape), env.n_actions).to(device)
     opt = torch.optim.Adam(agent.parameters_to_train(), lr=c.lr)
     gen = torch.Generator().manual_seed(c.seed)
-    buffer = FrameReplayBuffer(
-        c.buffer_size, tuple(first.shape), stack=c.frame_stack, n_step=c.n_step, gamma=c.gamma
-    )
+    if c.prioritized:
+        buffer: FrameReplayBuffer = PrioritizedFrameReplayBuffer(
+            c.buffer_size,
+            tuple(first.shape),
+            stack=c.frame_stack,
+            n_step=c.n_step,
+            gamma=c.gamma,
+            alpha=c.priority_alpha,
+        )
+    else:
+        buffer = FrameReplayBuffer(
+            c.buffer_size, tuple(first.shape), stack=c.frame_stack, n_step=c.n_step, gamma=c.gamma
+        )
     stack = FrameStack(c.frame_stack)
     state = {"step": 0, "episode": 0, "updates": 0, "actions": [], "ep_return": 0.0}
     history: dict[str, Any] = {"evals": [], "episodes": [], "train": []}
@@ -491,7 +525,8 @@ def train_agent(
                 f"no checkpoint at {paths['checkpoint']} to resume from; start without --resume."
             )
         ck = load_state(paths["checkpoint"])
-        saved = dict(ck["config"])
+        # a field added since the checkpoint was written counts as its default
+        saved = {**dataclasses.asdict(RLConfig()), **dict(ck["config"])}
         mine = dataclasses.asdict(c)
         diff = [k for k in mine if k != "steps" and saved.get(k) != mine[k]]
         if diff:
@@ -577,15 +612,20 @@ def train_agent(
             obs = stack.reset(frame)
             buffer.start_episode(frame)
         if step >= c.learning_starts and step % c.update_every == 0:
-            batch = buffer.sample(c.batch_size, gen)
+            if isinstance(buffer, PrioritizedFrameReplayBuffer):
+                batch = buffer.sample(c.batch_size, gen, beta=beta_at(step, c))
+            else:
+                batch = buffer.sample(c.batch_size, gen)
             with autocast(precision, device):
-                td, cl = agent.td_and_curl(batch, gen)[:2]
+                td, cl, _, td_error = agent.td_and_curl(batch, gen)
                 loss = td + c.curl_weight * cl if agent.curl is not None else td
             opt.zero_grad(set_to_none=True)
             loss.backward()
             if c.max_grad_norm > 0:
                 nn.utils.clip_grad_norm_(agent.parameters_to_train(), c.max_grad_norm)
             opt.step()
+            if isinstance(buffer, PrioritizedFrameReplayBuffer):
+                buffer.update_priorities(batch["indices"], td_error.float())
             if agent.curl is not None:
                 agent.curl.on_step_end(state["updates"], 0)
             state["updates"] += 1

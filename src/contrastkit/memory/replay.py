@@ -35,7 +35,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-__all__ = ["FrameReplayBuffer", "FrameStack"]
+__all__ = ["FrameReplayBuffer", "FrameStack", "PrioritizedFrameReplayBuffer"]
 
 
 class FrameStack:
@@ -259,7 +259,10 @@ class FrameReplayBuffer:
                 f"found {have} valid transitions in {max_rounds} rounds of sampling; store more "
                 f"steps (at least n_step={self.n_step} of one episode) before sampling."
             )
-        j = torch.cat(chosen)[:batch_size]
+        return self._batch(torch.cat(chosen)[:batch_size])
+
+    def _batch(self, j: Tensor) -> dict[str, Any]:
+        """The sampled transitions of valid start indices ``j`` (see :meth:`sample`)."""
         t = self._transitions(j)
         return {
             "obs": self.stacks(j),
@@ -313,3 +316,163 @@ class FrameReplayBuffer:
             getattr(self, name).copy_(state[name])
         self.total = int(state["total"])
         self._open = bool(state["open"])
+
+
+class PrioritizedFrameReplayBuffer(FrameReplayBuffer):
+    """A :class:`FrameReplayBuffer` that samples transitions in proportion to their priority
+    (proportional prioritized replay, Schaul et al. 2016; Rainbow's and data-efficient
+    Rainbow's replay).
+
+    Transition ``i`` is drawn with probability ``P(i) = p_i^α / Σ_k p_k^α`` (k over the
+    transitions that can be drawn now: not the open episode's last steps, whose n-step
+    window is incomplete); a new transition
+    gets the largest priority seen so far, so it is replayed at least once soon; after an
+    update :meth:`update_priorities` sets ``p_i = |δ_i| + ε`` from its TD error. The bias of
+    non-uniform sampling is corrected by importance weights ``w_i = (N·P(i))^−β``, divided by
+    their largest possible value (that of the lowest priority held), returned as
+    ``"weights"``: multiply each transition's loss by its weight (β rises to 1 over
+    training).
+
+    Args:
+        capacity, frame_shape, stack, n_step, gamma: as :class:`FrameReplayBuffer`.
+        alpha: the priority exponent (0: uniform; data-efficient Rainbow: 0.5).
+        eps: added to ``|δ|`` so no transition's priority is 0.
+
+    Example:
+        >>> import torch
+        >>> buf = PrioritizedFrameReplayBuffer(100, (1, 2, 2), stack=1, n_step=1, alpha=1.0)
+        >>> buf.start_episode(torch.zeros(1, 2, 2, dtype=torch.uint8))
+        >>> for t in range(1, 5):
+        ...     buf.add(t, 0.0, torch.full((1, 2, 2), t, dtype=torch.uint8))
+        >>> buf.update_priorities(torch.arange(4), torch.tensor([2.999, 0.999, 0.999, 0.999]))
+        >>> b = buf.sample(1000, torch.Generator().manual_seed(0), beta=1.0)
+        >>> round(float((b["indices"] == 0).float().mean()), 1), round(float(b["weights"].min()), 3)
+        (0.5, 0.333)
+    """
+
+    def __init__(
+        self,
+        capacity: int,
+        frame_shape: Sequence[int],
+        *,
+        stack: int = 3,
+        n_step: int = 3,
+        gamma: float = 0.99,
+        alpha: float = 0.5,
+        eps: float = 1e-3,
+    ) -> None:
+        super().__init__(capacity, frame_shape, stack=stack, n_step=n_step, gamma=gamma)
+        if alpha < 0 or eps <= 0:
+            raise ValueError(f"alpha must be ≥ 0 and eps > 0, got {alpha} and {eps}.")
+        self.alpha, self.eps = float(alpha), float(eps)
+        #: p_i^α of the transition starting at each slot (0: none recorded there)
+        self.priority = torch.zeros(self.capacity, dtype=torch.float64)
+        self.max_priority = 1.0
+
+    def _write(self, frame: Tensor, start: int) -> None:
+        self.priority[self.total % self.capacity] = 0.0
+        super()._write(frame, start)
+
+    def add(
+        self,
+        action: int,
+        reward: float,
+        next_frame: Tensor,
+        terminal: bool = False,
+        truncated: bool = False,
+    ) -> None:
+        j = (self.total - 1) % self.capacity
+        super().add(action, reward, next_frame, terminal=terminal, truncated=truncated)
+        self.priority[j] = self.max_priority**self.alpha
+
+    def _absolute(self, slot: Tensor) -> Tensor:
+        """The absolute index of the frame now held in each slot."""
+        return slot + ((self.total - 1 - slot) // self.capacity) * self.capacity
+
+    def sample(
+        self,
+        batch_size: int,
+        generator: torch.Generator | None = None,
+        max_rounds: int = 100,
+        *,
+        beta: float = 0.4,
+    ) -> dict[str, Any]:
+        """``batch_size`` transitions drawn in proportion to their priority, as
+        :meth:`FrameReplayBuffer.sample` plus ``weights`` (B,) float32, the normalised
+        importance weights for exponent ``beta``."""
+        prio = self._drawable()
+        cdf = torch.cumsum(prio, 0)
+        total_p = float(cdf[-1])
+        if total_p <= 0:
+            raise ValueError("the replay buffer holds no transition yet; add steps first.")
+        chosen: list[Tensor] = []
+        have = 0
+        for _ in range(max_rounds):
+            u = torch.rand(2 * batch_size, generator=generator, dtype=torch.float64) * total_p
+            slot = torch.searchsorted(cdf, u, right=True).clamp_max(self.capacity - 1)
+            slot = slot[prio[slot] > 0]  # u at the very top edge of the cdf
+            j = self._absolute(slot)
+            ok = j[self._transitions(j)["valid"]]
+            chosen.append(ok)
+            have += ok.numel()
+            if have >= batch_size:
+                break
+        if have < batch_size:
+            raise ValueError(
+                f"found {have} valid transitions in {max_rounds} rounds of sampling; store more "
+                f"steps (at least n_step={self.n_step} of one episode) before sampling."
+            )
+        j = torch.cat(chosen)[:batch_size]
+        held = prio > 0
+        n = int(held.sum())
+        p = prio[j % self.capacity] / total_p
+        p_min = float(prio[held].min()) / total_p
+        weights = (n * p) ** (-beta) / (n * p_min) ** (-beta)
+        return {**self._batch(j), "weights": weights.float()}
+
+    def _drawable(self) -> Tensor:
+        """The priorities with the starts that cannot be drawn yet set to 0: the last steps of
+        the open episode (their n-step window is incomplete) and the oldest frames (their
+        stack reaches overwritten frames). Every other recorded transition is valid."""
+        lo = max(0, self.total - self.capacity)
+        edge = torch.cat(
+            [
+                torch.arange(max(lo, self.total - self.n_step - 1), self.total),
+                torch.arange(lo, min(self.total, lo + self.stack + 1)),
+            ]
+        )
+        bad = edge[~self._transitions(edge)["valid"]]
+        if not bad.numel():
+            return self.priority
+        prio = self.priority.clone()
+        prio[bad % self.capacity] = 0.0
+        return prio
+
+    def update_priorities(self, indices: Tensor, td_errors: Tensor) -> None:
+        """Set the priorities of the transitions starting at absolute ``indices`` (B,) to
+        ``|td_errors| + eps`` (B,); indices overwritten since they were sampled are skipped."""
+        j = torch.as_tensor(indices, dtype=torch.long).reshape(-1).cpu()
+        raw = torch.as_tensor(td_errors).detach().reshape(-1).double().cpu().abs() + self.eps
+        if j.shape != raw.shape:
+            raise ValueError(f"{j.numel()} indices but {raw.numel()} TD errors.")
+        live = j >= max(0, self.total - self.capacity)
+        if bool(live.any()):
+            self.priority[j[live] % self.capacity] = raw[live] ** self.alpha
+            self.max_priority = max(self.max_priority, float(raw[live].max()))
+
+    def state_dict(self) -> dict[str, Any]:
+        state = super().state_dict()
+        state["priority"] = self.priority
+        state["max_priority"] = self.max_priority
+        state["config"] = {**state["config"], "alpha": self.alpha, "eps": self.eps}
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if "priority" not in state:
+            raise ValueError(
+                "this replay buffer was saved without priorities (a uniform FrameReplayBuffer); "
+                "resume with the run's own settings (prioritized off)."
+            )
+        super().load_state_dict(state)
+        self.priority.copy_(state["priority"])
+        self.max_priority = float(state["max_priority"])
