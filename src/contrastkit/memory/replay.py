@@ -29,7 +29,7 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -245,10 +245,21 @@ class FrameReplayBuffer:
         lo = max(0, self.total - self.capacity)
         if self.total - lo < 2:
             raise ValueError("the replay buffer holds no transition yet; add steps first.")
+        return self._batch(
+            self._draw(
+                batch_size,
+                max_rounds,
+                lambda: torch.randint(lo, self.total, (2 * batch_size,), generator=generator),
+            )
+        )
+
+    def _draw(self, batch_size: int, max_rounds: int, candidates: Callable[[], Tensor]) -> Tensor:
+        """``batch_size`` valid start indices from rounds of ``candidates()`` (absolute
+        indices; the invalid ones are dropped)."""
         chosen: list[Tensor] = []
         have = 0
         for _ in range(max_rounds):
-            cand = torch.randint(lo, self.total, (2 * batch_size,), generator=generator)
+            cand = candidates()
             ok = cand[self._transitions(cand)["valid"]]
             chosen.append(ok)
             have += ok.numel()
@@ -259,7 +270,7 @@ class FrameReplayBuffer:
                 f"found {have} valid transitions in {max_rounds} rounds of sampling; store more "
                 f"steps (at least n_step={self.n_step} of one episode) before sampling."
             )
-        return self._batch(torch.cat(chosen)[:batch_size])
+        return torch.cat(chosen)[:batch_size]
 
     def _batch(self, j: Tensor) -> dict[str, Any]:
         """The sampled transitions of valid start indices ``j`` (see :meth:`sample`)."""
@@ -405,24 +416,13 @@ class PrioritizedFrameReplayBuffer(FrameReplayBuffer):
         total_p = float(cdf[-1])
         if total_p <= 0:
             raise ValueError("the replay buffer holds no transition yet; add steps first.")
-        chosen: list[Tensor] = []
-        have = 0
-        for _ in range(max_rounds):
+
+        def candidates() -> Tensor:
             u = torch.rand(2 * batch_size, generator=generator, dtype=torch.float64) * total_p
             slot = torch.searchsorted(cdf, u, right=True).clamp_max(self.capacity - 1)
-            slot = slot[prio[slot] > 0]  # u at the very top edge of the cdf
-            j = self._absolute(slot)
-            ok = j[self._transitions(j)["valid"]]
-            chosen.append(ok)
-            have += ok.numel()
-            if have >= batch_size:
-                break
-        if have < batch_size:
-            raise ValueError(
-                f"found {have} valid transitions in {max_rounds} rounds of sampling; store more "
-                f"steps (at least n_step={self.n_step} of one episode) before sampling."
-            )
-        j = torch.cat(chosen)[:batch_size]
+            return self._absolute(slot[prio[slot] > 0])  # u at the very top edge of the cdf
+
+        j = self._draw(batch_size, max_rounds, candidates)
         held = prio > 0
         n = int(held.sum())
         p = prio[j % self.capacity] / total_p
