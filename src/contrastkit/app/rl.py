@@ -6,7 +6,9 @@ van Hasselt et al. 2019, "When to use parametric models in reinforcement learnin
 Q-network over stacked pixel frames with a dueling head (Wang et al. 2016), double-DQN
 targets (van Hasselt et al. 2016), n-step returns, a Huber loss, a target network copied
 every ``target_update`` updates and ε-greedy exploration. Frames live once in a
-:class:`~contrastkit.memory.replay.FrameReplayBuffer`. With ``curl=True`` the Q-network's
+:class:`~contrastkit.memory.replay.FrameReplayBuffer`, or with ``prioritized=True`` in a
+:class:`~contrastkit.memory.replay.PrioritizedFrameReplayBuffer` (Rainbow's proportional
+prioritized replay, with importance weights on the TD loss). With ``curl=True`` the Q-network's
 encoder also minimises CURL's contrastive loss (:class:`~contrastkit.recipes.curl.CURL`) on
 the same replay batch: the anchor crops are the Q-learning inputs, the keys come from the
 momentum encoder. Without it, everything else (crops included) is the same, so the two runs
