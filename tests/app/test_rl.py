@@ -47,8 +47,8 @@ def _weights(result) -> dict[str, torch.Tensor]:
 
 @pytest.mark.parametrize(
     "curl, prioritized",
-    [(True, False), (False, False), (True, True)],
-    ids=["curl", "no-curl", "curl-prioritized"],
+    [(True, True), (False, True), (True, False)],
+    ids=["curl", "no-curl", "curl-uniform"],
 )
 def test_resume_equals_an_uninterrupted_run(tmp_path, curl, prioritized):
     config = dataclasses.replace(TINY, curl=curl, prioritized=prioritized)

@@ -105,8 +105,9 @@ class RLConfig:
         priority_alpha, priority_beta: those exponents (data-efficient Rainbow: 0.5, 0.4).
 
     The defaults for ``n_step``, ``lr``, ``target_update``, ``eps_decay_steps`` and
-    ``update_every`` were chosen on DoorKey-5x5 with a development seed (100) only; the
-    record is in ``benchmarks/RESULTS.md``.
+    ``update_every`` were chosen on DoorKey-5x5 with a development seed (100) only, and
+    ``prioritized`` on development seeds 103–106 (mean success at 100k steps 0.84, against
+    0.49 with uniform replay); the record is in ``benchmarks/RESULTS.md``.
         batch_size, lr, max_grad_norm: the update (Adam).
         buffer_size: replay capacity in frames.
         learning_starts: steps of random actions before the first update.
@@ -141,7 +142,7 @@ class RLConfig:
     double: bool = True
     n_step: int = 10
     gamma: float = 0.99
-    prioritized: bool = False
+    prioritized: bool = True
     priority_alpha: float = 0.5
     priority_beta: float = 0.4
     batch_size: int = 32
