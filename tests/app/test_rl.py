@@ -79,6 +79,23 @@ def test_resume_checks_its_settings(tmp_path):
         train_agent(TINY, tmp_path / "none", resume=True, progress=False)
 
 
+def test_a_checkpoint_from_before_prioritized_replay_resumes_as_uniform(tmp_path):
+    from contrastkit.train.checkpoint import load_state, save_state
+
+    uniform = dataclasses.replace(TINY, prioritized=False)
+    train_agent(uniform, tmp_path, stop_at=60, progress=False)
+    path = tmp_path / "checkpoint.safetensors"
+    ck = load_state(path)
+    for key in ("prioritized", "priority_alpha", "priority_beta"):
+        del ck["config"][key]  # as written before these fields existed
+    save_state(path, ck)
+    with pytest.raises(ValueError, match="prioritized"):
+        train_agent(dataclasses.replace(TINY, prioritized=True), tmp_path, resume=True,
+                    progress=False)  # fmt: skip
+    done = train_agent(uniform, tmp_path, resume=True, progress=False)
+    assert done["steps"] == TINY.steps
+
+
 def test_the_saved_encoder_loads_without_the_agent(tmp_path):
     from contrastkit.train.export import load_encoder
 

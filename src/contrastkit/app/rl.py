@@ -199,6 +199,10 @@ class RLConfig:
             raise ValueError(f"device must be 'cpu' or 'cuda', got {self.device!r}.")
 
 
+#: the settings of runs checkpointed before these RLConfig fields existed (uniform replay)
+_BEFORE_FIELDS: dict[str, Any] = {"prioritized": False}
+
+
 def episode_seed(seed: int, episode: int) -> int:
     """The environment seed of training episode ``episode`` of a run seeded ``seed``."""
     return int((int(seed) * 1_000_003 + int(episode)) % (2**31 - 1))
@@ -528,8 +532,8 @@ def train_agent(
                 f"no checkpoint at {paths['checkpoint']} to resume from; start without --resume."
             )
         ck = load_state(paths["checkpoint"])
-        # a field added since the checkpoint was written counts as its default
-        saved = {**dataclasses.asdict(RLConfig()), **dict(ck["config"])}
+        # a field added since the checkpoint was written counts as what such runs did
+        saved = {**dataclasses.asdict(RLConfig()), **_BEFORE_FIELDS, **dict(ck["config"])}
         mine = dataclasses.asdict(c)
         diff = [k for k in mine if k != "steps" and saved.get(k) != mine[k]]
         if diff:
