@@ -135,6 +135,16 @@ def embed_clips(recipe: CLAP, audio, tta: tuple[float, ...]) -> torch.Tensor:
     return pitch_averaged_embeddings(lambda b: _clap_embed(recipe, b), audio, tta)
 
 
+def text_to_audio(zt: torch.Tensor, za: torch.Tensor, data, voices, ks=(1,)) -> list[dict]:
+    """Text→audio recall of each voice in ``voices``: the words' texts ``zt`` retrieve among
+    that voice's clips (rows of ``za``)."""
+    words = torch.arange(len(data.classes))
+    return [
+        label_recall_at_k(zt, za[data.groups == v], words, data.labels[data.groups == v], ks=ks)
+        for v in voices
+    ]
+
+
 def validate(args: argparse.Namespace, train, val, voices: tuple[int, ...]) -> None:
     """Model selection without the held-out voices: text→audio R@1 on each validation voice
     and audio→audio R@1 across them (each clip among the other voice's and its own voice's
@@ -143,16 +153,11 @@ def validate(args: argparse.Namespace, train, val, voices: tuple[int, ...]) -> N
     names = ", ".join("/".join(map(str, VOICE_VARIANTS[v])) for v in voices)
     print(f"validation: {len(train)} training clips, {len(val)} clips of voices {names}")
     recipe, _ = fit(args, train)
-    words = torch.arange(len(val.classes))
     zt = recipe.embed_texts(list(val.classes)).float()
     for tta in TTA_CANDIDATES:
         za = embed_clips(recipe, val.audio, tta)
         a2a = label_recall_at_k(za, za, val.labels, val.labels, ks=(1,), exclude_self=True)
-        t2a = []
-        for v in voices:
-            rows = val.groups == v
-            r = label_recall_at_k(zt, za[rows], words, val.labels[rows], ks=(1,))["recall@1"]
-            t2a.append(r)
+        t2a = [r["recall@1"] for r in text_to_audio(zt, za, val, voices)]
         per = " / ".join(f"{r:.3f}" for r in t2a)
         print(f"validation (fold {args.fold}, {args.views} + {args.feature_views}, tta "
               f"{list(tta)}, seed {args.seed}): per voice {per}, text→audio R@1 "
@@ -235,11 +240,12 @@ def main() -> None:
         f"R@5 {ours['recall@5']:.4f}; pooled MFCC cosine R@1 {base['recall@1']:.4f} "
         f"R@5 {base['recall@5']:.4f}; chance R@1 {ours['chance@1']:.4f}"
     )
-    per_voice = {}
-    for v in HELD_OUT_VARIANTS:
-        rows = test.groups == v
-        r = label_recall_at_k(zt, za[rows], words, test.labels[rows], ks=(1, 5))
-        per_voice["/".join(map(str, VOICE_VARIANTS[v]))] = r
+    per_voice = {
+        "/".join(map(str, VOICE_VARIANTS[v])): r
+        for v, r in zip(
+            HELD_OUT_VARIANTS, text_to_audio(zt, za, test, HELD_OUT_VARIANTS, (1, 5)), strict=True
+        )
+    }
     t2a = sum(r["recall@1"] for r in per_voice.values()) / len(per_voice)
     t2a5 = sum(r["recall@5"] for r in per_voice.values()) / len(per_voice)
     print(f"text→audio among one voice's {len(test.classes)} clips: R@1 {t2a:.4f}, R@5 "
@@ -252,11 +258,7 @@ def main() -> None:
     if tta != (0.0,):  # the same model without test-time averaging, for the record
         z0 = embed_clips(recipe, test.audio, (0.0,))
         a2a0 = label_recall_at_k(z0, z0, test.labels, test.labels, ks=(1,), exclude_self=True)
-        per0 = [
-            label_recall_at_k(zt, z0[test.groups == v], words, test.labels[test.groups == v],
-                              ks=(1,))["recall@1"]
-            for v in HELD_OUT_VARIANTS
-        ]  # fmt: skip
+        per0 = [r["recall@1"] for r in text_to_audio(zt, z0, test, HELD_OUT_VARIANTS)]
         plain = {"text2audio_r1": sum(per0) / len(per0), "audio2audio_r1": a2a0["recall@1"]}
         print(f"without test-time averaging (same model): text→audio R@1 "
               f"{plain['text2audio_r1']:.4f} (per voice "
