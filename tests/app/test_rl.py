@@ -46,12 +46,12 @@ def _weights(result) -> dict[str, torch.Tensor]:
 
 
 @pytest.mark.parametrize(
-    "curl, prioritized",
-    [(True, True), (False, True), (True, False)],
-    ids=["curl", "no-curl", "curl-uniform"],
+    "curl, prioritized, noisy",
+    [(True, True, False), (False, True, False), (True, False, False), (True, True, True)],
+    ids=["curl", "no-curl", "curl-uniform", "curl-noisy"],
 )
-def test_resume_equals_an_uninterrupted_run(tmp_path, curl, prioritized):
-    config = dataclasses.replace(TINY, curl=curl, prioritized=prioritized)
+def test_resume_equals_an_uninterrupted_run(tmp_path, curl, prioritized, noisy):
+    config = dataclasses.replace(TINY, curl=curl, prioritized=prioritized, noisy=noisy)
     whole = train_agent(config, tmp_path / "whole", progress=False)
     first = train_agent(config, tmp_path / "parts", stop_at=97, progress=False)  # mid-episode
     assert first["steps"] == 97 and (tmp_path / "parts" / "buffer.safetensors").exists()
@@ -68,6 +68,30 @@ def test_resume_equals_an_uninterrupted_run(tmp_path, curl, prioritized):
     assert history["evals"] == whole["evals"]
     # CURL's parts are trained and checkpointed with the rest
     assert ("curl.W" in a) is curl
+    # noisy nets: the head's noise was drawn (and is part of the exact state)
+    assert ("q.advantage.0.eps_in" in a) is noisy
+    if noisy:
+        assert a["q.advantage.0.eps_in"].abs().sum() > 0
+
+
+def test_noisy_nets_explore_in_training_and_act_on_the_mean_in_evaluation():
+    from contrastkit.app.rl import DQNAgent
+    from contrastkit.heads.noisy import NoisyLinear, reset_noise
+
+    config = dataclasses.replace(TINY, noisy=True, noisy_sigma=0.5)
+    agent = DQNAgent(config, (3, 40, 40), 7)
+    layers = [m for m in agent.q.modules() if isinstance(m, NoisyLinear)]
+    assert len(layers) == 4  # both layers of the advantage and the value MLPs
+    obs = torch.randint(0, 256, (16, 9, 40, 40), dtype=torch.uint8)
+    g = torch.Generator().manual_seed(0)
+    reset_noise(agent.q, g)
+    first = agent.greedy(obs)
+    reset_noise(agent.q, g)
+    assert not torch.equal(first, agent.greedy(obs))  # the noise changes the actions
+    agent.eval()
+    mean = agent.greedy(obs)
+    reset_noise(agent.q, g)
+    assert torch.equal(mean, agent.greedy(obs))  # evaluation ignores the noise
 
 
 def test_resume_checks_its_settings(tmp_path):

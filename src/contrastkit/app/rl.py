@@ -52,6 +52,7 @@ from contrastkit._checks import require_extra
 from contrastkit.augment.observations import center_crop, random_crop
 from contrastkit.encoders.pixel import PixelEncoder
 from contrastkit.evaluate.state_probe import state_decoding_probe
+from contrastkit.heads.noisy import NoisyLinear, reset_noise
 from contrastkit.memory.replay import FrameReplayBuffer, FrameStack, PrioritizedFrameReplayBuffer
 from contrastkit.recipes.curl import CURL, CURLConfig
 from contrastkit.train.checkpoint import load_state, save_state
@@ -98,6 +99,11 @@ class RLConfig:
         hidden: width of the dueling head's hidden layers.
         dueling, double: dueling head; double-DQN targets.
         n_step, gamma: n-step returns and discount.
+        noisy, noisy_sigma: noisy nets (Fortunato et al. 2018) in the Q head, drawn anew for
+            every update and used for acting between updates, as in (data-efficient) Rainbow;
+            evaluation uses the mean weights. ``noisy_sigma`` is σ₀ (data-efficient Rainbow:
+            0.1). Noisy nets explore by themselves: set ``eps_start``/``eps_end`` to 0 for
+            Rainbow's setting, or keep ε-greedy beside them.
         prioritized: prioritized replay (Schaul et al. 2016, as data-efficient Rainbow):
             transitions drawn in proportion to ``|TD error|^priority_alpha``, their loss
             weighted by importance weights whose exponent rises from ``priority_beta`` to 1
@@ -142,6 +148,8 @@ class RLConfig:
     double: bool = True
     n_step: int = 10
     gamma: float = 0.99
+    noisy: bool = False
+    noisy_sigma: float = 0.1
     prioritized: bool = True
     priority_alpha: float = 0.5
     priority_beta: float = 0.4
@@ -179,6 +187,8 @@ class RLConfig:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}.")
         if self.lr <= 0:
             raise ValueError(f"lr must be > 0, got {self.lr}.")
+        if self.noisy_sigma < 0:
+            raise ValueError(f"noisy_sigma must be ≥ 0, got {self.noisy_sigma}.")
         if self.priority_alpha < 0 or not 0.0 <= self.priority_beta <= 1.0:
             raise ValueError(
                 f"priority_alpha must be ≥ 0 and priority_beta in [0, 1], got "
@@ -291,19 +301,29 @@ class QNetwork(nn.Module):
     """Pixel encoder + (dueling) Q head: (B, k·C, S, S) uint8 → (B, actions).
 
     The dueling head computes ``Q = V + A − mean(A)`` from two MLPs over the encoder's
-    features (Wang et al. 2016, eq. 9).
+    features (Wang et al. 2016, eq. 9). With ``noisy_sigma`` the head's linear layers are
+    :class:`~contrastkit.heads.noisy.NoisyLinear` (Rainbow's noisy nets; the noise is drawn
+    by :func:`~contrastkit.heads.noisy.reset_noise` and used in training mode only).
     """
 
     def __init__(
-        self, encoder: nn.Module, n_actions: int, hidden: int = 256, dueling: bool = True
+        self,
+        encoder: nn.Module,
+        n_actions: int,
+        hidden: int = 256,
+        dueling: bool = True,
+        noisy_sigma: float | None = None,
     ) -> None:
         super().__init__()
         self.encoder = encoder
         d = int(encoder.out_dim)
         self.dueling = dueling
 
+        def linear(i: int, o: int) -> nn.Module:
+            return nn.Linear(i, o) if noisy_sigma is None else NoisyLinear(i, o, noisy_sigma)
+
         def mlp(out: int) -> nn.Sequential:
-            return nn.Sequential(nn.Linear(d, hidden), nn.ReLU(), nn.Linear(hidden, out))
+            return nn.Sequential(linear(d, hidden), nn.ReLU(), linear(hidden, out))
 
         self.advantage = mlp(n_actions)
         self.value = mlp(1) if dueling else None
@@ -337,7 +357,9 @@ class DQNAgent(nn.Module):
                 f"frames; use --crop-size ≤ {min(frame_shape[1:])}."
             )
         encoder = PixelEncoder(channels, c.crop_size, c.feature_dim, c.filters, c.conv_layers)
-        self.q = QNetwork(encoder, n_actions, c.hidden, c.dueling)
+        self.q = QNetwork(
+            encoder, n_actions, c.hidden, c.dueling, c.noisy_sigma if c.noisy else None
+        )
         self.target = copy.deepcopy(self.q).requires_grad_(False)
         self.curl = (
             CURL(encoder, CURLConfig(crop_size=c.crop_size, momentum=c.curl_momentum))
@@ -619,6 +641,9 @@ def train_agent(
             obs = stack.reset(frame)
             buffer.start_episode(frame)
         if step >= c.learning_starts and step % c.update_every == 0:
+            if c.noisy:  # new noise for this update and for acting until the next one
+                reset_noise(agent.q, gen)
+                reset_noise(agent.target, gen)
             if isinstance(buffer, PrioritizedFrameReplayBuffer):
                 batch = buffer.sample(c.batch_size, gen, beta=beta_at(step, c))
             else:
