@@ -13,7 +13,9 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = ["DINOHead", "ProjectionHead"]
+from contrastkit.heads.noisy import NoisyLinear, reset_noise
+
+__all__ = ["DINOHead", "NoisyLinear", "ProjectionHead", "reset_noise"]
 
 
 class ProjectionHead(nn.Module):
