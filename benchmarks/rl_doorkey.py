@@ -16,7 +16,8 @@ The protocol (fixed before the measured runs):
 - the agent: :class:`contrastkit.app.rl.RLConfig`'s defaults (pixel encoder of CURL, dueling
   double DQN, 10-step returns, prioritized replay (α 0.5, β 0.4 → 1; since session 20,
   chosen on development seeds 103–106), Adam 5e-4, batch 32, one update every 4 steps after
-  1,600 random steps, ε from 1 to 0.05 over 20k steps, target copy every 500 updates, random
+  1,600 random steps, ε from 1 to 0.05 over 50k steps (since session 21, with prioritized
+  replay on seeds 103–106; 20k before), target copy every 500 updates, random
   36-pixel crops of 3 stacked 40×40 frames for both agents, bf16 autocast for the update
   where supported), unless ``--set`` says otherwise (printed); those defaults were chosen
   on the development seed 100 (RESULTS.md lists each development run);

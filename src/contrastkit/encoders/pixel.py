@@ -15,6 +15,7 @@ Example:
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor, nn
 
 __all__ = ["PixelEncoder"]
@@ -51,7 +52,9 @@ class PixelEncoder(nn.Module):
         convs: list[nn.Module] = [nn.Conv2d(in_channels, filters, 3, stride=2), nn.ReLU()]
         for _ in range(layers - 1):
             convs += [nn.Conv2d(filters, filters, 3, stride=1), nn.ReLU()]
-        self.convs = nn.Sequential(*convs)
+        # channels-last convolutions: on CPU (oneDNN) forward + backward of a batch of 32
+        # stacks is ~25% faster than NCHW (benchmarks/RESULTS.md, issue 23)
+        self.convs = nn.Sequential(*convs).to(memory_format=torch.channels_last)
         self.fc = nn.Linear(filters * side * side, feature_dim)
         self.norm = nn.LayerNorm(feature_dim)
         self.image_size = int(image_size)
@@ -71,5 +74,6 @@ class PixelEncoder(nn.Module):
                 f"{tuple(x.shape[-2:])}; crop the observations to that size."
             )
         w = self.fc.weight
-        h = self.convs(x.to(w.dtype) / 255.0 if not x.is_floating_point() else x)
+        x = x.to(w.dtype) / 255.0 if not x.is_floating_point() else x
+        h = self.convs(x.contiguous(memory_format=torch.channels_last))
         return self.norm(self.fc(h.flatten(1))).tanh()
