@@ -52,8 +52,8 @@ class PixelEncoder(nn.Module):
         convs: list[nn.Module] = [nn.Conv2d(in_channels, filters, 3, stride=2), nn.ReLU()]
         for _ in range(layers - 1):
             convs += [nn.Conv2d(filters, filters, 3, stride=1), nn.ReLU()]
-        # channels-last convolutions: on CPU (oneDNN) forward + backward of a batch of 32
-        # stacks is ~25% faster than NCHW (benchmarks/RESULTS.md, issue 23)
+        # channels-last convolutions: on CPU (oneDNN, AVX2) forward + backward of a batch of
+        # 32 stacks ran 1.12× faster than NCHW (benchmarks/RESULTS.md, issue 23, session 21)
         self.convs = nn.Sequential(*convs).to(memory_format=torch.channels_last)
         self.fc = nn.Linear(filters * side * side, feature_dim)
         self.norm = nn.LayerNorm(feature_dim)
