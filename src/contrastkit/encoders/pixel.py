@@ -74,6 +74,8 @@ class PixelEncoder(nn.Module):
                 f"{tuple(x.shape[-2:])}; crop the observations to that size."
             )
         w = self.fc.weight
-        x = x.to(w.dtype) / 255.0 if not x.is_floating_point() else x
-        h = self.convs(x.contiguous(memory_format=torch.channels_last))
+        # to channels-last before the cast: uint8 frames copy a quarter of the bytes, and the
+        # cast and the division keep the layout
+        x = x.contiguous(memory_format=torch.channels_last)
+        h = self.convs(x.to(w.dtype) / 255.0 if not x.is_floating_point() else x)
         return self.norm(self.fc(h.flatten(1))).tanh()
